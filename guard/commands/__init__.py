@@ -1,0 +1,1 @@
+"""Sub-commands of `teller-guard`; each module exposes `register(subparsers)`."""

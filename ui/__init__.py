@@ -1,0 +1,1 @@
+"""Teller Guard desktop agent (PySide6): tray, prompts, lock overlay."""
