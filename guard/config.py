@@ -90,7 +90,8 @@ def hash_key() -> bytes:
     try:
         return bytes.fromhex(raw.decode().strip())
     except ValueError as exc:
-        raise ConfigError(f"{data_dir() / 'install.key'} is damaged; delete it to make a new key") from exc
+        where = data_dir() / "install.key"
+        raise ConfigError(f"{where} is damaged; delete it to make a new key") from exc
 
 
 def device() -> Device:

@@ -50,7 +50,7 @@ class Prompter(Protocol):
 
 
 class ScriptedPrompter:
-    """A prompter for tests and headless runs: answers from a script and records what it was asked."""
+    """A prompter for tests and headless runs: answers from a script, records what was asked."""
 
     def __init__(self, answers: Iterable[PromptAnswer] = (), default: PromptAnswer | None = None):
         self._answers: deque[PromptAnswer] = deque(answers)
