@@ -12,7 +12,7 @@ APT_PACKAGES=(
   libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-render-util0 libxcb-image0
   fonts-noto-cjk imagemagick
   # the collector's real peers: PostgreSQL and a syslog receiver
-  postgresql rsyslog
+  postgresql rsyslog rsyslog-gnutls
 )
 
 missing=()

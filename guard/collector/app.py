@@ -1,0 +1,552 @@
+"""The collector's ASGI application: enrolment, signed event batches, policy, query and dashboard.
+
+Every endpoint follows docs/PROTOCOL.md. A bad request always gets a 4xx answer with
+`{"error": "<reason>"}`; nothing of a rejected batch is stored. Database work runs in the thread
+pool so that the event loop keeps answering while a batch is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from guard import __version__
+from guard.collector import dashboard, openapi
+from guard.collector.signing import HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, verify
+from guard.collector.store import (
+    EventQuery,
+    ReplayedBatch,
+    Store,
+    StoreRejected,
+    StoreUnavailable,
+    to_us,
+)
+from guard.model import Channel, Event
+
+log = logging.getLogger("guard.collector")
+
+MIB = 1024 * 1024
+DEVICE_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+TIMESTAMP = re.compile(r"^\d{1,12}$")
+SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}$")
+COOKIE = "tg_admin"
+SESSION_S = 12 * 3600  # a dashboard sign-in lasts one working day
+MAX_OFFSET = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How one collector runs; tokens are compared in constant time and never logged."""
+
+    db_url: str
+    enroll_token: str
+    admin_token: str
+    policy_file: Path | None = None
+    max_body_bytes: int = 4 * MIB
+    window_s: int = 300
+    heartbeat_window_s: int = 900
+
+
+class ApiError(Exception):
+    """A request the collector refuses; becomes `{"error": message}` with `status`."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class Forwarder(Protocol):
+    """What the app needs from a SIEM forwarder (see `guard.collector.siem`)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def submit(self, events: list[Event]) -> None: ...
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    token: str = Field(max_length=512)
+    hostname: str = Field(default="", max_length=255)
+    branch: str = Field(default="", max_length=128)
+    device_id: str | None = Field(default=None, pattern=DEVICE_ID.pattern)
+
+
+class _Policy:
+    """The policy document served to agents, re-read when its file changes."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._body = b""
+        self._etag = _etag(b"")
+
+    def current(self) -> tuple[bytes, str]:
+        if self._path is None:
+            return self._body, self._etag
+        with self._lock:
+            try:
+                st = self._path.stat()
+                stamp = (st.st_mtime_ns, st.st_size)
+                if stamp != self._stamp:
+                    self._body = self._path.read_bytes()
+                    self._etag = _etag(self._body)
+                    self._stamp = stamp
+            except OSError as exc:
+                # keep serving the last good copy; IT sees why in the log
+                log.warning("policy file %s unreadable (%s); serving the last copy",
+                            self._path, exc)
+            return self._body, self._etag
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def default_policy_file() -> Path | None:
+    """The packaged default policy (resources/policy.toml), if this build carries it."""
+    try:
+        import resources
+    except ImportError:
+        return None
+    p = resources.path("policy.toml")
+    return p if p.is_file() else None
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+
+
+def _check_text(value: Any, where: str = "body", status: int = 422) -> None:
+    """Refuse NUL characters and unpaired surrogates, which no database stores faithfully."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(status, f"{where}: text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(status, f"{where}: text is not valid Unicode") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, where, status)
+            _check_text(v, f"{where}.{k}" if len(where) < 80 else where, status)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, f"{where}[{i}]" if len(where) < 80 else where, status)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (no NaN/Infinity); malformed input is a 400."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not valid JSON"
+        raise ApiError(400, f"malformed JSON: {reason}") from None
+
+
+def _validation_message(exc: ValidationError, prefix: str) -> str:
+    # Only locations and messages: never the offending input, which may be customer data.
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{prefix}{'.' if loc else ''}{loc}: {err.get('msg', 'invalid')}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _decompress(body: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(body, limit + 1)
+        if len(out) > limit or d.unconsumed_tail:
+            raise ApiError(413, f"body over the limit of {limit} bytes once decompressed")
+        out += d.flush()
+        if not d.eof or len(out) > limit:
+            raise ApiError(400, "bad gzip body: truncated or over the limit")
+        if d.unused_data:
+            raise ApiError(400, "bad gzip body: trailing data after the gzip stream")
+    except zlib.error as exc:
+        raise ApiError(400, f"bad gzip body: {exc}") from None
+    return out
+
+
+class Collector:
+    """The request handlers, bound to one store, one policy and one optional SIEM forwarder."""
+
+    def __init__(self, settings: Settings, store: Store, forwarder: Forwarder | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.forwarder = forwarder
+        policy_file = settings.policy_file or default_policy_file()
+        self._policy_doc = _Policy(policy_file)
+        self._cookie_key = hashlib.sha256(
+            b"dashboard-session\0" + settings.admin_token.encode("utf-8", "surrogatepass")
+        ).digest()
+
+    def _new_session(self) -> str:
+        """A dashboard session cookie: its expiry time and a MAC over it (no server state)."""
+        expires = str(int(time.time()) + SESSION_S)
+        mac = hmac.new(self._cookie_key, expires.encode(), hashlib.sha256).hexdigest()
+        return f"{expires}.{mac}"
+
+    def _valid_session(self, cookie: str) -> bool:
+        expires, _, mac = cookie.partition(".")
+        if not expires.isdigit() or len(expires) > 12 or int(expires) < time.time():
+            return False
+        good = hmac.new(self._cookie_key, expires.encode(), hashlib.sha256).hexdigest()
+        return _same(mac, good)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"body over the limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"body over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _admin(self, request: Request) -> None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "admin token required: Authorization: Bearer <token>",
+                           {"WWW-Authenticate": "Bearer"})
+        if not _same(token.strip(), self.settings.admin_token):
+            raise ApiError(401, "wrong admin token", {"WWW-Authenticate": "Bearer"})
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def enroll(self, request: Request) -> Response:
+        raw = await self._body(request)
+        data = parse_json(raw)
+        if not isinstance(data, dict):
+            raise ApiError(422, "enrolment request must be a JSON object")
+        _check_text(data)
+        try:
+            req = EnrollRequest.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, _validation_message(exc, "enroll")) from None
+        if not _same(req.token, self.settings.enroll_token):
+            raise ApiError(403, "wrong enrolment token")
+        device_id = req.device_id or str(uuid.uuid4())
+        key = await run_in_threadpool(self.store.enroll, device_id, req.hostname, req.branch)
+        log.info("device %s enrolled (branch %r)", device_id, req.branch)
+        return JSONResponse({"device_id": device_id, "key": base64.b64encode(key).decode()})
+
+    async def post_events(self, request: Request) -> Response:
+        device = request.headers.get(HEADER_DEVICE, "")
+        stamp = request.headers.get(HEADER_TIMESTAMP, "")
+        signature = request.headers.get(HEADER_SIGNATURE, "")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        raw = await self._body(request)
+        result = await run_in_threadpool(self._accept, device, stamp, signature, encoding, raw)
+        return JSONResponse(result)
+
+    def _accept(self, device: str, stamp: str, signature: str, encoding: str,
+                raw: bytes) -> dict[str, list[str]]:
+        if not DEVICE_ID.match(device):
+            raise ApiError(401, f"missing or malformed {HEADER_DEVICE} header")
+        if not TIMESTAMP.match(stamp):
+            raise ApiError(401, f"missing or malformed {HEADER_TIMESTAMP} (Unix seconds)")
+        if not SIGNATURE.match(signature):
+            raise ApiError(401, f"missing or malformed {HEADER_SIGNATURE} (hex HMAC-SHA256)")
+        key = self.store.device_key(device)
+        if key is None:
+            raise ApiError(401, "unknown device: enrol it first (POST /api/v1/enroll)")
+        ts = int(stamp)
+        skew = ts - int(time.time())
+        if abs(skew) > self.settings.window_s:
+            raise ApiError(401, f"timestamp outside the ±{self.settings.window_s} s window "
+                                f"(off by {skew} s): check the PC clock")
+        if not verify(key, stamp, raw, signature):
+            raise ApiError(401, "bad signature")
+        if encoding == "gzip":
+            body = _decompress(raw, self.settings.max_body_bytes)
+        elif encoding in ("", "identity"):
+            body = raw
+        else:
+            raise ApiError(400, f"unsupported Content-Encoding {encoding[:40]!r} (use gzip)")
+        data = parse_json(body)
+        batch = self._validate(data, device)
+        try:
+            result = self.store.ingest(device, signature.lower(), ts, batch)
+        except ReplayedBatch:
+            raise ApiError(409, "this signed batch was already received (replay)") from None
+        if self.forwarder is not None and result.stored:
+            self.forwarder.submit(result.stored)
+        return {"acked": result.acked, "duplicates": result.duplicates}
+
+    @staticmethod
+    def _validate(data: Any, device: str) -> list[Event]:
+        if not isinstance(data, dict) or set(data) != {"events"}:
+            raise ApiError(422, 'batch must be {"events": [...]}')
+        items = data["events"]
+        if not isinstance(items, list):
+            raise ApiError(422, '"events" must be a list')
+        batch: list[Event] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ApiError(422, f"events[{i}] must be an object")
+            _check_text(item, f"events[{i}]")
+            try:
+                ev = Event.model_validate(item)
+            except ValidationError as exc:
+                raise ApiError(422, _validation_message(exc, f"events[{i}]")) from None
+            if ev.device.id != device:
+                raise ApiError(403, f"events[{i}].device.id is not the signing device "
+                                    f"({HEADER_DEVICE})")
+            batch.append(ev)
+        return batch
+
+    async def get_events(self, request: Request) -> Response:
+        self._admin(request)
+        q = _event_query(request.query_params)
+        rows = await run_in_threadpool(self.store.query, q)
+        return JSONResponse({
+            "events": [r.event for r in rows],
+            "next_offset": q.offset + len(rows) if len(rows) == q.limit else None,
+        })
+
+    async def get_devices(self, request: Request) -> Response:
+        self._admin(request)
+        devs = await run_in_threadpool(self.store.devices)
+        return JSONResponse({"devices": [
+            {
+                "id": d.id, "hostname": d.hostname, "branch": d.branch,
+                "enrolled": _rfc3339(d.enrolled_us), "last_seen": _rfc3339(d.last_seen_us),
+                "last_heartbeat": _rfc3339(d.last_heartbeat_us),
+            }
+            for d in devs
+        ]})
+
+    async def policy(self, request: Request) -> Response:
+        body, etag = await run_in_threadpool(self._policy_doc.current)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        inm = request.headers.get("if-none-match")
+        if inm is not None:
+            tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+            if etag in tags or "*" in tags:
+                return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/toml; charset=utf-8", headers=headers)
+
+    async def openapi_json(self, request: Request) -> Response:
+        return JSONResponse(openapi.spec())
+
+    async def dashboard_page(self, request: Request) -> Response:
+        token = request.query_params.get("token")
+        if token is not None:
+            if _same(token, self.settings.admin_token):
+                resp = RedirectResponse("/", status_code=303)
+                resp.set_cookie(COOKIE, self._new_session(), max_age=SESSION_S, httponly=True,
+                                samesite="strict",
+                                secure=request.url.scheme == "https")
+                return resp
+            return HTMLResponse(dashboard.login_page(failed=True), status_code=401)
+        authed = self._valid_session(request.cookies.get(COOKIE, ""))
+        if not authed:
+            try:
+                self._admin(request)
+                authed = True
+            except ApiError:
+                authed = False
+        if not authed:
+            return HTMLResponse(dashboard.login_page(failed=False), status_code=401)
+        overview = await run_in_threadpool(self.store.overview, self.settings.heartbeat_window_s)
+        html = dashboard.render(overview, heartbeat_window_s=self.settings.heartbeat_window_s)
+        return HTMLResponse(html, headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                       "img-src data:; form-action 'self'",
+            "Cache-Control": "no-store",
+        })
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
+def _rfc3339(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
+_CHANNELS = {str(c) for c in Channel}
+
+
+def _event_query(params: Mapping[str, str]) -> EventQuery:
+    def text(name: str) -> str | None:
+        value = params.get(name)
+        if value is None:
+            return None
+        if len(value) > 256:
+            raise ApiError(400, f"{name}: at most 256 characters")
+        _check_text(value, name, 400)
+        return value
+
+    def when(name: str) -> int | None:
+        value = params.get(name)
+        if value is None:
+            return None
+        try:
+            t = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ApiError(
+                400, f"{name}: not an RFC 3339 time, e.g. 2026-01-31T09:00:00Z") from None
+        if t.tzinfo is None:
+            raise ApiError(400, f"{name}: give a UTC offset, e.g. 2026-01-31T09:00:00+08:00")
+        try:
+            return to_us(t)
+        except OverflowError:
+            raise ApiError(400, f"{name}: out of range") from None
+
+    def number(name: str, default: int, low: int, high: int) -> int:
+        value = params.get(name)
+        if value is None:
+            return default
+        if not value.isascii() or not value.strip().isdigit() or len(value) > 12:
+            raise ApiError(400, f"{name}: a whole number from {low} to {high}")
+        n = int(value)
+        if not low <= n <= high:
+            raise ApiError(400, f"{name}: a whole number from {low} to {high}")
+        return n
+
+    channel = text("channel")
+    if channel is not None and channel not in _CHANNELS:
+        raise ApiError(400, f"channel: one of {', '.join(sorted(_CHANNELS))}")
+    order = params.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "order: asc or desc")
+    return EventQuery(
+        since_us=when("since"),
+        until_us=when("until"),
+        branch=text("branch"),
+        device=text("device"),
+        teller=text("teller"),
+        channel=channel,
+        type=text("type"),
+        finding_type=text("finding_type"),
+        outcome=text("outcome"),
+        limit=number("limit", 100, 1, 1000),
+        offset=number("offset", 0, 0, MAX_OFFSET),
+        descending=order == "desc",
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error(exc.status, exc.message, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, str(exc.detail), exc.headers)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("database unavailable: %s", exc)
+    return _error(503, "the collector's database is unavailable; retry later",
+                  {"Retry-After": "5"})
+
+
+async def _store_rejected(request: Request, exc: Exception) -> Response:
+    return _error(422, str(exc))
+
+
+def create_app(settings: Settings, *, store: Store | None = None,
+               forwarder: Forwarder | None = None,
+               on_ready: Callable[[], None] | None = None) -> Starlette:
+    """Build the collector app; the database schema is created before this returns."""
+    if not settings.enroll_token or not settings.admin_token:
+        raise ValueError("the collector needs an enrolment token and an admin token")
+    own_store = store is None
+    store = store or Store(settings.db_url, replay_window_s=settings.window_s)
+    store.create_schema()
+    c = Collector(settings, store, forwarder)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if forwarder is not None:
+            forwarder.start()
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            if forwarder is not None:
+                await run_in_threadpool(forwarder.stop)
+            if own_store:
+                store.close()
+
+    routes = [
+        Route("/", c.dashboard_page, methods=["GET"]),
+        Route("/api/v1/health", c.health, methods=["GET"]),
+        Route("/api/v1/enroll", c.enroll, methods=["POST"]),
+        Route("/api/v1/events", c.post_events, methods=["POST"]),
+        Route("/api/v1/events", c.get_events, methods=["GET"]),
+        Route("/api/v1/devices", c.get_devices, methods=["GET"]),
+        Route("/api/v1/policy", c.policy, methods=["GET"]),
+        Route("/openapi.json", c.openapi_json, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            StoreUnavailable: _store_unavailable,
+            StoreRejected: _store_rejected,
+        },
+    )
+    app.state.collector = c
+    return app
+
+
+def new_token() -> str:
+    """A random token for enrolment or administration (printed once for IT to copy)."""
+    return secrets.token_urlsafe(24)
+
+
+__all__ = ["ApiError", "Collector", "Settings", "create_app", "new_token"]

@@ -1,0 +1,93 @@
+"""The collector inside the agent's process, for a PC with no central endpoint configured.
+
+`start_embedded(data_dir)` serves the real collector app on 127.0.0.1 (a free port) from a
+background thread, with a SQLite file in `data_dir`, so a new user sees events end to end and can
+open the dashboard. Its tokens are generated once and kept (owner-only) in `data_dir`, so the
+dashboard address stays valid across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from guard.collector.app import Settings, create_app, new_token
+from guard.collector.serve import BackgroundServer, config
+from guard.collector.store import StoreUnavailable
+
+TOKENS_FILE = "embedded-collector.json"
+DB_FILE = "embedded-collector.db"
+
+
+class EmbeddedError(Exception):
+    """The embedded collector could not start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A running in-process collector: where it is, its tokens, and how to stop it."""
+
+    url: str
+    enroll_token: str = field(repr=False)
+    admin_token: str = field(repr=False)
+    db_path: Path
+    _server: BackgroundServer = field(repr=False)
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard address that logs in with the admin token (for this PC's own user)."""
+        return f"{self.url}/?token={self.admin_token}"
+
+    def stop(self) -> None:
+        """Stop serving and wait for the server thread (pending requests finish first)."""
+        self._server.stop()
+
+
+def _tokens(data_dir: Path) -> tuple[str, str]:
+    path = data_dir / TOKENS_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return str(stored["enroll_token"]), str(stored["admin_token"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing or damaged: make new ones (devices enrolled before keep their keys)
+    enroll, admin = new_token(), new_token()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"enroll_token": enroll, "admin_token": admin}, f)
+    os.replace(tmp, path)
+    return enroll, admin
+
+
+def start_embedded(data_dir: Path | str) -> Embedded:
+    """Start the collector on 127.0.0.1 with its database in `data_dir`; return once it serves."""
+    data = Path(data_dir)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        enroll, admin = _tokens(data)
+    except OSError as exc:
+        raise EmbeddedError(f"embedded collector: cannot use {data} ({exc})") from exc
+    db_path = data / DB_FILE
+    settings = Settings(db_url=f"sqlite:///{db_path}", enroll_token=enroll, admin_token=admin)
+    try:
+        app = create_app(settings)
+    except (ValueError, StoreUnavailable, SQLAlchemyError) as exc:
+        raise EmbeddedError(f"embedded collector: cannot open {db_path} ({exc})") from exc
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = BackgroundServer(config(app, "127.0.0.1", port, log_level="warning"), sock)
+    server.start()
+    return Embedded(
+        url=f"http://127.0.0.1:{port}",
+        enroll_token=enroll,
+        admin_token=admin,
+        db_path=db_path,
+        _server=server,
+    )

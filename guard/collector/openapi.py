@@ -1,0 +1,264 @@
+"""The OpenAPI 3.1 description of the collector API, served at /openapi.json.
+
+Written by hand from docs/PROTOCOL.md; the event schema itself is generated from
+`guard.model.Event`, so the description and the validation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from guard import __version__
+from guard.model import Channel, Event
+
+REF = "#/components/schemas/{model}"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+def _header(name: str, description: str, schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "description": description,
+            "schema": schema}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+def _schemas() -> dict[str, Any]:
+    event = Event.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
+    defs = event.pop("$defs", {})
+    schemas: dict[str, Any] = dict(defs)
+    schemas["Event"] = event
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "a clear reason"}},
+    }
+    schemas["EnrollRequest"] = {
+        "type": "object",
+        "required": ["token"],
+        "properties": {
+            "token": {"type": "string", "maxLength": 512,
+                      "description": "enrolment token set by IT"},
+            "hostname": {"type": "string", "maxLength": 255},
+            "branch": {"type": "string", "maxLength": 128},
+            "device_id": {"type": "string", "pattern": r"^[A-Za-z0-9._:@-]{1,128}$",
+                          "description": "the id the agent already uses (optional)"},
+        },
+    }
+    schemas["EnrollResponse"] = {
+        "type": "object",
+        "required": ["device_id", "key"],
+        "properties": {
+            "device_id": {"type": "string"},
+            "key": {"type": "string", "description": "base64 of 32 random bytes"},
+        },
+    }
+    schemas["Batch"] = {
+        "type": "object",
+        "required": ["events"],
+        "additionalProperties": False,
+        "properties": {"events": {"type": "array", "items": {"$ref": REF.format(model="Event")}}},
+    }
+    schemas["Ack"] = {
+        "type": "object",
+        "required": ["acked", "duplicates"],
+        "properties": {
+            "acked": {"type": "array", "items": {"type": "string", "format": "uuid"},
+                      "description": "every id of the batch"},
+            "duplicates": {"type": "array", "items": {"type": "string", "format": "uuid"},
+                           "description": "ids that were stored before this batch"},
+        },
+    }
+    schemas["EventPage"] = {
+        "type": "object",
+        "required": ["events", "next_offset"],
+        "properties": {
+            "events": {"type": "array", "items": {"$ref": REF.format(model="Event")}},
+            "next_offset": {"type": ["integer", "null"]},
+        },
+    }
+    schemas["DeviceList"] = {
+        "type": "object",
+        "required": ["devices"],
+        "properties": {"devices": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "hostname", "branch", "enrolled", "last_seen", "last_heartbeat"],
+            "properties": {
+                "id": {"type": "string"},
+                "hostname": {"type": "string"},
+                "branch": {"type": "string"},
+                "enrolled": {"type": "string", "format": "date-time"},
+                "last_seen": {"type": ["string", "null"], "format": "date-time"},
+                "last_heartbeat": {"type": ["string", "null"], "format": "date-time"},
+            },
+        }}},
+    }
+    schemas["Health"] = {
+        "type": "object",
+        "required": ["status", "version"],
+        "properties": {"status": {"const": "ok"}, "version": {"type": "string"}},
+    }
+    return schemas
+
+
+def _query_params() -> list[dict[str, Any]]:
+    text = {"type": "string", "maxLength": 256}
+    return [
+        _query("since", "events at or after this time (RFC 3339)",
+               {"type": "string", "format": "date-time"}),
+        _query("until", "events before this time (RFC 3339)",
+               {"type": "string", "format": "date-time"}),
+        _query("branch", "branch code", text),
+        _query("device", "device id", text),
+        _query("teller", "teller login", text),
+        _query("channel", "channel", {"type": "string", "enum": [str(c) for c in Channel]}),
+        _query("type", "event type", text),
+        _query("finding_type", "events with a finding of this type", text),
+        _query("outcome", "outcome", text),
+        _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        _query("offset", "rows to skip", {"type": "integer", "minimum": 0,
+                                          "maximum": 1_000_000_000}),
+        _query("order", "by event time", {"type": "string", "enum": ["asc", "desc"]}),
+    ]
+
+
+@cache
+def spec() -> dict[str, Any]:
+    """The whole document (built once per process)."""
+    auth_err = _error("missing or wrong admin token")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Teller Guard collector",
+            "version": __version__,
+            "description": "Enrolment, signed event batches, policy, query and dashboard of the "
+                           "Teller Guard (柜面隐私卫士) collector. See docs/PROTOCOL.md.",
+        },
+        "paths": {
+            "/api/v1/health": {"get": {
+                "operationId": "health",
+                "summary": "liveness",
+                "responses": {"200": _json("Health", "serving")},
+            }},
+            "/api/v1/enroll": {"post": {
+                "operationId": "enroll",
+                "summary": "a device gets its id and key with the enrolment token",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": REF.format(model="EnrollRequest")}}}},
+                "responses": {
+                    "200": _json("EnrollResponse", "enrolled (a new key replaces any old one)"),
+                    "400": _error("malformed JSON"),
+                    "403": _error("wrong enrolment token"),
+                    "413": _error("body over the limit"),
+                    "422": _error("invalid field"),
+                    "503": _error("database unavailable"),
+                },
+            }},
+            "/api/v1/events": {
+                "post": {
+                    "operationId": "postEvents",
+                    "summary": "a signed batch of events",
+                    "parameters": [
+                        _header("X-TG-Device", "the enrolled device id",
+                                {"type": "string"}, True),
+                        _header("X-TG-Timestamp", "Unix seconds when the batch was signed",
+                                {"type": "string", "pattern": r"^\d{1,12}$"}, True),
+                        _header("X-TG-Signature",
+                                'hex HMAC-SHA256 with the device key over timestamp + "." + body',
+                                {"type": "string", "pattern": "^[0-9a-f]{64}$"}, True),
+                        _header("Content-Encoding", "gzip when the body is compressed",
+                                {"type": "string", "enum": ["gzip", "identity"]}, False),
+                    ],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": REF.format(model="Batch")}}}},
+                    "responses": {
+                        "200": _json("Ack", "accepted; every id acknowledged, each stored once"),
+                        "400": _error("malformed JSON or bad gzip"),
+                        "401": _error("unknown device, bad signature or stale timestamp"),
+                        "403": _error("an event of another device"),
+                        "409": _error("replay of a batch already received"),
+                        "413": _error("body over the limit"),
+                        "422": _error("schema validation failed"),
+                        "503": _error("database unavailable"),
+                    },
+                },
+                "get": {
+                    "operationId": "queryEvents",
+                    "summary": "stored events, filtered (admin)",
+                    "security": [{"adminToken": []}],
+                    "parameters": _query_params(),
+                    "responses": {
+                        "200": _json("EventPage", "events in the order asked"),
+                        "400": _error("bad filter"),
+                        "401": auth_err,
+                        "503": _error("database unavailable"),
+                    },
+                },
+            },
+            "/api/v1/devices": {"get": {
+                "operationId": "listDevices",
+                "summary": "enrolled devices and when they were last heard from (admin)",
+                "security": [{"adminToken": []}],
+                "responses": {"200": _json("DeviceList", "devices"), "401": auth_err,
+                              "503": _error("database unavailable")},
+            }},
+            "/api/v1/policy": {"get": {
+                "operationId": "getPolicy",
+                "summary": "the current policy document",
+                "parameters": [
+                    _header("X-TG-Device", "the asking device (optional)",
+                            {"type": "string"}, False),
+                    _header("If-None-Match", "the ETag the agent holds", {"type": "string"},
+                            False),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "policy TOML",
+                        "headers": {"ETag": {"schema": {"type": "string"}}},
+                        "content": {"application/toml": {"schema": {"type": "string"}}},
+                    },
+                    "304": {"description": "unchanged since the ETag given"},
+                },
+            }},
+            "/": {"get": {
+                "operationId": "dashboard",
+                "summary": "the compliance dashboard (HTML)",
+                "parameters": [_query("token", "admin token; sets a session cookie",
+                                      {"type": "string"})],
+                "responses": {
+                    "200": {"description": "dashboard",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "303": {"description": "signed in; redirect without the token"},
+                    "401": {"description": "sign-in page",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "503": _error("database unavailable"),
+                },
+            }},
+            "/openapi.json": {"get": {
+                "operationId": "openapi",
+                "summary": "this document",
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {}}}},
+            }},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }

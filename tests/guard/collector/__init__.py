@@ -1,0 +1,1 @@
+"""Tests of the reference collector, against real servers on loopback."""
