@@ -1,0 +1,45 @@
+"""`teller-guard enroll URL TOKEN`: enrol this PC at a collector and keep its key in the keyring."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "enroll",
+        help="enrol this PC at the central collector (IT gives the URL and a token)",
+        description="Enrol this PC at a collector with the enrolment token set by IT. The device "
+        "key goes to the OS keyring (a 0600 file in the data directory when there is none).",
+    )
+    p.add_argument("url", help="the collector's base URL, e.g. https://guard.bank.example")
+    p.add_argument("token", help="the enrolment token set by IT")
+    p.add_argument("--branch", default=None, help="this PC's branch code (default: configured)")
+    p.add_argument("--ca-bundle", metavar="FILE",
+                   help="CA bundle that signs the collector's certificate (default: OS store)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from guard import config
+    from guard.devicekey import DeviceKeyError, DeviceKeyStore, enroll
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        device = config.device()
+        result = enroll(args.url, args.token, hostname=device.hostname,
+                        branch=args.branch if args.branch is not None else device.branch,
+                        device_id=device.id, store=DeviceKeyStore(config.data_dir()),
+                        ca_bundle=args.ca_bundle)
+    except (DeviceKeyError, config.ConfigError) as exc:
+        print(f"teller-guard enroll: {exc}", file=sys.stderr)
+        return 1
+    where = ("the OS keyring" if result.key_store == "keyring"
+             else "a file readable only by its owner (mode 0600; no OS keyring here)")
+    print(f"enrolled at {result.endpoint} as device {result.device_id}; key kept in {where}")
+    if result.device_id != device.id:
+        print(f"note: the collector assigned id {result.device_id} (this PC used {device.id})",
+              file=sys.stderr)
+    return 0
