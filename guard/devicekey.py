@@ -99,7 +99,12 @@ class DeviceKeyStore:
         if backend is not None:
             try:
                 backend.set_password(SERVICE, keyring_user(creds.device_id), encoded)
-                where = STORE_KEYRING
+                # a backend that accepts a secret it cannot give back is no store at all
+                if backend.get_password(SERVICE, keyring_user(creds.device_id)) == encoded:
+                    where = STORE_KEYRING
+                else:
+                    log.warning("devicekey: the OS keyring did not return the device key it "
+                                "accepted; keeping it in a private file instead")
             except Exception as exc:  # keyring backends raise many types (D-Bus, Win32, locked)
                 log.warning("devicekey: the OS keyring refused the device key (%s: %s)",
                             type(exc).__name__, exc)

@@ -130,11 +130,14 @@ def _child_env(data_dir: Path) -> dict[str, str]:
 
 
 def _spawn(term: Terminal, endpoint: str, rate: float, max_events: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "ship", "--data-dir", str(term.data_dir),
-         "--endpoint", endpoint, "--rate", str(rate), "--max-events", str(max_events)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_child_env(term.data_dir),
-    )
+    # stderr goes to a file beside the journal so a failed start can say why
+    with open(term.data_dir / "ship.stderr", "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "ship", "--data-dir",
+             str(term.data_dir), "--endpoint", endpoint, "--rate", str(rate),
+             "--max-events", str(max_events)],
+            stdout=subprocess.PIPE, stderr=err, text=True, env=_child_env(term.data_dir),
+        )
 
 
 def _collect(term: Terminal, proc: subprocess.Popen[str]) -> None:
@@ -178,7 +181,10 @@ def run_cycles(terminals: Sequence[Terminal], collectors: Sequence[object], *, c
             else:
                 first = proc.stdout.readline()
                 if first.strip() != "ready":
-                    raise RuntimeError(f"shipping process for {term.name} failed to start")
+                    proc.wait()
+                    tail = (term.data_dir / "ship.stderr").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(
+                        f"shipping process for {term.name} failed to start:\n{tail}")
                 time.sleep(rng.uniform(0.1, 0.3))
         for _term, proc in procs:
             proc.kill()  # SIGKILL on POSIX

@@ -49,6 +49,22 @@ def _soak() -> ModuleType:
 soak = _soak()
 
 
+@pytest.fixture(autouse=True)
+def one_key_store_for_all_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The enrolling test process and the shipping processes it spawns must see the same key
+    store: pin both to the headless file fallback, whatever keyring an earlier test left active."""
+    import keyring
+    from keyring.backends import fail
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        yield
+    finally:
+        keyring.set_keyring(before)
+
+
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[str]:
     with start_postgres() as url:
