@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "guard.commands.collector",
     "guard.commands.enroll",
     "guard.commands.policy",
+    "guard.commands.service",
 )
 
 

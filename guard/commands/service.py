@@ -1,0 +1,137 @@
+"""`teller-guard service`: run the machine service in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+EXIT_STOPPED = 0  # stopped on SIGTERM/SIGINT, cleanly
+EXIT_FAILED = 1  # failed while running
+EXIT_CONFIG = 2  # cannot start as configured (option, data directory, socket, endpoint)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "service",
+        help="run the machine service (journal, shipper, policy, local channel for agents)",
+        description="Run the machine service in the foreground until SIGTERM or SIGINT (systemd "
+        "runs it as root). It journals the events session agents hand over on a Unix socket, "
+        "ships them to the collector (--endpoint, TELLER_GUARD_ENDPOINT or the policy's "
+        "agent.endpoint; an embedded local collector when none is set) and downloads the "
+        "central policy. SIGHUP re-reads the policy. Logs go to stderr. Exit codes: 0 stopped "
+        "on request, 1 failed while running, 2 cannot start as configured.",
+    )
+    p.add_argument("--data-dir", type=Path, metavar="D",
+                   help="data directory (default: TELLER_GUARD_DATA_DIR or the machine's)")
+    p.add_argument("--socket", type=Path, metavar="PATH",
+                   help="Unix socket for session agents (default: TELLER_GUARD_SOCKET, "
+                        "/run/teller-guard/agent.sock as root, else agent.sock in the data dir)")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="collector base URL (default: TELLER_GUARD_ENDPOINT or the policy's)")
+    p.add_argument("--enroll-token", metavar="T", default=None,
+                   help="enrol at the endpoint on start if this PC is not enrolled there "
+                        "(default: TELLER_GUARD_ENROLL_TOKEN)")
+    p.add_argument("--policy", metavar="FILE",
+                   help="policy file in place of the machine policy (tests, demos)")
+    p.add_argument("--ca-bundle", metavar="FILE",
+                   help="CA bundle that signs the collector's certificate (default: OS store)")
+    p.add_argument("--allow-uid", type=int, action="append", metavar="UID",
+                   help="accept events only from these users (repeatable; default: any local "
+                        "user, each bound to its own login)")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    p.set_defaults(func=run)
+
+
+def sd_notify(message: str) -> bool:
+    """Tell systemd (Type=notify) about our state: ``READY=1``, ``STOPPING=1``, ``STATUS=...``.
+
+    A no-op (False) when not started by systemd (no NOTIFY_SOCKET).
+    """
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address or sys.platform == "win32":
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(address)
+            s.sendall(message.encode("utf-8"))
+    except OSError as exc:
+        logging.getLogger("guard.service").warning("systemd notification failed: %s", exc)
+        return False
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    from guard import config
+    from guard.localchannel import default_socket_path
+    from guard.service import ENV_ENROLL_TOKEN, ENV_SOCKET, MachineService, ServiceError
+    from guard.service import ServiceSettings as Settings
+
+    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("guard.service")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per batch is noise
+    if args.data_dir is not None:
+        os.environ[config.ENV_DATA_DIR] = str(args.data_dir)
+    try:
+        data_dir = config.data_dir()
+    except OSError as exc:
+        print(f"teller-guard service: cannot use the data directory: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    socket_path = args.socket or (Path(os.environ[ENV_SOCKET]) if os.environ.get(ENV_SOCKET)
+                                  else default_socket_path())
+    settings = Settings(
+        data_dir=data_dir,
+        socket_path=socket_path,
+        endpoint=args.endpoint,
+        enroll_token=args.enroll_token or os.environ.get(ENV_ENROLL_TOKEN) or None,
+        policy_file=args.policy,
+        ca_bundle=args.ca_bundle,
+        allowed_uids=frozenset(args.allow_uid) if args.allow_uid else None,
+    )
+
+    stop = threading.Event()
+    reload = threading.Event()
+
+    def on_stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    def on_hup(_signum: int, _frame: object) -> None:
+        reload.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    if sys.platform != "win32":
+        signal.signal(signal.SIGHUP, on_hup)
+
+    service = MachineService(settings)
+    try:
+        service.start()
+    except ServiceError as exc:
+        print(f"teller-guard service: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    sd_notify("READY=1\nSTATUS=journaling; agents may connect")
+    log.info("ready (pid %d)", os.getpid())
+    try:
+        while not stop.wait(1.0):
+            if reload.is_set():
+                reload.clear()
+                log.info("SIGHUP: re-reading the policy")
+                service.reload_policy()
+    except Exception:
+        log.exception("service failed")
+        sd_notify("STOPPING=1")
+        service.stop()
+        return EXIT_FAILED
+    sd_notify("STOPPING=1")
+    service.stop()
+    return EXIT_STOPPED
