@@ -7,7 +7,8 @@
 How a text is scanned, step by step:
 
 1. find candidates with ONE compiled regex pass (`CANDIDATE`): runs of 7+ ASCII or full-width
-   digits, optionally grouped by single spaces/hyphens into groups of 3+ digits, with a trailing X;
+   digits, optionally grouped by one or two spaces/hyphens into groups of 3+ digits (fixed-width
+   exports and OCR double the spaces), with a trailing X;
    and every `@`. The pattern starts with a character class, so the regex engine skips in C to the
    next digit; it has no nested ambiguous quantifier, so its time is linear in the text;
 2. per candidate only: fold full-width forms (`guard.normalize`, one char for one, so offsets stay
@@ -26,6 +27,7 @@ offsets; xlsx/docx/pdf are scanned as their extracted text.
 from __future__ import annotations
 
 import hmac
+import operator
 import os
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -61,14 +63,15 @@ _SEP = "[ \\-\u00a0\u2000-\u200b\u202f\u205f\u3000\uff0d\u2010-\u2014\u2212]"
 _XCH = "[Xx\uff38\uff58]"
 
 CANDIDATE = re.compile(
-    rf"[@{_D}](?:(?<=@)|[{_D}]{{2}}"
-    rf"(?:[{_D}]{{4,}}(?:{_SEP}[{_D}]{{3,}})*|[{_D}]{{0,3}}(?:{_SEP}[{_D}]{{3,}})+){_XCH}?)"
+    rf"[@\uff20{_D}](?:(?<=[@\uff20])|[{_D}]{{2}}"
+    rf"(?:[{_D}]{{4,}}(?:{_SEP}{{1,2}}[{_D}]{{3,}})*|[{_D}]{{0,3}}(?:{_SEP}{{1,2}}[{_D}]{{3,}})+)"
+    rf"{_XCH}?)"
 )
-"""Where identifiers can be: digit runs (7+ digits, maybe grouped) and `@` signs."""
+"""Where identifiers can be: digit runs (7+ digits, maybe grouped) and `@` (or full-width `＠`)."""
 
 _GROUP = re.compile(r"[0-9]+X?")
 _DASHES = frozenset("-\uff0d\u2010\u2011\u2012\u2013\u2014\u2212")
-_SHORT_TAIL = re.compile(rf"{_SEP}[{_D}]{{1,2}}{_XCH}?(?![{_D}A-Za-z])")
+_SHORT_TAIL = re.compile(rf"{_SEP}{{1,2}}[{_D}]{{1,2}}{_XCH}?(?![{_D}A-Za-z])")
 _SEP_CHARS = frozenset(" -\u00a0\u202f\u205f\u3000\uff0d\u2010\u2011\u2012\u2013\u2014\u2212"
                        + "".join(chr(c) for c in range(0x2000, 0x200C)))
 _ALNUM_BACK = re.compile(r"[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]{1,24}\Z")
@@ -90,9 +93,18 @@ _GLUED_LABELS: dict[str, str] = {
     "MOBILE": context.MOBILE, "PHONE": context.MOBILE, "CARD": context.CARD,
     "CARDNO": context.CARD, "ACCT": context.ACCOUNT, "SFZ": context.ID,
 }
+# Characters next to a plain digit run that need the general path (letters, digits, e-mail and
+# name characters, decimals, a + or a hyphen); any other neighbour leaves the run as it is.
+_AT = frozenset("@\uff20")  # the full-width ＠ of a Chinese input method too
+_PREV_SPECIAL = _LETTER | _DIGIT | _AT | frozenset("_.+\uff0b-")
+_NEXT_SPECIAL = _LETTER | _AT | frozenset("_")
+_WORD = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_PREFIX_LAST = _SEP_CHARS | frozenset(")\uff096\uff16")  # what a +86 prefix can end with
 _CARD_GROUPINGS = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 4, 4, 4, 2), (4, 4, 4, 4, 4),
                              (6, 13), (4, 4, 4, 7), (4, 6, 5), (4, 4, 5), (4, 4, 4, 3)})
 _MAX_DIGITS = 25  # longest identifier (account numbers); longer runs are something else
+
+_BY_SPAN = operator.attrgetter("start", "end")
 
 CHUNK_CHARS = 1 << 20
 """Bytes read and decoded per streaming step of a text file (1 MiB)."""
@@ -128,6 +140,7 @@ class Scanner:
         types: Collection[str] | None = None,
     ) -> None:
         self._key = config.hash_key() if key is None else key
+        self._mac = hmac.new(self._key, digestmod="sha256")
         default = 0.5
         per_type: Mapping[str, float] = {}
         if isinstance(min_confidence, Mapping):
@@ -151,7 +164,7 @@ class Scanner:
         """All findings in `text`, sorted by start; offsets are into `text` as given."""
         out: list[Finding] = []
         self._scan(text, 0, len(text), 0, out)
-        out.sort(key=lambda f: (f.start, f.end))
+        out.sort(key=_BY_SPAN)
         return out
 
     def scan_chunks(self, chunks: Iterable[str]) -> Iterator[Finding]:
@@ -173,7 +186,7 @@ class Scanner:
                 continue
             found: list[Finding] = []
             self._scan(buf, lo, cut, buf_base, found)
-            found.sort(key=lambda f: (f.start, f.end))
+            found.sort(key=_BY_SPAN)
             yield from found
             keep_from = max(0, cut - CONTEXT_CHARS)
             buf = buf[keep_from:]
@@ -182,7 +195,7 @@ class Scanner:
         if lo < len(buf):
             found = []
             self._scan(buf, lo, len(buf), buf_base, found)
-            found.sort(key=lambda f: (f.start, f.end))
+            found.sort(key=_BY_SPAN)
             yield from found
 
     # -- files ----------------------------------------------------------------------------------
@@ -239,11 +252,27 @@ class Scanner:
             if s >= hi:
                 break
             tok = m.group()
-            if tok == "@":
+            if tok in _AT:
                 self._email(text, s, base, out)
                 continue
             if s < token_end:
                 continue
+            if tok.isdigit() and tok.isascii():
+                # the common case, a plain run of ASCII digits between ordinary characters: no
+                # folding, grouping, glued letters or prefix to look at
+                prev = text[s - 1] if s else ""
+                nxt = text[e] if e < size else ""
+                if prev not in _PREV_SPECIAL and nxt not in _NEXT_SPECIAL:
+                    n = e - s
+                    if 9 <= n <= _MAX_DIGITS and (_plausible(tok, n) or context.hinted(text, s)):
+                        self._plain(text, s, e, tok, n, base, out)
+                    continue  # else a serial number, timestamp or amount: nothing it could be
+            elif e - s == 18 and tok[17] in "Xx" and tok.isascii() and tok[:17].isdigit():
+                prev = text[s - 1] if s else ""
+                nxt = text[e] if e < size else ""
+                if prev not in _PREV_SPECIAL and nxt not in _NEXT_SPECIAL:
+                    self._plain_x(text, s, e, tok[:17] + "X", base, out)
+                    continue
             if tok[-5:-4] in seps and e + 1 < size and text[e] in seps:
                 # a last group of 1-2 digits after groups of 4: 17/18-digit cards, and resident
                 # IDs written 4-4-4-4-2 (1101 0519 4912 3100 2X)
@@ -258,8 +287,12 @@ class Scanner:
             nxt = text[e] if e < size else ""
             if tok[-1] in "Xx" and not (len(tok) >= 18 and tok[-2] in "0123456789"):
                 nxt = "X"  # a trailing letter that cannot be an ID check char: a glued code
-            if nxt == "@" or prev == "@" or prev == "_" or nxt == "_":
-                continue  # part of an e-mail address or an identifier-like name
+            if nxt in _AT or prev in _AT:
+                continue  # part of an e-mail address
+            if (prev == "_" and s >= 2 and text[s - 2] in _WORD) or (
+                nxt == "_" and e + 1 < size and text[e + 1] in _WORD
+            ):
+                continue  # part of a code-like name (wxid_1380…, IMG_2026…); 张三_1101….pdf is not
             if prev in _DIGIT:
                 continue  # the rest of a digit run that a (hostile-length) chunk cut split
             if prev in letters or nxt in letters:
@@ -350,6 +383,81 @@ class Scanner:
                     break
             else:
                 i += 1
+
+    def _plain(
+        self, text: str, start: int, end: int, value: str, n: int, base: int, out: list[Finding]
+    ) -> None:
+        """`_identifier` for one plain run of 9-25 ASCII digits already found plausible.
+
+        The same decisions as `_identifier` with one group, no glued label and no X, without its
+        general bookkeeping: most candidates in teller text take this path.
+        """
+        label = context.nearest_label(text, start)
+        if context.amount_after(text, end):
+            label = context.NEG
+        best_type = ""
+        best = 0.0
+        best_value = value
+        if n == 11:
+            prefix = (
+                _PREFIX_BACK.search(text, max(0, start - 5), start)
+                if start and text[start - 1] in _PREFIX_LAST
+                else None
+            )
+            sc = mobile.score(value, label, prefix is not None)
+            if sc is not None:
+                best_type, best = CN_MOBILE, sc
+                if prefix is not None:
+                    start = prefix.start()
+                    closed = ")" in prefix.group() or "）" in prefix.group()
+                    if closed and text[start - 1 : start] in ("(", "（"):
+                        start -= 1  # (+86)138…: the brackets belong to the prefix
+        else:
+            if n == 18:
+                sc = resident_id.score(value, label)
+                if sc is not None:
+                    best_type, best = CN_RESIDENT_ID, sc
+                sc = uscc.score(value, label)
+                if sc is not None and sc > best:
+                    best_type, best = CN_USCC, sc
+            elif (n == 13 and value.startswith("86")) or (n == 15 and value.startswith("0086")):
+                sc = mobile.score(value[-11:], label, True)
+                if sc is not None:
+                    best_type, best, best_value = CN_MOBILE, sc, value[-11:]
+                    if n == 13 and start > 0 and text[start - 1] in _PLUS:
+                        start -= 1  # +8613812345678
+            if 13 <= n <= 19:
+                sc = bank_card.score(value, label, False)
+                if sc is not None and sc > best:
+                    best_type, best, best_value = BANK_CARD, sc, value
+            if n == 15:
+                sc = resident_id.score_legacy(value, label)
+                if sc is not None and sc > best:
+                    best_type, best, best_value = CN_RESIDENT_ID, sc, value
+            elif n == 9:
+                sc = passport.score(value, label)
+                if sc is not None and sc > best:
+                    best_type, best = CN_PASSPORT, sc
+        # an account label on a number with a Chinese card BIN still reads as a card
+        if label == context.ACCOUNT and (
+            best_type != BANK_CARD or bank_card.chinese_bin(value) is None
+        ):
+            sc = bank_account.score(value, label)
+            if sc is not None and sc > best:
+                best_type, best, best_value = CN_BANK_ACCOUNT, sc, value
+        if best_type and best >= self._threshold[best_type]:
+            self._emit(best_type, start, end, best, best_value, base, out)
+
+    def _plain_x(
+        self, text: str, start: int, end: int, value: str, base: int, out: list[Finding]
+    ) -> None:
+        """`_identifier` for 17 plain ASCII digits and an X: a resident ID or nothing."""
+        label = context.nearest_label(text, start)
+        if context.amount_after(text, end):
+            label = context.NEG
+        sc = resident_id.score(value, label)
+        if sc is not None and sc >= self._threshold[CN_RESIDENT_ID]:
+            self._emit(CN_RESIDENT_ID, start, end, sc, value, base, out)
 
     def _identifier(
         self,
@@ -448,9 +556,10 @@ class Scanner:
     ) -> None:
         if score < self._threshold[t]:
             return
-        digest = hmac.digest(self._key, value.encode("utf-8"), "sha256").hex()
-        out.append(Finding(t, base + start, base + end, round(score, 4), _mask(t, value), digest,
-                           CATEGORIES[t]))
+        mac = self._mac.copy()  # the keyed state is prepared once per scanner
+        mac.update(value.encode("utf-8"))
+        out.append(Finding(t, base + start, base + end, round(score, 4), _mask(t, value),
+                           mac.hexdigest(), CATEGORIES[t]))
 
 
 def _plausible(value: str, n: int) -> bool:

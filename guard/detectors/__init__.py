@@ -44,6 +44,9 @@ def mask(type: str, value: str) -> str:
     character + domain; everything else: last 4. A value too short to keep that much is starred
     completely.
     """
+    keep = _KEEP.get(type)
+    if keep is not None and len(value) > keep[0] + keep[1]:  # the common case, first
+        return value[: keep[0]] + "*" * (len(value) - keep[0] - keep[1]) + value[-keep[1] :]
     if type not in CATEGORIES:
         raise UnknownTypeError(f"unknown finding type {type!r}; known: {', '.join(TYPES)}")
     if type == EMAIL:

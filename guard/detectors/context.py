@@ -14,6 +14,7 @@ numbers, does not lose its identifier to the negative word.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -98,6 +99,12 @@ for _kind, _words in WORDS.items():
         _KIND_OF[_key(_w)] = _kind
 
 
+@functools.lru_cache(maxsize=4096)
+def _kind_of(word: str) -> str | None:
+    """The kind of a label as written (any case, spaces or underscores inside)."""
+    return _KIND_OF.get(_key(word))
+
+
 def _trie_pattern(words: list[str]) -> str:
     """A regex matching any of `words`, factored by common prefixes (longest alternative first).
 
@@ -166,8 +173,7 @@ def nearest_label(text: str, start: int, window: int = WINDOW) -> str | None:
             pos = m.start() + 1  # part of a longer English word: look further back
             continue
         break
-    word = text[w_start:w_end]
-    kind = _KIND_OF.get(_key(word))
+    kind = _kind_of(text[w_start:w_end])
     if kind is None:
         return None
     if kind == NEG:

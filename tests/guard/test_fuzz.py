@@ -99,7 +99,14 @@ class Counter:
             self.labels += 1
             return original_label(*args, **kwargs)
 
+        original_plain = scanner_cls._plain
+
+        def counted_plain(inner_self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.identifier += 1
+            return original_plain(inner_self, *args, **kwargs)
+
         monkeypatch.setattr(scanner_cls, "_identifier", counted_identifier)
+        monkeypatch.setattr(scanner_cls, "_plain", counted_plain)
         monkeypatch.setattr(context, "nearest_label", counted_label)
 
     def ops(self, text: str) -> tuple[int, int, int]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import random
+
 import pytest
 from stdnum import luhn
 
@@ -52,6 +56,9 @@ POSITIVE = [
     ("卡号" + FULL_WIDTH_ICBC, FULL_WIDTH_ICBC),
     ("卡号：" + g4(CARD18), g4(CARD18)),  # 4-4-4-4-2
     ('{"cardNo":"' + ICBC + '"}', ICBC),
+    ("身份证号" + ICBC, ICBC),  # a full card number under the wrong label is still a card
+    ("卡号：" + g4(CMB16, "  ") + "（复印件）", g4(CMB16, "  ")),  # fixed-width export, OCR
+    ("卡号 " + g4(ICBC, "\u00a0\u00a0"), g4(ICBC, "\u00a0\u00a0")),
 ]
 
 NEGATIVE = [
@@ -71,6 +78,10 @@ NEGATIVE = [
     CMB16 + "元",
     "0000000000000000",
     "A" + ICBC,
+    # 18 digits laid out like a resident ID (Gansu 62…, birth date) with a wrong check digit:
+    # a Chinese BIN and Luhn by chance, but a mistyped ID, not a card
+    "导入失败记录：622901200702067767，",
+    "身份证号622623194902175560校验失败",
 ]
 
 
@@ -101,3 +112,35 @@ def test_mask_keeps_first_six_last_four() -> None:
 def test_bin_table(digits: str, known: bool) -> None:
     assert (bank_card.chinese_bin(digits) is not None) is known
     assert len(bank_card.bin_table()) > 1000
+
+
+def test_luhn_valid_agrees_with_stdnum() -> None:
+    rng = random.Random(2026)
+    numbers = ["".join(rng.choice("0123456789") for _ in range(rng.randint(1, 25)))
+               for _ in range(20000)]
+    numbers += [with_luhn(n[:-1]) for n in numbers[:2000] if len(n) > 1]
+    assert sum(bank_card.luhn_valid(n) for n in numbers) > 2000  # both answers are exercised
+    assert [bank_card.luhn_valid(n) for n in numbers] == [luhn.is_valid(n) for n in numbers]
+
+
+def _longest_bin_by_walk(digits: str) -> tuple[int, bool] | None:
+    table = bank_card.bin_table()
+    for n in range(len(digits), 2, -1):
+        if digits[:n] in table:
+            return n, len(digits) in table[digits[:n]]
+    return None
+
+
+def test_remembered_bin_lookup_agrees_with_a_plain_walk() -> None:
+    rng = random.Random(7)
+    prefixes = sorted(bank_card.bin_table())
+    numbers = [p + "".join(rng.choice("0123456789") for _ in range(rng.randint(13, 19) - len(p)))
+               for p in prefixes]
+    numbers += ["62" + "".join(rng.choice("0123456789") for _ in range(15)) for _ in range(5000)]
+    for digits in numbers + numbers:  # the second pass answers from the cache
+        assert bank_card.chinese_bin(digits) == _longest_bin_by_walk(digits), digits[:6]
+
+
+def test_finding_hash_is_hmac_sha256_of_the_normalised_value() -> None:
+    (f,) = SCANNER.scan_text("卡号 " + g4(ICBC))
+    assert f.hash == hmac.new(b"test-key", ICBC.encode(), hashlib.sha256).hexdigest()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stdnum.cn import uscc
+from stdnum.cn import ric, uscc
 
 from guard.scanner import Scanner
 
@@ -21,6 +21,9 @@ USCC_DIGITS = next(
     for b in (f"9144030070846{i:04d}" for i in range(200))
     if uscc.calc_check_digit(b).isdigit()
 )
+# 18 digits laid out like a resident ID with a wrong check digit that passes the USCC check
+ID_TYPO_USCC = "513230197004087962"
+assert uscc.is_valid(ID_TYPO_USCC) and not ric.is_valid(ID_TYPO_USCC)
 
 CASES = [
     # e-mail
@@ -30,6 +33,8 @@ CASES = [
     ("email=zs@x.cn&", [("EMAIL", "zs@x.cn")]),
     ("<zs@bank.cn>联系", [("EMAIL", "zs@bank.cn")]),
     ("QQ邮箱13812345678@qq.com", [("EMAIL", "13812345678@qq.com")]),
+    ("邮箱：zhang＠qq.com，", [("EMAIL", "zhang＠qq.com")]),  # full-width input method
+    ("QQ邮箱13812345678＠qq.com", [("EMAIL", "13812345678＠qq.com")]),
     ("ＺＨＡＮＧ＠ｅｘａｍｐｌｅ．ｃｏｍ", []),  # full-width address: not folded for e-mail
     ("user@localhost", []),
     ("@@@@ a@b 1@2.3", []),
@@ -40,6 +45,8 @@ CASES = [
     ("税号 " + USCC_DIGITS, [("CN_USCC", USCC_DIGITS)]),
     ("统一社会信用代码：" + USCC_A[:-1] + "4", []),
     ("流水号" + USCC_A, []),
+    ("导入失败记录：" + ID_TYPO_USCC + "，", []),  # a mistyped resident ID, not a code
+    ("统一社会信用代码 " + ID_TYPO_USCC, [("CN_USCC", ID_TYPO_USCC)]),
     # passport
     ("护照号码：E12345678", [("CN_PASSPORT", "E12345678")]),
     ("Passport No. EA1234567", [("CN_PASSPORT", "EA1234567")]),

@@ -45,6 +45,8 @@ POSITIVE = [
     ("身份证号：110105491231002", "110105491231002"),  # legacy 15 digits with a label
     ("身份证号：" + UNKNOWN_COUNTY, UNKNOWN_COUNTY),  # province right, county unknown
     ("身份证\u3000" + ID_D, ID_D),
+    ("张三_" + ID_X + ".pdf", ID_X),  # a scan saved under the customer's name and number
+    ("身份证_" + ID_D + "_正面.jpg", ID_D),
 ]
 
 NEGATIVE = [
@@ -58,6 +60,8 @@ NEGATIVE = [
     "ABC" + ID_D,  # glued to a code
     ID_D + "KQ",
     "流水号" + ID_D,  # a serial-number label right before it
+    "ref_" + ID_D,  # part of a code-like name
+    ID_D + "_v2",
     "金额" + ID_D + ".00元",
 ]
 
