@@ -74,11 +74,12 @@ def _read_or_create(path: Path, make: bytes) -> bytes:
     return path.read_bytes()
 
 
-def hash_key() -> bytes:
+def hash_key(base: Path | None = None) -> bytes:
     """The per-install key for the keyed hashes of customer values (HMAC-SHA256).
 
     The same card gives the same hash on this install, so events can be correlated without the
-    value being readable. `TELLER_GUARD_HASH_KEY` (hex) overrides it.
+    value being readable. `TELLER_GUARD_HASH_KEY` (hex) overrides it. `base` is the data
+    directory to keep it in (default `data_dir()`).
     """
     override = os.environ.get(ENV_HASH_KEY)
     if override:
@@ -86,17 +87,19 @@ def hash_key() -> bytes:
             return bytes.fromhex(override)
         except ValueError as exc:
             raise ConfigError(f"{ENV_HASH_KEY} must be hex, e.g. 64 hex digits") from exc
-    raw = _read_or_create(data_dir() / "install.key", secrets.token_hex(32).encode())
+    where = (base or data_dir()) / "install.key"
+    raw = _read_or_create(where, secrets.token_hex(32).encode())
     try:
         return bytes.fromhex(raw.decode().strip())
     except ValueError as exc:
-        where = data_dir() / "install.key"
         raise ConfigError(f"{where} is damaged; delete it to make a new key") from exc
 
 
-def device() -> Device:
-    """This machine's identity in events: a stable id, its hostname and its branch."""
-    path = data_dir() / "device.json"
+def device(base: Path | None = None) -> Device:
+    """This machine's identity in events: a stable id, its hostname and its branch.
+
+    `base` is the data directory that holds it (default `data_dir()`)."""
+    path = (base or data_dir()) / "device.json"
     raw = _read_or_create(path, json.dumps({"id": str(uuid.uuid4())}).encode())
     try:
         stored = json.loads(raw)

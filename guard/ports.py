@@ -42,8 +42,12 @@ class ClipboardContent:
 
 
 class ClipboardPort(Protocol):
-    def set_text(self, text: str) -> None:
-        """Replace the clipboard content by `text` (redaction). Any thread; returns at once."""
+    def set_text(self, text: str, *, replaces: str | None = None) -> None:
+        """Replace the clipboard content by `text` (redaction). Any thread; returns at once.
+
+        With `replaces` (the `fingerprint()` of the content being redacted) the replacement is
+        made only if the clipboard still holds that content when the desktop applies it, so a
+        redaction never overwrites a newer copy the teller made meanwhile."""
 
     def clear(self) -> None:
         """Empty the clipboard. Any thread; returns at once."""

@@ -1,0 +1,148 @@
+"""Credentials: scrypt hashes, the PIN store (keyring and file fallback), the real PAM conversation
+and the Windows LogonUserW boundary."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import stat
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.backends import fail
+
+from guard.credentials import (
+    PamPasswordChecker,
+    PinStore,
+    WindowsPasswordChecker,
+    hash_secret,
+    verify_secret,
+)
+
+
+def test_hash_is_salted_and_verifies() -> None:
+    a, b = hash_secret("246810"), hash_secret("246810")
+    assert a != b and a.startswith("scrypt$n=16384,r=8,p=1$")
+    assert verify_secret("246810", a) and verify_secret("246810", b)
+    assert not verify_secret("246811", a)
+
+
+@pytest.mark.parametrize("bad", ["", "plain", "scrypt$n=1$x$y", "md5$a$b$c",
+                                 "scrypt$n=16384,r=8,p=1$!!$??",
+                                 "scrypt$n=1073741824,r=8,p=1$AAAA$AAAA"])
+def test_malformed_hashes_never_verify(bad: str) -> None:
+    assert not verify_secret("anything", bad)
+
+
+class MemoryKeyring(KeyringBackend):
+    priority = 0  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
+@pytest.fixture
+def restore_keyring():  # type: ignore[no-untyped-def]
+    before = keyring.get_keyring()
+    yield
+    keyring.set_keyring(before)
+
+
+def test_pin_goes_to_the_keyring_when_there_is_one(tmp_path: Path, restore_keyring) -> None:  # type: ignore[no-untyped-def]
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    store = PinStore("teller1", tmp_path)
+    store.set(hash_secret("135790"))
+    assert store.backend == "keyring"
+    assert list(backend.store) == [("TellerGuard", "teller-pin:teller1")]
+    assert not list(tmp_path.iterdir())
+    assert verify_secret("135790", store.get() or "")
+
+
+def test_pin_falls_back_to_a_private_file(tmp_path: Path, restore_keyring) -> None:  # type: ignore[no-untyped-def]
+    keyring.set_keyring(fail.Keyring())
+    store = PinStore("teller/../x", tmp_path)
+    assert store.get() is None
+    store.set(hash_secret("135790"))
+    (path,) = tmp_path.iterdir()
+    assert path.parent == tmp_path and path.name == "pin-teller_.._x.hash"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "135790" not in path.read_text()
+    assert verify_secret("135790", PinStore("teller/../x", tmp_path).get() or "")
+
+
+@pytest.fixture
+def pam_confdir(tmp_path: Path) -> Path:
+    """A PAM configuration whose auth step runs a script that accepts one password."""
+    script = tmp_path / "check.sh"
+    script.write_text('#!/bin/sh\nread pw\n[ "$pw" = "right-password" ]\n')
+    script.chmod(0o755)
+    conf = tmp_path / "pam.d"
+    conf.mkdir()
+    (conf / "teller-guard-test").write_text(
+        f"auth required pam_exec.so expose_authtok quiet {script}\n"
+        "account required pam_permit.so\n")
+    return conf
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/x86_64-linux-gnu/security/pam_exec.so"),
+                    reason="needs libpam-modules (pam_exec.so)")
+def test_pam_conversation_hands_over_the_password(pam_confdir: Path) -> None:
+    checker = PamPasswordChecker("teller-guard-test", confdir=str(pam_confdir))
+    assert checker.available, checker.reason
+    assert checker.check("teller1", "right-password")
+    assert not checker.check("teller1", "wrong-password")
+    assert not checker.check("", "right-password")
+
+
+def test_pam_on_this_system_refuses_a_wrong_password() -> None:
+    checker = PamPasswordChecker()
+    assert checker.available
+    assert not checker.check("root", "certainly-not-the-password")
+
+
+class FakeAdvapi:
+    """LogonUserW at its boundary: accepts one user/password and hands back a token handle."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def LogonUserW(self, user, domain, password, logon_type, provider, token_ref) -> int:  # type: ignore[no-untyped-def]
+        self.calls.append((user, domain, logon_type))
+        if (domain, user, password) == (".", "teller1", "Passw0rd!"):
+            token_ref._obj.value = 0x1234
+            return 1
+        return 0
+
+
+class FakeKernel:
+    def __init__(self) -> None:
+        self.closed: list[int] = []
+
+    def CloseHandle(self, handle: ctypes.c_void_p) -> int:
+        self.closed.append(int(handle.value or 0))
+        return 1
+
+
+def test_windows_logon_user_boundary() -> None:
+    advapi, kernel = FakeAdvapi(), FakeKernel()
+    checker = WindowsPasswordChecker(advapi, kernel)
+    assert checker.available
+    assert checker.check("teller1", "Passw0rd!")
+    assert kernel.closed == [0x1234]
+    assert not checker.check("teller1", "wrong")
+    assert not checker.check("BRANCH7\\teller1", "Passw0rd!")
+    assert advapi.calls[-1] == ("teller1", "BRANCH7", 2)
+    assert not WindowsPasswordChecker().available  # on Linux: says so instead of crashing
