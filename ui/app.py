@@ -1,0 +1,265 @@
+"""`teller-guard-agent`: the desktop agent's main — one per desktop session, wires the core to Qt.
+
+This is the one place where the core `Agent` meets the UI (the tray, the prompts, the clipboard,
+the lock overlay and the lock hotkey). A second start in the same session says so, makes the
+running agent show a note, and exits with status 0. SIGTERM and SIGINT (logout, service manager)
+end the agent cleanly; the tray's quit needs the IT credential.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import faulthandler
+import getpass
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QLockFile, QObject, QSocketNotifier, Signal
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from guard.agent import Agent, AgentStatus
+from guard.model import Action, Channel, Event
+from guard.prompt import PromptRequest
+from ui import i18n
+from ui.hotkeys import LockHotkey
+from ui.lock import LockOverlay, PinSetupDialog
+from ui.mainthread import MainThread
+from ui.prompt import QtPrompter
+from ui.qtclipboard import ClipboardFeed, QtClipboard
+from ui.tray import Tray
+
+log = logging.getLogger("ui.app")
+
+ENV_TRACE = "TELLER_GUARD_TRACE"  # print a line per event and status change (tests, benchmarks)
+READY_LINE = "teller-guard-agent: ready"
+ALREADY_RUNNING = "teller-guard-agent: already running in this session"
+
+
+def session_key() -> str:
+    """A name unique to this user's desktop session (user + X display or Windows session)."""
+    user = getpass.getuser()
+    if sys.platform == "win32":
+        session = os.environ.get("SESSIONNAME", "console")
+    else:
+        session = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY", "nodisplay")
+    raw = f"teller-guard-agent-{user}-{session}"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)
+
+
+class SingleInstance(QObject):
+    """One agent per session: a lock file decides, a local socket lets a second start say hello."""
+
+    second_start = Signal()
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self._lock = QLockFile(os.path.join(tempfile.gettempdir(), f"{key}.lock"))
+        self._lock.setStaleLockTime(0)  # stale only when its process is gone
+        self._server: QLocalServer | None = None
+
+    def acquire(self) -> bool:
+        """True when this process is the session's agent; then it listens for second starts."""
+        if not self._lock.tryLock(0):
+            return False
+        QLocalServer.removeServer(self.key)  # a socket left by a crashed agent
+        server = QLocalServer(self)
+        server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        if server.listen(self.key):
+            server.newConnection.connect(self._hello)
+            self._server = server
+        else:
+            log.warning("cannot listen on %s: %s", self.key, server.errorString())
+        return True
+
+    def _hello(self) -> None:
+        assert self._server is not None
+        while (conn := self._server.nextPendingConnection()) is not None:
+            conn.disconnectFromServer()
+            conn.deleteLater()
+        self.second_start.emit()
+
+    def tell_running_agent(self) -> bool:
+        """From a second start: poke the running agent so it shows that it is there."""
+        sock = QLocalSocket()
+        sock.connectToServer(self.key)
+        ok = sock.waitForConnected(1000)
+        sock.disconnectFromServer()
+        return ok
+
+    def release(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self._lock.unlock()
+
+
+class SignalWaker(QObject):
+    """Turns SIGTERM/SIGINT into a call on the Qt thread without polling (signal.set_wakeup_fd)."""
+
+    def __init__(self, on_signal: Callable[[], None]) -> None:
+        super().__init__()
+        self._r, self._w = socket.socketpair()
+        self._r.setblocking(False)
+        self._w.setblocking(False)
+        signal.set_wakeup_fd(self._w.fileno())
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
+        self._notifier = QSocketNotifier(self._r.fileno(), QSocketNotifier.Type.Read, self)
+        self._notifier.activated.connect(self._drain)
+        self._on_signal = on_signal
+
+    def _drain(self) -> None:
+        try:
+            self._r.recv(64)
+        except BlockingIOError:
+            return
+        self._on_signal()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="teller-guard-agent",
+        description="Teller Guard desktop agent: tray, clipboard guard, prompts and idle lock.")
+    parser.add_argument("--policy", metavar="FILE",
+                        help="use this policy file instead of the layered policy (tests, demos)")
+    parser.add_argument("--data-dir", metavar="DIR", type=Path,
+                        help="data directory (default: TELLER_GUARD_DATA_DIR or the machine's)")
+    parser.add_argument("--no-hotkey", action="store_true",
+                        help="do not listen for the lock-now hotkey (Ctrl+Alt+L)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    return parser.parse_args(argv)
+
+
+class AgentApp:
+    """The running agent: the core Agent plus every Qt part wired to it."""
+
+    def __init__(self, app: QApplication, args: argparse.Namespace) -> None:
+        self.app = app
+        self.main = MainThread()
+        self.prompter = QtPrompter(self.main)
+        self.clipboard = QtClipboard(self.main)
+        self.overlay = LockOverlay(self.main)
+        self.agent = Agent.create(prompter=self.prompter, clipboard=self.clipboard,
+                                  locker=self.overlay, policy_file=args.policy,
+                                  data_dir=args.data_dir)
+        self.overlay.set_unlocker(self.agent.unlock)
+        self.tray = Tray(self.agent.verify_it_credential)
+        self.tray.lock_requested.connect(lambda: self.lock_now("menu"))
+        self.tray.quit_confirmed.connect(self.app.quit)
+        self.feed = ClipboardFeed(self.agent.on_clipboard_changed)
+        self.trace = bool(os.environ.get(ENV_TRACE))
+        self._trace_lock = threading.Lock()
+        self.hotkey: LockHotkey | None = None
+        self.pin_dialog: PinSetupDialog | None = None
+        self.use_hotkey = not args.no_hotkey
+
+    def lock_now(self, reason: str) -> None:
+        self.agent.lock_now(reason)  # returns at once: the lock happens on a worker thread
+
+    def say(self, line: str) -> None:
+        # One write per line under a lock: events and statuses come from several threads.
+        with self._trace_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def _on_status(self, status: AgentStatus) -> None:
+        if self.trace:
+            self.say(f"status {time.monotonic():.6f} state={status.state} "
+                     f"locked={status.locked} queue={status.queue_depth} "
+                     f"last={status.last_event}")
+        shown = self._with_ui_parts(status)
+        self.main.run_on_main(lambda: self.tray.set_status(shown))
+
+    def _with_ui_parts(self, status: AgentStatus) -> AgentStatus:
+        """The core's status plus what only the UI knows: whether the lock hotkey listens."""
+        if self.hotkey is None:
+            return status
+        if self.hotkey.unavailable is None:
+            return dataclasses.replace(status, watchers={**status.watchers, "hotkey": "running"})
+        return dataclasses.replace(
+            status, state="degraded" if status.state == "protected" else status.state,
+            watchers={**status.watchers, "hotkey": f"unavailable: {self.hotkey.unavailable}"})
+
+    def _on_event(self, event: Event) -> None:
+        detail = json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
+        self.say(f"event {time.monotonic():.6f} {event.type} {event.outcome.value} {detail}")
+
+    def start(self) -> None:
+        if self.trace:
+            self.agent.pipeline.on_event(self._on_event)
+        if self.use_hotkey:
+            self.hotkey = LockHotkey(lambda: self.agent.lock_now("hotkey"))
+            self.hotkey.start()
+        self.agent.subscribe(self._on_status)
+        self.agent.start()
+        self.tray.set_status(self._with_ui_parts(self.agent.status()))
+        tray_ok = QSystemTrayIcon.isSystemTrayAvailable()
+        if not tray_ok:
+            log.warning("this desktop has no system tray: the agent protects without its icon")
+        self.tray.show()
+        if self.trace:
+            self.say(f"tray available={tray_ok}")
+        if self.agent.needs_pin_setup():
+            self.pin_dialog = PinSetupDialog(self.agent.set_pin)
+            self.pin_dialog.open()
+
+    def say_running(self) -> None:
+        self.prompter.notify(PromptRequest(action=Action.NOTIFY, channel=Channel.SYSTEM,
+                                           kind="already_running"))
+
+    def stop(self) -> None:
+        if self.hotkey is not None:
+            self.hotkey.stop()
+        self.prompter.close_all()
+        self.agent.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the agent until logout (SIGTERM) or an IT-approved quit."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # one line per shipped batch is noise in the agent's log
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.data_dir is not None:
+        os.environ["TELLER_GUARD_DATA_DIR"] = str(args.data_dir)
+    if sys.platform != "win32":
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: how to diagnose a hang.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    app = QApplication(["teller-guard-agent"])
+    app.setApplicationName("Teller Guard")
+    app.setQuitOnLastWindowClosed(False)
+    instance = SingleInstance(session_key())
+    if not instance.acquire():
+        told = instance.tell_running_agent()
+        print(ALREADY_RUNNING + ("" if told else " (it did not answer)"), file=sys.stderr,
+              flush=True)
+        return 0
+    try:
+        i18n.install_translator(app)
+        agent_app = AgentApp(app, args)
+        instance.second_start.connect(agent_app.say_running)
+        waker = SignalWaker(app.quit)
+        agent_app.start()
+        agent_app.say(READY_LINE)
+        rc = app.exec()
+        agent_app.stop()
+        del waker
+        return rc
+    finally:
+        instance.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
