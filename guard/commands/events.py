@@ -22,6 +22,7 @@ def status(args: argparse.Namespace) -> int:
     from guard import config
     from guard.devicekey import DeviceKeyError, DeviceKeyStore
     from guard.journal import Journal, JournalError, default_path
+    from guard.service import format_status, read_status
 
     path = args.path or default_path()
     if not path.exists():
@@ -38,9 +39,13 @@ def status(args: argparse.Namespace) -> int:
         enrolment = DeviceKeyStore(path.parent if args.path else config.data_dir()).enrollment()
     except DeviceKeyError as exc:
         enrolment = {"error": str(exc)}
+    service = read_status(path.parent if args.path else config.data_dir())
     if args.json:
-        print(json.dumps({**dataclasses.asdict(st), "enrolment": enrolment}))
+        print(json.dumps({**dataclasses.asdict(st), "enrolment": enrolment,
+                          "service": dataclasses.asdict(service) if service else None}))
         return 0
+    for line in format_status(service):
+        print(line)
     print(f"journal:      {st.path}")
     if enrolment is None:
         print("collector:    not enrolled (run `teller-guard enroll URL TOKEN`)")
