@@ -395,56 +395,8 @@ class Scanner:
         label = context.nearest_label(text, start)
         if context.amount_after(text, end):
             label = context.NEG
-        best_type = ""
-        best = 0.0
-        best_value = value
-        if n == 11:
-            prefix = (
-                _PREFIX_BACK.search(text, max(0, start - 5), start)
-                if start and text[start - 1] in _PREFIX_LAST
-                else None
-            )
-            sc = mobile.score(value, label, prefix is not None)
-            if sc is not None:
-                best_type, best = CN_MOBILE, sc
-                if prefix is not None:
-                    start = prefix.start()
-                    closed = ")" in prefix.group() or "）" in prefix.group()
-                    if closed and text[start - 1 : start] in ("(", "（"):
-                        start -= 1  # (+86)138…: the brackets belong to the prefix
-        else:
-            if n == 18:
-                sc = resident_id.score(value, label)
-                if sc is not None:
-                    best_type, best = CN_RESIDENT_ID, sc
-                sc = uscc.score(value, label)
-                if sc is not None and sc > best:
-                    best_type, best = CN_USCC, sc
-            elif (n == 13 and value.startswith("86")) or (n == 15 and value.startswith("0086")):
-                sc = mobile.score(value[-11:], label, True)
-                if sc is not None:
-                    best_type, best, best_value = CN_MOBILE, sc, value[-11:]
-                    if n == 13 and start > 0 and text[start - 1] in _PLUS:
-                        start -= 1  # +8613812345678
-            if 13 <= n <= 19:
-                sc = bank_card.score(value, label, False)
-                if sc is not None and sc > best:
-                    best_type, best, best_value = BANK_CARD, sc, value
-            if n == 15:
-                sc = resident_id.score_legacy(value, label)
-                if sc is not None and sc > best:
-                    best_type, best, best_value = CN_RESIDENT_ID, sc, value
-            elif n == 9:
-                sc = passport.score(value, label)
-                if sc is not None and sc > best:
-                    best_type, best = CN_PASSPORT, sc
-        # an account label on a number with a Chinese card BIN still reads as a card
-        if label == context.ACCOUNT and (
-            best_type != BANK_CARD or bank_card.chinese_bin(value) is None
-        ):
-            sc = bank_account.score(value, label)
-            if sc is not None and sc > best:
-                best_type, best, best_value = CN_BANK_ACCOUNT, sc, value
+        best_type, best, best_value, start = self._decide(
+            text, start, value, n, label, has_x=False, first=True, joined=False, grouping=False)
         if best_type and best >= self._threshold[best_type]:
             self._emit(best_type, start, end, best, best_value, base, out)
 
@@ -489,6 +441,27 @@ class Scanner:
         label = glued or context.nearest_label(text, start)
         if context.amount_after(text, end):
             label = context.NEG
+        grouping = j > i and tuple(len(g[2]) for g in groups[i : j + 1]) in _CARD_GROUPINGS
+        best_type, best, best_value, start = self._decide(
+            text, start, value, n, label, has_x=has_x, first=i == 0, joined=j > i,
+            grouping=grouping)
+        if not best_type:
+            return False
+        if best >= self._threshold[best_type]:
+            self._emit(best_type, start, end, best, best_value, base, out)
+            return True
+        return best >= 0.3
+
+    def _decide(
+        self, text: str, start: int, value: str, n: int, label: str | None, *, has_x: bool,
+        first: bool, joined: bool, grouping: bool,
+    ) -> tuple[str, float, str, int]:
+        """Which identifier `n` digits (`value`) starting at `start` are, if any.
+
+        Returns (type or "", score, the value to mask and hash, start including a +86 prefix).
+        `first`: nothing of the same number stands before it, so a +86 prefix may; `joined`: the
+        digits were written in several groups; `grouping`: the groups have a card's shape.
+        """
         best_type = ""
         best = 0.0
         best_value = value
@@ -500,49 +473,48 @@ class Scanner:
                 sc = uscc.score(value, label)
                 if sc is not None and sc > best:
                     best_type, best = CN_USCC, sc
-        if not has_x:
-            if n == 11:
-                prefix = _PREFIX_BACK.search(text, max(0, start - 5), start) if i == 0 else None
-                sc = mobile.score(value, label, j > i or prefix is not None)
-                if sc is not None and sc > best:
-                    best_type, best = CN_MOBILE, sc
-                    if prefix is not None:
-                        start = prefix.start()
-                        closed = ")" in prefix.group() or "）" in prefix.group()
-                        if closed and text[start - 1 : start] in ("(", "（"):
-                            start -= 1  # (+86)138…: the brackets belong to the prefix
-            elif (n == 13 and value.startswith("86")) or (n == 15 and value.startswith("0086")):
-                sc = mobile.score(value[-11:], label, True)
-                if sc is not None and sc > best:
-                    best_type, best, best_value = CN_MOBILE, sc, value[-11:]
-                    if n == 13 and i == 0 and start > 0 and text[start - 1] in _PLUS:
-                        start -= 1  # +8613812345678
-            if 13 <= n <= 19:
-                grouped = j > i and tuple(len(g[2]) for g in groups[i : j + 1]) in _CARD_GROUPINGS
-                sc = bank_card.score(value, label, grouped)
-                if sc is not None and sc > best:
-                    best_type, best, best_value = BANK_CARD, sc, value
-            if n == 15:
-                sc = resident_id.score_legacy(value, label)
-                if sc is not None and sc > best:
-                    best_type, best, best_value = CN_RESIDENT_ID, sc, value
-            elif n == 9:
-                sc = passport.score(value, label)
-                if sc is not None and sc > best:
-                    best_type, best = CN_PASSPORT, sc
-            # an account label on a number with a Chinese card BIN still reads as a card
-            if label == context.ACCOUNT and (
-                best_type != BANK_CARD or bank_card.chinese_bin(value) is None
-            ):
-                sc = bank_account.score(value, label)
-                if sc is not None and sc > best:
-                    best_type, best, best_value = CN_BANK_ACCOUNT, sc, value
-        if not best_type:
-            return False
-        if best >= self._threshold[best_type]:
-            self._emit(best_type, start, end, best, best_value, base, out)
-            return True
-        return best >= 0.3
+        if has_x:
+            return best_type, best, best_value, start
+        if n == 11:
+            prefix = (
+                _PREFIX_BACK.search(text, max(0, start - 5), start)
+                if first and start and text[start - 1] in _PREFIX_LAST
+                else None
+            )
+            sc = mobile.score(value, label, joined or prefix is not None)
+            if sc is not None and sc > best:
+                best_type, best = CN_MOBILE, sc
+                if prefix is not None:
+                    start = prefix.start()
+                    closed = ")" in prefix.group() or "）" in prefix.group()
+                    if closed and text[start - 1 : start] in ("(", "（"):
+                        start -= 1  # (+86)138…: the brackets belong to the prefix
+        elif (n == 13 and value.startswith("86")) or (n == 15 and value.startswith("0086")):
+            sc = mobile.score(value[-11:], label, True)
+            if sc is not None and sc > best:
+                best_type, best, best_value = CN_MOBILE, sc, value[-11:]
+                if n == 13 and first and start > 0 and text[start - 1] in _PLUS:
+                    start -= 1  # +8613812345678
+        if 13 <= n <= 19:
+            sc = bank_card.score(value, label, grouping)
+            if sc is not None and sc > best:
+                best_type, best, best_value = BANK_CARD, sc, value
+        if n == 15:
+            sc = resident_id.score_legacy(value, label)
+            if sc is not None and sc > best:
+                best_type, best, best_value = CN_RESIDENT_ID, sc, value
+        elif n == 9:
+            sc = passport.score(value, label)
+            if sc is not None and sc > best:
+                best_type, best = CN_PASSPORT, sc
+        # an account label on a number with a Chinese card BIN still reads as a card
+        if label == context.ACCOUNT and (
+            best_type != BANK_CARD or bank_card.chinese_bin(value) is None
+        ):
+            sc = bank_account.score(value, label)
+            if sc is not None and sc > best:
+                best_type, best, best_value = CN_BANK_ACCOUNT, sc, value
+        return best_type, best, best_value, start
 
     def _email(self, text: str, at: int, base: int, out: list[Finding]) -> None:
         found = email.find(text, at)
