@@ -64,7 +64,7 @@ FAST = ShipperSettings(max_events=50, backoff_base_s=0.02, backoff_max_s=0.2, id
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """A real keyring backend that keeps secrets in memory (for tests only)."""
 
-    priority = 0  # type: ignore[assignment]
+    priority = -1  # type: ignore[assignment]  # never chosen by discovery
 
     def __init__(self) -> None:
         super().__init__()

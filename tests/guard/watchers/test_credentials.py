@@ -37,7 +37,7 @@ def test_malformed_hashes_never_verify(bad: str) -> None:
 
 
 class MemoryKeyring(KeyringBackend):
-    priority = 0  # type: ignore[assignment]
+    priority = -1  # type: ignore[assignment]  # never chosen by discovery
 
     def __init__(self) -> None:
         super().__init__()
