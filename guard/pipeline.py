@@ -197,7 +197,9 @@ class Pipeline:
         policy = self.policy()
         decision = decide(observation, findings, policy)
         relevant = relevant_findings(findings, policy)
-        if is_silent(decision) and not extra:
+        # Nothing found is not recorded, unless part of the content went unscanned: then the
+        # event says what was skipped, since the unscanned part may hold customer data.
+        if is_silent(decision) and not extra and "skipped" not in observation.meta:
             return Handled(decision, relevant, Outcome.SKIPPED)
         outcome, answer, justification = self._act(observation, decision, relevant, enforcement,
                                                    extra)

@@ -153,6 +153,25 @@ def test_huge_text_is_scanned_within_bounds(rig) -> None:  # type: ignore[no-unt
     assert core.scanner.scanned_chars < limit * 1.01  # the limit plus chunk overlaps, not 200 MB
 
 
+def test_huge_clean_text_says_what_was_skipped(rig) -> None:  # type: ignore[no-untyped-def]
+    core, port, watcher, _ = rig
+    limit = 8 * 1024 * 1024
+    text = "x" * (limit + 1000)
+    watcher.on_change(port.copy(text))
+    assert watcher.wait_idle(120)
+    (event,) = core.sink.events
+    assert event.findings == []
+    assert event.detail["skipped"] == "text beyond the first 8 MB"
+    assert event.detail["skipped_chars"] == 1000
+
+
+def test_small_clean_text_records_nothing(rig) -> None:  # type: ignore[no-untyped-def]
+    core, port, watcher, _ = rig
+    watcher.on_change(port.copy("今天的会议改到下午三点。"))
+    assert watcher.wait_idle(30)
+    assert core.sink.events == []
+
+
 def _png_header(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + ihdr
