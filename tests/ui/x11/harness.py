@@ -26,7 +26,7 @@ from typing import Any
 from guard.credentials import hash_secret
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOLS = ("Xvfb", "xclip", "xdotool", "trayer", "xev")
+TOOLS = ("Xvfb", "xclip", "xdotool", "trayer", "xev", "dbus-daemon")
 
 
 class HarnessError(RuntimeError):
@@ -52,16 +52,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 15.0, interval:
 
 @dataclass
 class XServer:
-    """A running Xvfb (1920x1080) with a tray host."""
+    """A running Xvfb (1920x1080) with a tray host and a private D-Bus session bus."""
 
     display: str
     proc: subprocess.Popen[bytes]
     tray: subprocess.Popen[bytes] | None
+    bus: str = "disabled:"  # the private session bus's address once it runs
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("QT_", "WAYLAND"))}
-        env.update(DISPLAY=self.display, DBUS_SESSION_BUS_ADDRESS="disabled:",
+        env.update(DISPLAY=self.display, DBUS_SESSION_BUS_ADDRESS=self.bus,
                    QT_QPA_PLATFORM="xcb", NO_AT_BRIDGE="1", PYTHONUNBUFFERED="1")
         return env
 
@@ -190,9 +191,25 @@ def start_tray(server: XServer, attempts: int = 3) -> subprocess.Popen[bytes]:
     raise HarnessError(f"no tray host on {server.display}: {problem}")
 
 
+def start_session_bus() -> tuple[subprocess.Popen[bytes], str]:
+    """A private D-Bus session bus (the desktop session's bus, with no services on it)."""
+    r, w = os.pipe()
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--nopidfile", f"--print-address={w}"],
+        pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(w)
+    with os.fdopen(r, "rb") as pipe:
+        address = pipe.readline().decode().strip()
+    if not address:
+        bus.kill()
+        raise HarnessError("dbus-daemon exited before it announced its address")
+    return bus, address
+
+
 @contextmanager
 def xserver(width: int = 1920, height: int = 1080, tray: bool = True) -> Iterator[XServer]:
-    """Start Xvfb on a free display (it picks the number itself) and a tray host on it."""
+    """Start Xvfb on a free display (it picks the number itself), a private D-Bus session bus
+    and a tray host."""
     missing = missing_tools()
     if missing:
         raise HarnessError(f"missing X tools: {', '.join(missing)} (run scripts/setup.sh)")
@@ -210,7 +227,8 @@ def xserver(width: int = 1920, height: int = 1080, tray: bool = True) -> Iterato
                 if not chunk:
                     raise HarnessError("Xvfb exited before it announced its display")
                 number += chunk
-        server = XServer(display=f":{int(number)}", proc=proc, tray=None)
+        bus, address = start_session_bus()
+        server = XServer(display=f":{int(number)}", proc=proc, tray=None, bus=address)
         if tray:
             server.tray = start_tray(server)
         yield server
@@ -222,6 +240,9 @@ def xserver(width: int = 1920, height: int = 1080, tray: bool = True) -> Iterato
             if server.tray is not None:
                 server.tray.terminate()
                 server.tray.wait(5)
+        if "bus" in locals():
+            bus.terminate()
+            bus.wait(5)
         proc.terminate()
         try:
             proc.wait(5)
