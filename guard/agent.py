@@ -205,7 +205,13 @@ class Agent:
         problem = ""
         image_scanner: ImageScanner | None = None
         if scanner is None:
-            scanner, image_scanner, problem = _load_scanner(policy, config.hash_key(data_dir))
+            key = service_sink.hash_key() if service_sink is not None else None
+            if key is None:
+                if service_sink is not None:
+                    log.warning("the machine service shares no hash key; this agent's keyed "
+                                "hashes use its own key")
+                key = config.hash_key(data_dir)
+            scanner, image_scanner, problem = _load_scanner(policy, key)
         else:
             candidate = getattr(scanner, "scan_image", None)
             image_scanner = candidate if callable(candidate) else None

@@ -8,7 +8,9 @@ journal. When the service is away (restart, update), the agent keeps events in a
 spool and sends them, in order, once the service answers again.
 
 Wire format: one JSON event per line from the agent; one line back per event, ``ok <id>`` or
-``error <reason>``.
+``error <reason>``. The line ``hash-key`` asks for the machine's install key (answer ``key <hex>``),
+so every teller's agent hashes customer values with the same key as the service and the same card
+gives the same hash in all of this PC's events.
 
 Windows uses a named pipe with an ACL; that side is not built yet and says so
 (`LocalChannelUnavailable`). Single-process mode needs no channel at all.
@@ -36,6 +38,7 @@ from guard.model import Channel, Device, Event
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "agent.sock"
+HASH_KEY_REQUEST = b"hash-key"
 MAX_LINE = 64 * 1024
 _UID_ROOT = 0
 
@@ -114,9 +117,11 @@ class LocalChannelServer:
 
     def __init__(self, journal: Journal, path: Path | None = None, *,
                  allowed_uids: Iterable[int] | None = None,
-                 on_event: Callable[[Event, Peer], None] | None = None) -> None:
+                 on_event: Callable[[Event, Peer], None] | None = None,
+                 hash_key: bytes | None = None) -> None:
         _require_unix()
         self.journal = journal
+        self._hash_key = hash_key
         self.path = Path(path) if path is not None else default_socket_path()
         self.allowed_uids = None if allowed_uids is None else frozenset(allowed_uids)
         self._on_event = on_event
@@ -210,6 +215,10 @@ class LocalChannelServer:
             conn.close()
 
     def _handle(self, line: bytes, peer: Peer) -> str:
+        if line.strip() == HASH_KEY_REQUEST:
+            if self._hash_key is None:
+                return "error this service does not share a hash key"
+            return f"key {self._hash_key.hex()}"
         try:
             event = Event.from_json(line)
         except ValidationError as exc:
@@ -361,6 +370,26 @@ class LocalChannelClient:
             self._sock = sock
             self._reader = sock.makefile("rb")
         return self._sock
+
+    def hash_key(self) -> bytes | None:
+        """The machine's install key for keyed hashes, or None when the service does not answer
+        or shares none."""
+        with self._lock:
+            try:
+                sock = self._connect()
+                sock.sendall(HASH_KEY_REQUEST + b"\n")
+                assert self._reader is not None
+                text = self._reader.readline().decode("ascii", "replace").strip()
+            except OSError as exc:
+                log.warning("local channel: no hash key from the service (%s)", exc)
+                self._disconnect()
+                return None
+        if not text.startswith("key "):
+            return None
+        try:
+            return bytes.fromhex(text[4:])
+        except ValueError:
+            return None
 
     def _send_one(self, body: str) -> None:
         sock = self._connect()

@@ -366,7 +366,8 @@ class MachineService:
                                f"stop it first (systemctl stop teller-guard)")
         try:
             server = LocalChannelServer(journal, self.socket_path,
-                                        allowed_uids=self.settings.allowed_uids)
+                                        allowed_uids=self.settings.allowed_uids,
+                                        hash_key=config.hash_key(self.data_dir))
             server.start()
         except LocalChannelUnavailable as exc:
             raise ServiceError(f"{exc}") from exc
@@ -754,6 +755,11 @@ class ServiceSink:
             self.delivered += 1
         else:
             self.spooled_events += 1
+
+    def hash_key(self) -> bytes | None:
+        """The machine's install key, so this agent's keyed hashes match the service's and other
+        tellers' on this PC; None when the service shares none."""
+        return self.client.hash_key()
 
     def pending_count(self) -> int:
         """Events waiting in the agent's spool (the service was away)."""

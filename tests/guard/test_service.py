@@ -8,6 +8,7 @@ comes from the service's own systemd notification (NOTIFY_SOCKET), not from slee
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import pwd
@@ -25,9 +26,13 @@ from typing import Any
 import httpx
 import pytest
 
+from guard import config
+from guard.agent import Agent
 from guard.journal import Journal
-from guard.localchannel import LocalChannelClient, LocalChannelRefused
+from guard.localchannel import LocalChannelClient, LocalChannelRefused, LocalChannelServer
 from guard.model import Channel, Device, Event
+from guard.platforms._fake import FakePlatform
+from guard.prompt import ScriptedPrompter
 from guard.service import STATUS_FILE, ServiceStatus, agent_sink, format_status, read_status
 from tests.support.servers import run_collector
 
@@ -288,6 +293,8 @@ def test_without_an_endpoint_the_embedded_collector_gets_the_events(
     sink = agent_sink(tmp_path / "agent", socket_path=sock,
                       device=Device(id="agent-side-id", hostname="teller-pc"), teller=_login())
     assert sink is not None and sink.socket_path == sock
+    # Every teller's agent hashes with the machine's install key, as the service does.
+    assert sink.hash_key() == config.hash_key(data)
     published = sink.service_status()  # what the agent learns from the service's own status
     assert published is not None and published.running and published.embedded
     lines = format_status(published)
@@ -307,6 +314,53 @@ def test_without_an_endpoint_the_embedded_collector_gets_the_events(
     # The embedded collector stopped with the service.
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{status.endpoint}/api/v1/health", timeout=2.0)
+
+
+class _NoClipboard:
+    def set_text(self, text: str, *, replaces: str | None = None) -> None: ...
+    def clear(self) -> None: ...
+    def current(self) -> None:
+        return None
+
+
+class _NoLock:
+    def show_lock(self) -> None: ...
+    def hide_lock(self) -> None: ...
+
+
+def test_an_agent_hashes_with_the_machine_key_the_service_shares(
+        tmp_path: Path, short_dir: Path, service_factory: Callable[..., ServiceProcess],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "machine"
+    sock = short_dir / "agent.sock"
+    service_factory(data, sock).start()
+    monkeypatch.setenv("TELLER_GUARD_SOCKET", str(sock))
+    agent = Agent.create(prompter=ScriptedPrompter(), clipboard=_NoClipboard(), locker=_NoLock(),
+                         data_dir=tmp_path / "teller", platform=FakePlatform())
+    try:
+        assert agent.service_sink is not None and agent.journal is None
+        card = "6222021234567890128"
+        (finding,) = agent.pipeline.scan(f"卡号 {card}")
+        machine_key = config.hash_key(data)
+        assert machine_key != config.hash_key(tmp_path / "teller")
+        assert finding.hash == hmac.new(machine_key, card.encode(), "sha256").hexdigest()
+    finally:
+        agent.service_sink.close()
+
+
+def test_a_channel_that_shares_no_key_says_so(tmp_path: Path, short_dir: Path) -> None:
+    journal = Journal(tmp_path / "journal.db")
+    server = LocalChannelServer(journal, short_dir / "nokey.sock")
+    server.start()
+    client = LocalChannelClient(short_dir / "nokey.sock", tmp_path / "spool",
+                                device=Device(id="d", hostname="h"), teller=_login())
+    try:
+        assert client.hash_key() is None
+        assert client.send(_event(0))  # the connection still carries events afterwards
+    finally:
+        client.close()
+        server.stop()
+        journal.close()
 
 
 def test_agent_sink_falls_back_when_no_service_answers(tmp_path: Path, short_dir: Path) -> None:
