@@ -53,6 +53,24 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `path` whole or not at all: a temporary file with exactly `mode` (0600 by default:
+    owner only), synced to disk, then renamed over `path`. A crash leaves the old file or the new
+    one, never half of either."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)  # the umask may have taken bits away from a 0644 file
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def _read_or_create(path: Path, make: bytes) -> bytes:
     try:
         return path.read_bytes()

@@ -17,7 +17,6 @@ import ctypes.util
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import sys
 import threading
@@ -26,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from guard.config import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +137,7 @@ class PinStore:
             except keyring.errors.KeyringError as exc:
                 log.warning("keyring unusable, using the file store: %s", exc.__class__.__name__)
         try:
-            self._file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._file.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, encoded.encode("ascii"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(self._file)
+            write_atomic(self._file, encoded.encode("ascii"))
             self.backend = "file"
         except OSError as exc:
             raise CredentialError(f"the PIN cannot be stored in {self._file} ({exc}); check "

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guard.config import ENV_ENDPOINT
+from guard.config import ENV_ENDPOINT, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class DeviceKeyStore:
                 log.warning("devicekey: the OS keyring refused the device key (%s: %s)",
                             type(exc).__name__, exc)
         if where == STORE_FILE:
-            _write_private(self.key_path, encoded.encode("ascii"))
+            write_atomic(self.key_path, encoded.encode("ascii"))
             log.warning("devicekey: no usable OS keyring on this machine (headless?); the device "
                         "key is stored in %s, readable only by its owner (mode 0600)",
                         self.key_path)
@@ -121,7 +121,7 @@ class DeviceKeyStore:
             "key_store": where,
             "enrolled_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        _write_private(self.enrollment_path, json.dumps(meta, indent=2).encode("utf-8"))
+        write_atomic(self.enrollment_path, json.dumps(meta, indent=2).encode("utf-8"))
         return where
 
     def enrollment(self) -> dict[str, str] | None:
@@ -226,16 +226,3 @@ def enroll(endpoint: str, token: str, *, hostname: str, branch: str = "",
     return Enrolment(endpoint=endpoint, device_id=new_id, key_store=where)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file atomically with mode 0600 (owner only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)

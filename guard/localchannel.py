@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from guard.config import write_atomic
 from guard.journal import EVENTS_DROPPED, Journal, JournalError
 from guard.model import Channel, Device, Event
 
@@ -289,14 +290,7 @@ class LocalChannelClient:
 
     def _spool(self, event: Event) -> None:
         name = f"{time.time_ns():020d}-{event.id}.json"
-        tmp = self.spool_dir / (name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, event.to_json().encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.spool_dir / name)
+        write_atomic(self.spool_dir / name, event.to_json().encode("utf-8"))
         files = self.spooled()
         if len(files) > self.max_spool:
             excess = files[: len(files) - self.max_spool + 1]

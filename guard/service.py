@@ -207,14 +207,7 @@ def format_status(status: ServiceStatus | None) -> list[str]:
 
 def _write_public(path: Path, text: str) -> None:
     """Write a file atomically, readable by everyone (mode 0644): it holds no secret."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    config.write_atomic(path, text.encode("utf-8"), mode=0o644)
 
 
 def _lock_data_dir(data_dir: Path) -> Any:

@@ -9,7 +9,6 @@ dashboard address stays valid across restarts.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from guard.collector.app import Settings, create_app, new_token
 from guard.collector.serve import BackgroundServer, config
 from guard.collector.store import StoreUnavailable
+from guard.config import write_atomic
 
 TOKENS_FILE = "embedded-collector.json"
 DB_FILE = "embedded-collector.db"
@@ -56,11 +56,7 @@ def _tokens(data_dir: Path) -> tuple[str, str]:
     except (OSError, ValueError, KeyError, TypeError):
         pass  # missing or damaged: make new ones (devices enrolled before keep their keys)
     enroll, admin = new_token(), new_token()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"enroll_token": enroll, "admin_token": admin}, f)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"enroll_token": enroll, "admin_token": admin}).encode())
     return enroll, admin
 
 
