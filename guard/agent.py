@@ -432,16 +432,19 @@ class Agent:
             watchers[self.clipboard.name] = f"unavailable: {self._scanner_problem}"
         queue = 0
         if self.service_sink is not None:
-            queue = self.service_sink.pending_count()
+            # the service's own status file says what it ships (read once per status)
             service = self.service_sink.service_status()
-            if service is not None and service.running:
-                queue += service.queue_depth
-        elif self.journal is not None:
-            try:
-                queue = int(self.journal.pending_count())
-            except Exception:  # a journal in trouble shows as alert through sink_error
-                queue = 0
-        reachable = self._reachability()
+            if service is not None and not service.running:
+                service = None
+            queue = self.service_sink.pending_count() + (service.queue_depth if service else 0)
+            reachable = service.collector_reachable if service else False
+        else:
+            if self.journal is not None:
+                try:
+                    queue = int(self.journal.pending_count())
+                except Exception:  # a journal in trouble shows as alert through sink_error
+                    queue = 0
+            reachable = self._reachability()
         with self._lock:
             alert = bool(self.store.active_rejections()) or self.pipeline.sink_error is not None
             last_event = self._last_event
@@ -455,9 +458,6 @@ class Agent:
                            collector_reachable=reachable, locked=self.idle.locked)
 
     def _reachability(self) -> bool | None:
-        if self.service_sink is not None:
-            service = self.service_sink.service_status()
-            return service.collector_reachable if service is not None and service.running else False
         shipper = self.shipper
         if shipper is None:
             return self._collector_reachable
