@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from guard.config import write_atomic
+from guard.paths import write_atomic
 
 log = logging.getLogger(__name__)
 

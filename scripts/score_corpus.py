@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = ROOT / "tests" / "guard" / "detectors" / "corpus" / "teller_corpus.jsonl"
+DEFAULT_CORPUS = ROOT / "tests" / "guard" / "scan" / "detectors" / "corpus" / "teller_corpus.jsonl"
 DIGITS = set("0123456789０１２３４５６７８９")
 
 

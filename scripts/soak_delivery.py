@@ -9,8 +9,8 @@ journal order, and the journal's hash chain must verify.
     python scripts/soak_delivery.py --cycles 500                 # SQLite collector
     python scripts/soak_delivery.py --cycles 300 --postgres      # two collectors, one PostgreSQL
 
-`tests/guard/test_delivery.py` runs the same driver with fewer cycles. The `ship` and `drain`
-sub-commands are the shipping process itself.
+`tests/guard/delivery/test_delivery.py` runs the same driver with fewer cycles. The `ship` and
+`drain` sub-commands are the shipping process itself.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ EVENT_TYPE = "DELIVERY_CHECK"
 
 
 def _shipping_parts(data_dir: Path, endpoint: str | None, max_events: int):  # type: ignore[no-untyped-def]
-    from guard.devicekey import DeviceKeyStore
-    from guard.journal import Journal
+    from guard.delivery.enrolment import DeviceKeyStore
+    from guard.delivery.journal import Journal
+    from guard.delivery.shipper import Shipper, ShipperSettings
     from guard.model import Device
-    from guard.shipper import Shipper, ShipperSettings
 
     store = DeviceKeyStore(data_dir)
     creds = store.load()
@@ -113,7 +113,7 @@ class SoakReport:
 
 
 def enroll_terminal(term: Terminal, url: str, token: str) -> None:
-    from guard.devicekey import DeviceKeyStore, enroll
+    from guard.delivery.enrolment import DeviceKeyStore, enroll
 
     term.data_dir.mkdir(parents=True, exist_ok=True)
     result = enroll(url, token, hostname=f"pc-{term.name}", branch="soak",
@@ -229,7 +229,7 @@ def stored_events(db_url: str, device_id: str) -> list[tuple[str, int]]:
 
 def check_terminal(term: Terminal, db_url: str) -> list[str]:
     """Every problem found for one terminal (empty when delivery was perfect)."""
-    from guard.journal import Journal
+    from guard.delivery.journal import Journal
 
     problems: list[str] = []
     with Journal(term.data_dir / "journal.db", read_only=True) as journal:

@@ -28,9 +28,9 @@ from PySide6.QtCore import QLockFile, QObject, QSocketNotifier, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from guard.agent import Agent, AgentStatus
+from guard.app.session import Agent, AgentStatus
 from guard.model import Action, Channel, Event
-from guard.prompt import PromptRequest
+from guard.pipeline.prompt import PromptRequest
 from ui import i18n
 from ui.hotkeys import LockHotkey
 from ui.lock import LockOverlay, PinSetupDialog

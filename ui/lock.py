@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from guard.agent import UnlockResult
+from guard.app.session import UnlockResult
 from ui import i18n
 from ui.icons import app_icon
 from ui.mainthread import MainThread

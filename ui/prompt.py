@@ -1,8 +1,9 @@
 """Asks the teller with Qt: a toast for `notify`, modal always-on-top confirm and justify dialogs.
 
-`QtPrompter` implements `guard.prompt.Prompter`. The core calls it from worker threads; widgets
-are created and driven on the Qt thread through the `MainThread` gateway, and `ask()` blocks the
-calling worker until the teller answers or the dialog's countdown takes the safe choice (cancel).
+`QtPrompter` implements `guard.pipeline.prompt.Prompter`. The core calls it from worker threads;
+widgets are created and driven on the Qt thread through the `MainThread` gateway, and `ask()` blocks
+the calling worker until the teller answers or the dialog's countdown takes the safe choice
+(cancel).
 Every dialog works with the keyboard alone: Esc cancels, Enter presses the default button (cancel
 for confirm; continue for justify once the reason is long enough), Tab moves in reading order and
 each button has a mnemonic.
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from guard.model import Action, FindingSummary
-from guard.prompt import PromptAnswer, PromptRequest
+from guard.pipeline.prompt import PromptAnswer, PromptRequest
 from ui import i18n
 from ui.i18n import QT_TRANSLATE_NOOP
 from ui.icons import app_icon
@@ -451,7 +452,7 @@ class PromptError(RuntimeError):
 
 
 class QtPrompter:
-    """`guard.prompt.Prompter` with Qt widgets, driven through the `MainThread` gateway."""
+    """`guard.pipeline.prompt.Prompter` with Qt widgets, driven through the `MainThread` gateway."""
 
     def __init__(self, main: MainThread) -> None:
         self._main = main

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from guard.agent import AgentStatus
+from guard.app.session import AgentStatus
 from ui import i18n
 from ui.icons import app_icon
 from ui.prompt import centre_on_primary

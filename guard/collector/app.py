@@ -35,7 +35,6 @@ from starlette.routing import Route
 
 from guard import __version__
 from guard.collector import dashboard, openapi
-from guard.collector.signing import HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, verify
 from guard.collector.store import (
     EventQuery,
     ReplayedBatch,
@@ -44,6 +43,7 @@ from guard.collector.store import (
     StoreUnavailable,
     to_us,
 )
+from guard.delivery.protocol import HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, verify
 from guard.model import Channel, Event
 
 log = logging.getLogger("guard.collector")

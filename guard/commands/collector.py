@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     db = args.db
     if not db:
-        from guard.config import data_dir
+        from guard.paths import data_dir
 
         db = f"sqlite:///{data_dir() / 'collector.db'}"
     forwarder = None

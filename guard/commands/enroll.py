@@ -23,17 +23,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from guard import config
-    from guard.devicekey import DeviceKeyError, DeviceKeyStore, enroll
+    from guard import identity, paths
+    from guard.delivery.enrolment import DeviceKeyError, DeviceKeyStore, enroll
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        device = config.device()
+        device = identity.device()
         result = enroll(args.url, args.token, hostname=device.hostname,
                         branch=args.branch if args.branch is not None else device.branch,
-                        device_id=device.id, store=DeviceKeyStore(config.data_dir()),
+                        device_id=device.id, store=DeviceKeyStore(paths.data_dir()),
                         ca_bundle=args.ca_bundle)
-    except (DeviceKeyError, config.ConfigError) as exc:
+    except (DeviceKeyError, paths.ConfigError) as exc:
         print(f"teller-guard enroll: {exc}", file=sys.stderr)
         return 1
     where = ("the OS keyring" if result.key_store == "keyring"

@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    from guard import config
-    from guard.devicekey import DeviceKeyError, DeviceKeyStore
-    from guard.journal import Journal, JournalError, default_path
-    from guard.service import format_status, read_status
+    from guard import paths
+    from guard.app.status import format_status, read_status
+    from guard.delivery.enrolment import DeviceKeyError, DeviceKeyStore
+    from guard.delivery.journal import Journal, JournalError, default_path
 
     path = args.path or default_path()
     if not path.exists():
@@ -36,10 +36,10 @@ def status(args: argparse.Namespace) -> int:
         print(f"teller-guard events status: {exc}", file=sys.stderr)
         return 2
     try:
-        enrolment = DeviceKeyStore(path.parent if args.path else config.data_dir()).enrollment()
+        enrolment = DeviceKeyStore(path.parent if args.path else paths.data_dir()).enrollment()
     except DeviceKeyError as exc:
         enrolment = {"error": str(exc)}
-    service = read_status(path.parent if args.path else config.data_dir())
+    service = read_status(path.parent if args.path else paths.data_dir())
     if args.json:
         print(json.dumps({**dataclasses.asdict(st), "enrolment": enrolment,
                           "service": dataclasses.asdict(service) if service else None}))

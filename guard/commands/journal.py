@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from guard.journal import Journal, JournalError, default_path
+    from guard.delivery.journal import Journal, JournalError, default_path
 
     path = args.path or default_path()
     if not path.exists():

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from guard.policy import explain
+    from guard.policy.explain import explain
 
     path: Path = args.file
     try:
@@ -62,7 +62,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from guard.policy import PolicyStore
+    from guard.policy.store import PolicyStore
 
     store = PolicyStore(override_file=args.policy)
     policy = store.reload()

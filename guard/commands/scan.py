@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the engine is imported when the command runs, not when the CLI starts
-    from guard.scanner import FileResult, Scanner
+    from guard.scan.engine import FileResult, Scanner
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from guard.config import ConfigError
-    from guard.scanner import FileResult, Scanner
+    from guard.paths import ConfigError
+    from guard.scan.engine import FileResult, Scanner
 
     try:
         scanner = Scanner(min_confidence=args.min_confidence)
@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _scan_stdin(scanner: Scanner) -> FileResult:
-    from guard.scanner import FileResult
+    from guard.scan.engine import FileResult
 
     # spooled so that the content decides how it is read, exactly as for a file
     with tempfile.TemporaryFile() as spool:

@@ -64,25 +64,25 @@ def sd_notify(message: str) -> bool:
             s.connect(address)
             s.sendall(message.encode("utf-8"))
     except OSError as exc:
-        logging.getLogger("guard.service").warning("systemd notification failed: %s", exc)
+        logging.getLogger("guard.app.machine").warning("systemd notification failed: %s", exc)
         return False
     return True
 
 
 def run(args: argparse.Namespace) -> int:
-    from guard import config
-    from guard.localchannel import default_socket_path
-    from guard.service import ENV_ENROLL_TOKEN, ENV_SOCKET, MachineService, ServiceError
-    from guard.service import ServiceSettings as Settings
+    from guard import paths
+    from guard.app.machine import ENV_ENROLL_TOKEN, ENV_SOCKET, MachineService, ServiceError
+    from guard.app.machine import ServiceSettings as Settings
+    from guard.ipc.unix import default_socket_path
 
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("guard.service")
+    log = logging.getLogger("guard.app.machine")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per batch is noise
     if args.data_dir is not None:
-        os.environ[config.ENV_DATA_DIR] = str(args.data_dir)
+        os.environ[paths.ENV_DATA_DIR] = str(args.data_dir)
     try:
-        data_dir = config.data_dir()
+        data_dir = paths.data_dir()
     except OSError as exc:
         print(f"teller-guard service: cannot use the data directory: {exc}", file=sys.stderr)
         return EXIT_CONFIG

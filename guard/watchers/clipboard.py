@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from guard.model import Action, Channel, Finding, Observation, Outcome
-from guard.pipeline import Enforcement, Handled, Pipeline, mask_text
+from guard.pipeline.pipeline import Enforcement, Handled, Pipeline, mask_text
+from guard.pipeline.prompt import PromptRequest
 from guard.platforms import Platform
 from guard.ports import ClipboardContent, ClipboardPort
-from guard.prompt import PromptRequest
 
 log = logging.getLogger(__name__)
 

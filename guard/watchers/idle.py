@@ -16,10 +16,10 @@ from typing import Literal
 
 from guard.credentials import TellerCredentials, UnlockResult
 from guard.model import Action, Channel, Outcome
-from guard.pipeline import Pipeline
+from guard.pipeline.pipeline import Pipeline
+from guard.pipeline.prompt import PromptRequest
 from guard.platforms import Platform, PlatformUnavailable
 from guard.ports import LockPort
-from guard.prompt import PromptRequest
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ def teller_text(target_bytes: int, customer_share: float, seed: int = 7) -> str:
 
 def bench_throughput(mb: int, customer_share: float, title: str) -> None:
     from guard.model import Finding
-    from guard.scanner import Scanner
+    from guard.scan.engine import Scanner
 
     print(f"== {title}")
     text = teller_text(mb * 1024 * 1024, customer_share)
@@ -156,7 +156,7 @@ def bench_throughput(mb: int, customer_share: float, title: str) -> None:
 def _big_file_child(path: str) -> None:
     import tracemalloc
 
-    from guard.scanner import Scanner
+    from guard.scan.engine import Scanner
 
     scanner = Scanner(key=b"bench-key")
     tracemalloc.start()

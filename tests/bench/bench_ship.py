@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from guard.devicekey import DeviceKeyStore, enroll  # noqa: E402
-from guard.journal import Journal  # noqa: E402
+from guard.delivery.enrolment import DeviceKeyStore, enroll  # noqa: E402
+from guard.delivery.journal import Journal  # noqa: E402
+from guard.delivery.shipper import Shipper, ShipperSettings  # noqa: E402
 from guard.model import (  # noqa: E402
     Action,
     Channel,
@@ -33,7 +34,6 @@ from guard.model import (  # noqa: E402
     FindingSummary,
     Outcome,
 )
-from guard.shipper import Shipper, ShipperSettings  # noqa: E402
 from tests.support.servers import run_collector  # noqa: E402
 
 

@@ -12,10 +12,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
-from guard.agent import Agent
+from guard.app.session import Agent
 from guard.credentials import hash_secret
 from guard.model import Outcome
-from guard.pipeline import MemorySink
+from guard.pipeline.pipeline import MemorySink
 from guard.platforms._fake import FakePlatform
 from ui.lock import LockOverlay, PinSetupDialog
 from ui.mainthread import MainThread
@@ -211,7 +211,7 @@ def test_tray_quit_cancel_keeps_running(qtbot: QtBot, wired: Wired) -> None:
 
 
 def test_tray_states_and_chinese_menu(qtbot: QtBot, wired: Wired, zh_cn: None) -> None:
-    from guard.agent import AgentStatus
+    from guard.app.session import AgentStatus
 
     tray = Tray(wired.agent.verify_it_credential)
     tray.set_status(AgentStatus(state="degraded",

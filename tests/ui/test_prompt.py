@@ -13,9 +13,9 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from guard.model import Action, Channel, Device, Finding, Observation, Outcome
-from guard.pipeline import Enforcement, Handled, MemorySink, Pipeline
-from guard.policy import PolicyStore
-from guard.prompt import PromptRequest
+from guard.pipeline.pipeline import Enforcement, Handled, MemorySink, Pipeline
+from guard.pipeline.prompt import PromptRequest
+from guard.policy.store import PolicyStore
 from ui.mainthread import MainThread
 from ui.prompt import ConfirmDialog, JustifyDialog, PromptDialog, PromptError, QtPrompter
 

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from guard.collector.signing import signed_headers
+from guard.delivery.protocol import signed_headers
 from guard.model import Action, Channel, Device, Event, FindingSummary, Outcome
 
 
 class Terminal:
-    """One enrolled teller PC speaking the protocol by hand (independent of guard.shipper)."""
+    """One enrolled teller PC speaking the protocol by hand (not through guard's shipper)."""
 
     def __init__(self, base_url: str, enroll_token: str, device_id: str,
                  hostname: str = "teller-pc-01", branch: str = "0101") -> None:

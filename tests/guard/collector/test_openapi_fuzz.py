@@ -21,7 +21,7 @@ from schemathesis import GenerationMode, checks
 from starlette.routing import Route
 
 from guard.collector.app import Settings, create_app
-from guard.collector.signing import signed_headers
+from guard.delivery.protocol import signed_headers
 from tests.support.servers import CollectorProcess, run_collector
 
 from ._helpers import Terminal

@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterator, Sequence
 
 import pytest
-from xserver import wait_until, x_env, xvfb
 
 from guard.platforms import PlatformUnavailable
 from guard.platforms._linux import CommandResult, LinuxPlatform, _locale_from_env
+from tests.support.xserver import wait_until, x_env, xvfb
 
 pytestmark = pytest.mark.x11
 

@@ -9,16 +9,15 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
-from xserver import wait_until
 
 from guard.model import Outcome
+from guard.pipeline.prompt import PromptAnswer, PromptRequest, ScriptedPrompter
 from guard.platforms._fake import FakePlatform
 from guard.ports import ClipboardContent
-from guard.prompt import PromptAnswer, PromptRequest, ScriptedPrompter
 from guard.watchers.clipboard import ClipboardWatcher, png_size
-
-from .conftest import Core
-from .fakes import FakeClipboard
+from tests.support.core import Core
+from tests.support.fakes import FakeClipboard
+from tests.support.xserver import wait_until
 
 CARD = "6222021234560128"
 RID = "11010519491231002X"
@@ -281,7 +280,7 @@ def test_redaction_never_overwrites_a_newer_copy(make_core: Callable[..., Core])
         return watcher.set_text("masked", replaces=first.fingerprint())
 
     from guard.model import Channel, Observation
-    from guard.pipeline import Enforcement
+    from guard.pipeline.pipeline import Enforcement
 
     handled = core.pipeline.handle(Observation(Channel.CLIPBOARD, "copy", text=TEXT),
                                    Enforcement(redact=redact_late, block=watcher.clear))
@@ -300,7 +299,7 @@ def test_empty_contents_are_ignored(rig) -> None:  # type: ignore[no-untyped-def
 
 
 def test_copied_files_are_scanned_within_bounds(rig, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from guard.scanner import Scanner
+    from guard.scan.engine import Scanner
 
     core, _port, watcher, _ = rig
     core.pipeline.scanner = Scanner(key=b"k" * 32)

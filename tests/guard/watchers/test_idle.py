@@ -6,16 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from xserver import wait_until
 
 from guard.credentials import Backoff, NoPasswordChecker, PinStore, TellerCredentials
 from guard.model import Action, Channel, Outcome
 from guard.platforms import PlatformUnavailable
 from guard.platforms._fake import FakePlatform
 from guard.watchers.idle import IdleLock
-
-from .conftest import Core
-from .fakes import FakeLocker
+from tests.support.core import Core
+from tests.support.fakes import FakeLocker
+from tests.support.xserver import wait_until
 
 
 class Clock:

@@ -374,11 +374,11 @@ def write_policy(path: Path, body: str) -> Path:
 
 def provision_pin(data_dir: Path, pin: str) -> None:
     """Store the teller's PIN the way the agent's first-run dialog does (salted scrypt hash)."""
-    from guard import config
+    from guard import identity
     from guard.credentials import PinStore
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    PinStore(config.teller(), data_dir).set(hash_secret(pin))
+    PinStore(identity.teller(), data_dir).set(hash_secret(pin))
 
 
 def enroll(data_dir: Path, url: str, token: str) -> None:

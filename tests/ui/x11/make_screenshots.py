@@ -26,9 +26,9 @@ def child(out: Path) -> int:
     from PySide6.QtCore import QPoint, QRect, QTimer
     from PySide6.QtWidgets import QApplication, QWidget
 
-    from guard.agent import AgentStatus, UnlockResult
+    from guard.app.session import AgentStatus, UnlockResult
     from guard.model import Action, Channel, FindingSummary
-    from guard.prompt import PromptRequest
+    from guard.pipeline.prompt import PromptRequest
     from ui import i18n
     from ui.lock import LockOverlay, PinSetupDialog
     from ui.mainthread import MainThread

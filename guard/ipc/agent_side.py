@@ -1,0 +1,162 @@
+"""The session agent's side of the machine service: a sink that hands events over or spools them."""
+
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+import sys
+import threading
+from pathlib import Path
+
+from guard import identity, paths
+from guard.app.status import ServiceStatus, read_status
+from guard.ipc.client import LocalChannelClient
+from guard.ipc.messages import SOCKET_NAME, LocalChannelError, LocalChannelUnavailable
+from guard.model import Device, Event
+
+log = logging.getLogger(__name__)
+
+ENV_SOCKET = "TELLER_GUARD_SOCKET"
+ENV_ENROLL_TOKEN = "TELLER_GUARD_ENROLL_TOKEN"
+AGENT_SPOOL_DIR = "agent-spool"
+EMBEDDED_DIR = "collector"
+RUN_DIR = Path("/run/teller-guard")
+# ---------------------------------------------------------------------------------------------
+# The session agent's side.
+
+
+class ServiceSink:
+    """The session agent's event sink when the machine service runs: `record(event)` hands the
+    event to the service over the local channel, or keeps it in the agent's spool (fsynced)
+    while the service is away; a background thread sends the spool once it answers again.
+
+    `record()` is called from any thread and blocks at most the client's timeout (2 s); it raises
+    `LocalChannelRefused` only when the service refuses the event itself.
+    """
+
+    def __init__(self, client: LocalChannelClient, *, flush_every_s: float = 2.0) -> None:
+        self.client = client
+        self.flush_every_s = flush_every_s
+        self.delivered = 0
+        self.spooled_events = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._flush_loop, name="teller-guard-spool",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.client.path
+
+    def record(self, event: Event) -> None:
+        if self.client.send(event):
+            self.delivered += 1
+        else:
+            self.spooled_events += 1
+
+    def hash_key(self) -> bytes | None:
+        """The machine's install key, so this agent's keyed hashes match the service's and other
+        tellers' on this PC; None when the service shares none."""
+        return self.client.hash_key()
+
+    def pending_count(self) -> int:
+        """Events waiting in the agent's spool (the service was away)."""
+        return len(self.client.spooled())
+
+    def service_status(self) -> ServiceStatus | None:
+        """The status the service publishes next to its socket (endpoint, reachability, policy
+        version), or None when it has not written one."""
+        return read_status(self.client.path.parent)
+
+    def flush(self) -> bool:
+        """Send the spool now; True when it is empty."""
+        return self.client.flush()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_every_s):
+            try:
+                if self.client.spooled():
+                    self.client.flush()
+            except (OSError, LocalChannelError) as exc:
+                log.warning("agent spool not sent: %s", exc)
+
+    def close(self) -> None:
+        """Stop the background sender (one last flush attempt) and close the connection."""
+        self._stop.set()
+        self._thread.join(5.0)
+        try:
+            self.client.flush()
+        except (OSError, LocalChannelError) as exc:
+            log.info("agent spool kept for the next start: %s", exc)
+        self.client.close()
+
+
+def socket_candidates(data_dir: Path, socket_path: Path | None = None) -> list[Path]:
+    """Where a session agent looks for the service's socket, in order.
+
+    An explicit path wins; else TELLER_GUARD_SOCKET, the system service's /run/teller-guard
+    socket, and a service started with this data directory.
+    """
+    if socket_path is not None:
+        return [Path(socket_path)]
+    found: list[Path] = []
+    if os.environ.get(ENV_SOCKET):
+        found.append(Path(os.environ[ENV_SOCKET]))
+    if sys.platform != "win32":
+        found.append(RUN_DIR / SOCKET_NAME)
+    found.append(Path(data_dir) / SOCKET_NAME)
+    unique: list[Path] = []
+    for p in found:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def _answers(path: Path, timeout_s: float = 1.0) -> bool:
+    """True when a listening Unix socket is at `path` (a leftover socket file refuses)."""
+    if sys.platform == "win32":
+        return False
+    try:
+        if not stat.S_ISSOCK(path.stat().st_mode):
+            return False
+    except OSError:
+        return False
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def agent_sink(data_dir: Path | None = None, *, socket_path: Path | None = None,
+               device: Device | None = None, teller: str | None = None,
+               flush_every_s: float = 2.0) -> ServiceSink | None:
+    """A sink that hands the agent's events to the machine service, or None when no service
+    answers (the agent then runs the journal and shipper itself: single-process mode).
+
+    The spool lives in `data_dir` (the agent's own data directory). Windows: None until the
+    named-pipe channel exists.
+    """
+    if sys.platform == "win32":
+        return None
+    data = Path(data_dir) if data_dir is not None else paths.data_dir()
+    for candidate in socket_candidates(data, socket_path):
+        if not _answers(candidate):
+            continue
+        try:
+            client = LocalChannelClient(candidate, data / AGENT_SPOOL_DIR,
+                                        device=device or identity.device(),
+                                        teller=identity.teller() if teller is None else teller)
+        except (LocalChannelUnavailable, OSError) as exc:
+            log.warning("machine service at %s not usable: %s", candidate, exc)
+            return None
+        log.info("handing events to the machine service at %s", candidate)
+        return ServiceSink(client, flush_every_s=flush_every_s)
+    return None

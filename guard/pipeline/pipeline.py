@@ -1,0 +1,309 @@
+"""The one path every risk travels: observation → scanner → policy.decide → prompt → enforcement →
+event → sink.
+
+Watchers hand an `Observation` and the `Enforcement` callbacks that can act on it (clear the
+clipboard, cancel a print job …); the pipeline scans, decides, asks the teller, calls the
+enforcement and records an `Event`. Events carry only masked values and keyed hashes; a
+justification the teller typed is scanned too and stored masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from guard import __version__
+from guard.model import (
+    Action,
+    Channel,
+    Decision,
+    Device,
+    Event,
+    Finding,
+    Observation,
+    Outcome,
+    summarise,
+)
+from guard.pipeline.prompt import PromptAnswer, Prompter, PromptRequest
+from guard.policy.decide import decide, is_silent, relevant_findings
+from guard.policy.schema import Policy
+
+log = logging.getLogger(__name__)
+
+DetailValue = str | int | float | bool | None
+
+# Texts longer than this are scanned in chunks that overlap by enough for any identifier and
+# its context words.
+SCAN_CHUNK = 64 * 1024
+SCAN_OVERLAP = 512
+
+
+class EventSink(Protocol):
+    def record(self, event: Event) -> None:
+        """Store one event durably (the journal) or in memory (tests). Any thread."""
+
+
+class TextScanner(Protocol):
+    def scan_text(self, text: str) -> list[Finding]:
+        """Find customer data in `text` (guard.scan.engine.Scanner)."""
+
+
+class MemorySink:
+    """An in-memory sink for tests and demos."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[Event] = []
+
+    def record(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def of_type(self, type_: str) -> list[Event]:
+        with self._lock:
+            return [e for e in self.events if e.type == type_]
+
+
+@dataclass(frozen=True, slots=True)
+class Enforcement:
+    """What a watcher can do about its observation; a missing callback means "cannot".
+
+    `redact(findings)` replaces the content by its masked form, `block()` removes or cancels it
+    (also the cancel path after a confirm/justify), `allow()` lets it proceed after the teller
+    agreed, `lock()` locks the screen. Each returns True when it took effect.
+    """
+
+    redact: Callable[[tuple[Finding, ...]], bool] | None = None
+    block: Callable[[], bool] | None = None
+    allow: Callable[[], bool] | None = None
+    lock: Callable[[], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """The result of one trip through the pipeline (event is None when nothing was recorded)."""
+
+    decision: Decision
+    findings: tuple[Finding, ...]
+    outcome: Outcome
+    event: Event | None = None
+    answer: PromptAnswer | None = None
+
+
+def event_type(channel: Channel, kind: str) -> str:
+    """The event type for an observation, e.g. CLIPBOARD_COPY, USB_VOLUME_MOUNTED."""
+    return f"{channel.value}_{kind}".upper().replace("-", "_")[:64]
+
+
+def mask_text(text: str, findings: Sequence[Finding]) -> str:
+    """`text` with every finding's span replaced by its masked form (overlaps: first wins)."""
+    out: list[str] = []
+    pos = 0
+    for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if f.box is not None or f.start < pos or f.end > len(text) or f.start >= f.end:
+            continue
+        out.append(text[pos:f.start])
+        out.append(f.masked)
+        pos = f.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _clean_detail(meta: Mapping[str, Any]) -> dict[str, DetailValue]:
+    out: dict[str, DetailValue] = {}
+    for k, v in meta.items():
+        if isinstance(v, str | int | float | bool) or v is None:
+            out[str(k)[:64]] = v[:500] if isinstance(v, str) else v
+    return out
+
+
+class Pipeline:
+    """Runs observations through scanner, policy, prompter, enforcement and sink.
+
+    `policy` is a callable returning the policy in force (PolicyStore.current). `handle` may be
+    called from several worker threads at once; it blocks while the teller is asked.
+    """
+
+    def __init__(self, *, scanner: TextScanner | None, policy: Callable[[], Policy],
+                 prompter: Prompter, sink: EventSink, device: Device, teller: str = "",
+                 agent_version: str = __version__) -> None:
+        self.scanner = scanner
+        self._policy = policy
+        self.prompter = prompter
+        self.sink = sink
+        self.device = device
+        self.teller = teller
+        self.agent_version = agent_version
+        self._listeners: list[Callable[[Event], None]] = []
+        self.sink_error: str | None = None
+
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        """Call `callback(event)` after every recorded event (from the recording thread)."""
+        self._listeners.append(callback)
+
+    def policy(self) -> Policy:
+        return self._policy()
+
+    # -- scanning
+    def scan(self, text: str) -> list[Finding]:
+        """Scan `text`; long texts go in overlapping chunks so no single call holds the
+        interpreter for long (the UI thread stays responsive) and nothing at a seam is missed."""
+        if self.scanner is None or not text:
+            return []
+        if len(text) <= SCAN_CHUNK:
+            return list(self.scanner.scan_text(text))
+        found: dict[tuple[str, int, int], Finding] = {}
+        step = SCAN_CHUNK - SCAN_OVERLAP
+        for offset in range(0, len(text), step):
+            for f in self.scanner.scan_text(text[offset:offset + SCAN_CHUNK]):
+                moved = dataclasses.replace(f, start=f.start + offset, end=f.end + offset)
+                found.setdefault((moved.type, moved.start, moved.end), moved)
+            if offset + SCAN_CHUNK >= len(text):
+                break
+            time.sleep(0)  # let the UI thread run between chunks
+        return sorted(found.values(), key=lambda f: (f.start, f.end))
+
+    def _masked_reason(self, reason: str) -> str:
+        """A justification as stored: customer data the teller typed into it is masked."""
+        reason = reason.strip()[:1000]
+        if not reason:
+            return ""
+        try:
+            return mask_text(reason, self.scan(reason))[:1000]
+        except Exception as exc:  # a scanner failure must not put a raw reason in the event
+            log.warning("justification not scanned (%s); stored as its length only",
+                        exc.__class__.__name__)
+            return f"<{len(reason)} characters, not stored>"
+
+    # -- the pipeline
+    def handle(self, observation: Observation, enforcement: Enforcement | None = None, *,
+               findings: Sequence[Finding] | None = None,
+               detail: Mapping[str, DetailValue] | None = None) -> Handled:
+        """Scan (unless `findings` are given), decide, prompt, enforce, record. Worker thread."""
+        enforcement = enforcement or Enforcement()
+        extra: dict[str, DetailValue] = {}
+        if findings is None:
+            try:
+                findings = self.scan(observation.text or "")
+            except Exception as exc:  # the event must still say that something was not scanned
+                log.warning("scanner failed on %s/%s: %s", observation.channel, observation.kind,
+                            exc.__class__.__name__)
+                findings = []
+                extra["scan_error"] = exc.__class__.__name__
+        policy = self.policy()
+        decision = decide(observation, findings, policy)
+        relevant = relevant_findings(findings, policy)
+        # Nothing found is not recorded, unless part of the content went unscanned: then the
+        # event says what was skipped, since the unscanned part may hold customer data.
+        if is_silent(decision) and not extra and "skipped" not in observation.meta:
+            return Handled(decision, relevant, Outcome.SKIPPED)
+        outcome, answer, justification = self._act(observation, decision, relevant, enforcement,
+                                                   extra)
+        merged: dict[str, DetailValue] = {**_clean_detail(observation.meta), **(detail or {}),
+                                          **extra, "rule": decision.rule}
+        event = self.record(
+            event_type(observation.channel, observation.kind), observation.channel,
+            decision.action, outcome, findings=relevant, decision=decision.rule,
+            source_app=observation.source_app or "", justification=justification,
+            detail=merged,
+        )
+        return Handled(decision, relevant, outcome, event, answer)
+
+    def _request(self, observation: Observation, decision: Decision, action: Action,
+                 findings: tuple[Finding, ...], kind: str | None = None) -> PromptRequest:
+        detail = {"source_app": observation.source_app} if observation.source_app else {}
+        for key in ("printer", "document", "volume", "file", "skipped"):
+            value = observation.meta.get(key)
+            if isinstance(value, str) and value:
+                detail[key] = value
+        return PromptRequest(
+            action=action, channel=observation.channel, kind=kind or observation.kind,
+            findings=tuple(summarise(findings)),
+            timeout_s=decision.timeout_s or self.policy().prompts.timeout_s,
+            min_reason_len=decision.min_reason_len, reasons=decision.reasons, detail=detail,
+        )
+
+    def _act(self, observation: Observation, decision: Decision,
+             findings: tuple[Finding, ...], enforcement: Enforcement,
+             extra: dict[str, DetailValue]) -> tuple[Outcome, PromptAnswer | None, str]:
+        action = decision.action
+        if action is Action.AUDIT:
+            return Outcome.RECORDED, None, ""
+        if action is Action.NOTIFY:
+            self.prompter.notify(self._request(observation, decision, Action.NOTIFY, findings))
+            return Outcome.NOTIFIED, None, ""
+        if action in (Action.CONFIRM, Action.JUSTIFY):
+            answer = self.prompter.ask(self._request(observation, decision, action, findings))
+            reason = answer.reason.strip()
+            if answer.proceed and action is Action.JUSTIFY and (
+                    len(reason) < decision.min_reason_len):
+                extra["refused"] = "reason_too_short"
+                answer = PromptAnswer(proceed=False, reason=answer.reason)
+            if answer.proceed:
+                if enforcement.allow is not None:
+                    enforcement.allow()
+                outcome = Outcome.JUSTIFIED if action is Action.JUSTIFY else Outcome.ACKNOWLEDGED
+                return outcome, answer, self._masked_reason(answer.reason)
+            if enforcement.block is not None and not enforcement.block():
+                extra["enforcement"] = "block_failed"
+            outcome = Outcome.TIMED_OUT if answer.timed_out else Outcome.CANCELLED
+            return outcome, answer, ""
+        if action is Action.REDACT:
+            if enforcement.redact is not None:
+                if enforcement.redact(findings):
+                    self.prompter.notify(self._request(observation, decision, Action.NOTIFY,
+                                                       findings, kind="redacted"))
+                    return Outcome.REDACTED, None, ""
+                extra["enforcement"] = "redact_failed"
+            # Cannot redact: the safe fallback is to remove the content.
+            action = Action.BLOCK
+        if action is Action.BLOCK:
+            if enforcement.block is not None and enforcement.block():
+                self.prompter.notify(self._request(observation, decision, Action.NOTIFY,
+                                                   findings, kind="blocked"))
+                return Outcome.BLOCKED, None, ""
+            extra.setdefault("enforcement", "block_failed")
+            return Outcome.FAILED, None, ""
+        if action is Action.LOCK:
+            if enforcement.lock is not None and enforcement.lock():
+                return Outcome.LOCKED, None, ""
+            extra["enforcement"] = "lock_failed"
+            return Outcome.FAILED, None, ""
+        return Outcome.RECORDED, None, ""
+
+    # -- events
+    def record(self, type_: str, channel: Channel, action: Action = Action.AUDIT,
+               outcome: Outcome = Outcome.RECORDED, *, findings: Sequence[Finding] = (),
+               decision: str = "", source_app: str = "", justification: str = "",
+               detail: Mapping[str, DetailValue] | None = None) -> Event:
+        """Build an event (device, teller, policy version, findings summary) and hand it to the
+        sink. A failing sink is logged and remembered (`sink_error`), never raised to a watcher."""
+        try:
+            policy_version = self.policy().version
+        except Exception:  # the policy store is never empty, but an event must not be lost
+            policy_version = ""
+        event = Event(
+            type=type_, device=self.device, teller=self.teller, channel=channel, action=action,
+            decision=decision[:128], outcome=outcome, findings=summarise(list(findings))[:32],
+            justification=justification[:1000], source_app=source_app[:256],
+            agent_version=self.agent_version, policy_version=policy_version[:128],
+            detail=dict(detail or {}),
+        )
+        try:
+            self.sink.record(event)
+            self.sink_error = None
+        except Exception as exc:  # the journal failing must not stop protection
+            self.sink_error = f"{exc.__class__.__name__}: {exc}"[:300]
+            log.error("event %s not recorded: %s", event.type, self.sink_error)
+        for cb in list(self._listeners):
+            try:
+                cb(event)
+            except Exception:
+                log.exception("event listener failed")
+        return event
+

@@ -1,0 +1,138 @@
+"""The policy document's schema: every section, its defaults and its bounds."""
+
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from guard.model import Channel
+
+ActionName = Literal["audit", "notify", "confirm", "justify", "redact", "block", "lock"]
+CleanName = Literal["none", "audit", "notify", "confirm", "justify", "redact", "block", "lock"]
+
+
+class PolicyError(Exception):
+    """A policy layer cannot be used; the message says which layer and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSection(_Section):
+    endpoint: str = ""
+    heartbeat_interval_s: float = Field(default=300, ge=10, le=86400)
+    policy_poll_interval_s: float = Field(default=600, ge=10, le=86400)
+    it_credential_hash: str = ""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be empty or an http(s) URL such as https://collector.example")
+        return v.rstrip("/")
+
+    @field_validator("it_credential_hash")
+    @classmethod
+    def _hash(cls, v: str) -> str:
+        if v and not v.startswith("scrypt$"):
+            raise ValueError("must be empty or a hash printed by `teller-guard policy hash-secret`")
+        return v
+
+
+class PromptsSection(_Section):
+    timeout_s: float = Field(default=60, gt=0, le=3600)
+    min_reason_len: int = Field(default=4, ge=0, le=200)
+    reasons: tuple[str, ...] = ("业务办理需要", "客户本人要求", "内部审核")
+
+
+class JournalSection(_Section):
+    max_events: int = Field(default=200_000, ge=100)
+    max_bytes: int = Field(default=200_000_000, ge=1_000_000)
+    max_age_days: int = Field(default=180, ge=1)
+
+
+class ChannelSection(_Section):
+    action: ActionName = "audit"
+    clean: CleanName = "none"
+
+
+class ClipboardSection(ChannelSection):
+    action: ActionName = "notify"
+    auto_clear_s: float = Field(default=60, ge=0, le=86400)  # 0: never
+    app_allowlist: tuple[str, ...] = ()
+    max_text_mb: float = Field(default=8, gt=0, le=1024)
+    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    max_image_mb: float = Field(default=64, gt=0, le=4096)
+
+
+class UsbSection(ChannelSection):
+    allow_window_min: float = Field(default=30, ge=0, le=1440)
+
+
+class IdleSection(_Section):
+    warn_after_s: float = Field(default=240, ge=5)
+    lock_after_s: float = Field(default=300, ge=10)
+    unlock: Literal["auto", "pin"] = "auto"
+    backoff_after: int = Field(default=3, ge=1, le=20)
+    backoff_base_s: float = Field(default=5, ge=0, le=600)
+    backoff_max_s: float = Field(default=300, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _order(self) -> IdleSection:
+        if self.warn_after_s >= self.lock_after_s:
+            raise ValueError("warn_after_s must be smaller than lock_after_s")
+        return self
+
+
+class Rule(_Section):
+    """An override: the first rule whose conditions all hold decides the action."""
+
+    channel: Channel
+    kind: str | None = None
+    types: tuple[str, ...] = ()  # any of these finding types present
+    min_count: int = Field(default=0, ge=0)  # at least this many relevant findings
+    source_app: str | None = None
+    action: CleanName
+
+
+class Policy(_Section):
+    """A whole, validated policy (after layering)."""
+
+    version: str = Field(default="", max_length=128)
+    agent: AgentSection = AgentSection()
+    thresholds: dict[str, float] = Field(default_factory=lambda: {"default": 0.5})
+    prompts: PromptsSection = PromptsSection()
+    journal: JournalSection = JournalSection()
+    clipboard: ClipboardSection = ClipboardSection()
+    print: ChannelSection = ChannelSection(action="confirm")
+    usb: UsbSection = UsbSection(action="justify", clean="justify")
+    screen: ChannelSection = ChannelSection(action="justify", clean="justify")
+    idle: IdleSection = IdleSection()
+    rules: tuple[Rule, ...] = ()
+
+    @field_validator("thresholds")
+    @classmethod
+    def _scores(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, score in v.items():
+            if not 0.0 <= score <= 1.0:
+                raise ValueError(f"threshold for {name} must be between 0 and 1")
+        return v
+
+    def threshold(self, finding_type: str) -> float:
+        return self.thresholds.get(finding_type, self.thresholds.get("default", 0.5))
+
+    def channel(self, channel: Channel) -> ChannelSection:
+        section = {
+            Channel.CLIPBOARD: self.clipboard,
+            Channel.PRINT: self.print,
+            Channel.USB: self.usb,
+            Channel.SCREEN: self.screen,
+            Channel.FILE: self.usb,
+        }.get(channel)
+        return section if section is not None else ChannelSection()
+
+
