@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 from guard import __version__
+from guard.commands import collector, enroll, events, journal, policy, scan, service
 
-# Sub-command modules, each with `register(subparsers)` that adds its parser and sets
-# `func(args) -> int` as the handler. Listed explicitly (no entry-point discovery) so a frozen
-# build carries them all.
-COMMAND_MODULES = (
-    "guard.commands.scan",
-    "guard.commands.journal",
-    "guard.commands.events",
-    "guard.commands.collector",
-    "guard.commands.enroll",
-    "guard.commands.policy",
-    "guard.commands.service",
-)
+# Every sub-command module, imported statically so a frozen build carries them all (no
+# entry-point discovery, no importlib). Each has `register(subparsers)`, which adds its parser and
+# sets `func(args) -> int` as the handler; their heavy imports happen inside the handlers.
+COMMANDS = (scan, journal, events, collector, enroll, policy, service)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"teller-guard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # not built yet in this checkout
-                continue
-            raise
+    for module in COMMANDS:
         module.register(sub)
     return parser
 
