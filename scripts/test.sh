@@ -10,3 +10,11 @@ echo "== mypy";          mypy
 echo "== mypy win32";    mypy --platform win32
 echo "== import contract"; lint-imports
 echo "== pytest";        python -m pytest "$@"
+if [ "$#" -eq 0 ]; then
+  # The core again, on an interpreter where PySide6 and pynput cannot be imported: guard/ must
+  # run (and degrade with a reason) without the desktop libraries. The collector is left out:
+  # an import contract already keeps every desktop library away from it.
+  echo "== pytest: core without PySide6 and pynput"
+  PYTHONPATH=tests/support/no_gui python -m pytest -q -p no:cacheprovider -p no:pytest-qt \
+    tests/guard --ignore=tests/guard/collector -m "not x11 and not postgres and not slow"
+fi
