@@ -103,9 +103,10 @@ class LocalChannelServer:
     the teller's session agent when the service needs an answer (`ask`, `notify`).
 
     `allowed_uids` limits who may connect (None: any local user; each is still bound to its own
-    login in the events it sends). `status_provider` gives the body of a status reply (default:
-    the status file the machine service writes next to the socket). `state` is the listener's
-    real state: ``listening``, ``degraded: <reason>`` or ``stopped``.
+    login in the events it sends). `max_per_uid` connections per user (uid, or SID on Windows)
+    and `idle_timeout_s` bound what one user can hold open. `status_provider` gives the body of
+    a status reply (default: the status file the machine service writes next to the socket).
+    `state` is the listener's real state: ``listening``, ``degraded: <reason>`` or ``stopped``.
     """
 
     def __init__(self, journal: Journal, path: Path | None = None, *,
@@ -114,7 +115,8 @@ class LocalChannelServer:
                  hash_key: bytes | None = None,
                  status_provider: Callable[[], dict[str, Any]] | None = None,
                  max_per_uid: int = MAX_PER_UID, idle_timeout_s: float = IDLE_TIMEOUT_S,
-                 workers: int = 4, max_frame: int = MAX_FRAME) -> None:
+                 workers: int = 4, max_frame: int = MAX_FRAME,
+                 transport: Callable[[LocalChannelServer], Any] | None = None) -> None:
         _require_unix(path)
         self.journal = journal
         self._hash_key = hash_key
@@ -126,6 +128,7 @@ class LocalChannelServer:
         self.idle_timeout_s = idle_timeout_s
         self.max_frame = max_frame
         self._workers = workers
+        self._make_transport = transport
         self._pool: ThreadPoolExecutor | None = None
         self._transport: _UnixReactor | Any = None
         self._lock = threading.Lock()
@@ -142,7 +145,9 @@ class LocalChannelServer:
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self._workers,
                                         thread_name_prefix="teller-guard-local-channel")
-        if sys.platform == "win32":
+        if self._make_transport is not None:
+            self._transport = self._make_transport(self)
+        elif sys.platform == "win32":
             from guard.ipc.pipe import PipeServer
 
             self._transport = PipeServer(self, str(self.path))
@@ -204,7 +209,8 @@ class LocalChannelServer:
               close: Callable[[], None]) -> Connection | None:
         """A new connection; None (after a framed refusal) when its user has too many open."""
         with self._lock:
-            open_for_uid = sum(1 for c in self._conns.values() if c.peer.uid == peer.uid)
+            open_for_uid = sum(1 for c in self._conns.values()
+                               if c.peer.account == peer.account)
             if open_for_uid >= self.max_per_uid:
                 over = True
             else:

@@ -31,6 +31,11 @@ class Peer:
     sid: str = ""
 
     @property
+    def account(self) -> str:
+        """What tells users apart for per-user limits: the SID on Windows, else the uid."""
+        return self.sid or str(self.uid)
+
+    @property
     def privileged(self) -> bool:
         """root (Unix) or SYSTEM/Administrators (Windows): may send events for any teller."""
         return self.uid == _UID_ROOT
@@ -92,6 +97,8 @@ def default_socket_path() -> Path:
 def listen_unix(path: Path, backlog: int = 64) -> socket.socket:
     """A listening socket at `path` (a stale socket file is replaced), connectable by every
     local user: who they are is checked with SO_PEERCRED on each connection."""
+    if sys.platform == "win32":
+        raise LocalChannelUnavailable("Unix sockets are not the Windows transport; use the pipe")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() or path.is_symlink():
         path.unlink()  # a stale socket from a previous run
@@ -108,6 +115,8 @@ def listen_unix(path: Path, backlog: int = 64) -> socket.socket:
 
 
 def connect_unix(path: Path, timeout_s: float) -> socket.socket:
+    if sys.platform == "win32":
+        raise LocalChannelUnavailable("Unix sockets are not the Windows transport; use the pipe")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
     try:
