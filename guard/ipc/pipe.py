@@ -309,7 +309,8 @@ class PipeServer:
                     if not self.server.room(conn):
                         room.wait(1.0)
                     continue
-                want = conn.decoder.wants() if conn.decoder is not None else BUFFER_SIZE
+                want = conn.decoder.wants() if conn.decoder is not None and \
+                    conn.linger_until is None else BUFFER_SIZE
                 try:
                     data = api.read(handle, want)
                 except OSError as exc:

@@ -617,6 +617,7 @@ class _UnixReactor:
             self._listen_again_at = None
             assert self._sock is not None
             self._sel.register(self._sock, selectors.EVENT_READ, "listen")
+            self._accept()  # also tells whether handles are free again with nobody waiting
         for fd in list(self._paused):
             entry = self._socks.get(fd)
             if entry is None:
@@ -631,10 +632,13 @@ class _UnixReactor:
 
     def _accept(self) -> None:
         assert self._sock is not None
-        while True:
+        for _ in range(64):  # then read and drop what is there before taking more
             try:
                 sock, _ = self._sock.accept()
             except BlockingIOError:
+                # Linux takes a handle before it looks at the queue: "nothing waiting" means a
+                # handle was free, so the listener is healthy again.
+                self.server.recover()
                 return
             except OSError as exc:
                 if exc.errno in _OUT_OF_HANDLES:
@@ -682,7 +686,8 @@ class _UnixReactor:
         if entry is None:
             return
         sock, conn = entry
-        want = conn.decoder.wants() if conn.decoder is not None else 65536
+        want = conn.decoder.wants() if conn.decoder is not None and conn.linger_until is None \
+            else 65536  # lingering input is discarded, in big reads
         try:
             data = sock.recv(want)
         except (BlockingIOError, InterruptedError):
