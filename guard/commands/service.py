@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "runs it as root). It journals the events session agents hand over on a Unix socket, "
         "ships them to the collector (--endpoint, TELLER_GUARD_ENDPOINT or the policy's "
         "agent.endpoint; an embedded local collector when none is set) and downloads the "
-        "central policy. SIGHUP re-reads the policy. Logs go to stderr. Exit codes: 0 stopped "
+        "central policy. SIGHUP re-reads the policy. On Windows, started by the Service Control "
+        "Manager, it runs as the TellerGuard service (STOP and SHUTDOWN stop it). Logs go to "
+        "stderr. Exit codes: 0 stopped "
         "on request, 1 failed while running, 2 cannot start as configured.",
     )
     p.add_argument("--data-dir", type=Path, metavar="D",
@@ -97,6 +99,15 @@ def run(args: argparse.Namespace) -> int:
         ca_bundle=args.ca_bundle,
         allowed_uids=frozenset(args.allow_uid) if args.allow_uid else None,
     )
+
+    if sys.platform == "win32":
+        from guard.app.winservice import NotUnderScm, ServiceHost
+
+        host = ServiceHost(lambda: MachineService(settings), start_errors=(ServiceError,))
+        try:
+            return host.run()  # started by the Service Control Manager: it owns the lifetime
+        except NotUnderScm:
+            log.info("not started by the Service Control Manager; running in the foreground")
 
     stop = threading.Event()
     reload = threading.Event()

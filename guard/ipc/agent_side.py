@@ -1,4 +1,5 @@
-"""The session agent's side of the machine service: a sink that hands events over or spools them."""
+"""The session agent's side of the machine service: a sink that hands events over or spools them,
+keeps the connection alive and answers the service's prompts."""
 
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 from guard import identity, paths
 from guard.app.status import ServiceStatus, read_status
 from guard.ipc.client import LocalChannelClient
-from guard.ipc.messages import SOCKET_NAME, LocalChannelError, LocalChannelUnavailable
+from guard.ipc.messages import PIPE_NAME, SOCKET_NAME, LocalChannelError, LocalChannelUnavailable
+from guard.ipc.unix import is_pipe_name
 from guard.model import Device, Event
+from guard.pipeline.prompt import Prompter
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,9 @@ class ServiceSink:
     while the service is away; a background thread sends the spool once it answers again.
 
     `record()` is called from any thread and blocks at most the client's timeout (2 s); it raises
-    `LocalChannelRefused` only when the service refuses the event itself.
+    `LocalChannelRefused` only when the service refuses the event itself. The background thread
+    also keeps the connection open (pings; reconnects when the client answers prompts), so the
+    service can ask this teller while nothing else is said.
     """
 
     def __init__(self, client: LocalChannelClient, *, flush_every_s: float = 2.0) -> None:
@@ -67,9 +72,25 @@ class ServiceSink:
         return len(self.client.spooled())
 
     def service_status(self) -> ServiceStatus | None:
-        """The status the service publishes next to its socket (endpoint, reachability, policy
-        version), or None when it has not written one."""
+        """The service's status (endpoint, reachability, policy version), asked over the
+        channel; the file it publishes next to its socket when it does not answer; None when
+        neither is there."""
+        reply = self.client.status()
+        service = reply.get("service") if reply is not None else None
+        if isinstance(service, dict) and service:
+            try:
+                return ServiceStatus.from_dict(service)
+            except TypeError as exc:  # a field missing: an older or newer service
+                log.info("service status not understood (%s); reading its status file", exc)
+        if is_pipe_name(self.client.path):
+            return None
         return read_status(self.client.path.parent)
+
+    def channel_state(self) -> str:
+        """The service listener's own state (``listening``, ``degraded: …``), or ``unknown``."""
+        reply = self.client.status()
+        channel = reply.get("channel") if reply is not None else None
+        return str(channel.get("state", "unknown")) if isinstance(channel, dict) else "unknown"
 
     def flush(self) -> bool:
         """Send the spool now; True when it is empty."""
@@ -80,6 +101,7 @@ class ServiceSink:
             try:
                 if self.client.spooled():
                     self.client.flush()
+                self.client.keepalive()
             except (OSError, LocalChannelError) as exc:
                 log.warning("agent spool not sent: %s", exc)
 
@@ -105,9 +127,11 @@ def socket_candidates(data_dir: Path, socket_path: Path | None = None) -> list[P
     found: list[Path] = []
     if os.environ.get(ENV_SOCKET):
         found.append(Path(os.environ[ENV_SOCKET]))
-    if sys.platform != "win32":
+    if sys.platform == "win32":
+        found.append(Path(PIPE_NAME))
+    else:
         found.append(RUN_DIR / SOCKET_NAME)
-    found.append(Path(data_dir) / SOCKET_NAME)
+        found.append(Path(data_dir) / SOCKET_NAME)
     unique: list[Path] = []
     for p in found:
         if p not in unique:
@@ -116,9 +140,14 @@ def socket_candidates(data_dir: Path, socket_path: Path | None = None) -> list[P
 
 
 def _answers(path: Path, timeout_s: float = 1.0) -> bool:
-    """True when a listening Unix socket is at `path` (a leftover socket file refuses)."""
+    """True when a listening Unix socket (or, on Windows, the named pipe) is at `path` (a
+    leftover socket file refuses)."""
     if sys.platform == "win32":
-        return False
+        if not is_pipe_name(path):
+            return False
+        from guard.ipc.pipe import pipe_exists
+
+        return pipe_exists(str(path), timeout_s)
     try:
         if not stat.S_ISSOCK(path.stat().st_mode):
             return False
@@ -137,15 +166,14 @@ def _answers(path: Path, timeout_s: float = 1.0) -> bool:
 
 def agent_sink(data_dir: Path | None = None, *, socket_path: Path | None = None,
                device: Device | None = None, teller: str | None = None,
-               flush_every_s: float = 2.0) -> ServiceSink | None:
+               flush_every_s: float = 2.0,
+               prompter: Prompter | None = None) -> ServiceSink | None:
     """A sink that hands the agent's events to the machine service, or None when no service
     answers (the agent then runs the journal and shipper itself: single-process mode).
 
-    The spool lives in `data_dir` (the agent's own data directory). Windows: None until the
-    named-pipe channel exists.
+    The spool lives in `data_dir` (the agent's own data directory). With a `prompter` the
+    service may ask this teller (a held print job, a new volume) through it.
     """
-    if sys.platform == "win32":
-        return None
     data = Path(data_dir) if data_dir is not None else paths.data_dir()
     for candidate in socket_candidates(data, socket_path):
         if not _answers(candidate):
@@ -153,7 +181,8 @@ def agent_sink(data_dir: Path | None = None, *, socket_path: Path | None = None,
         try:
             client = LocalChannelClient(candidate, data / AGENT_SPOOL_DIR,
                                         device=device or identity.device(),
-                                        teller=identity.teller() if teller is None else teller)
+                                        teller=identity.teller() if teller is None else teller,
+                                        prompter=prompter)
         except (LocalChannelUnavailable, OSError) as exc:
             log.warning("machine service at %s not usable: %s", candidate, exc)
             return None

@@ -1,29 +1,162 @@
-"""The session agent's end of the local channel: sends events, spools while the service is away."""
+"""The session agent's end of the local channel: one open connection that sends events (spooling
+them while the service is away), asks for status, and answers the prompts the service sends."""
 
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from guard.delivery.journal import EVENTS_DROPPED
 from guard.ipc.messages import (
-    HASH_KEY_REQUEST,
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    FrameDecoder,
+    LocalChannelDeferred,
     LocalChannelError,
     LocalChannelRefused,
     LocalChannelUnavailable,
+    Message,
+    MessageType,
+    ProtocolError,
+    answer_to_body,
+    decode,
+    encode,
+    error_message,
+    prompt_from_body,
 )
-from guard.ipc.unix import _require_unix
+from guard.ipc.unix import _require_unix, connect_unix, is_pipe_name
 from guard.model import Channel, Device, Event
 from guard.paths import write_atomic
+from guard.pipeline.prompt import PromptAnswer, Prompter
 
 log = logging.getLogger(__name__)
+
+REFUSED_DIR = "refused"  # spooled events the service refused for good, kept for IT to read
+PROMPT_WORKERS = 2  # a held print job and a new volume may be asked at the same time
+
+
+class Stream(Protocol):
+    """A connected byte stream (a Unix socket, a named-pipe client handle, a test fake)."""
+
+    def recv(self, n: int) -> bytes: ...
+    def sendall(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class _Pending:
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: Message | None = None
+
+
+class _Link:
+    """One open connection: a reader thread routes replies to their requests and hands prompts
+    to the agent's prompter."""
+
+    def __init__(self, stream: Stream, on_request: Callable[[_Link, Message], None]) -> None:
+        self.stream = stream
+        self._on_request = on_request
+        self._wlock = threading.Lock()
+        self._plock = threading.Lock()
+        self._pending: dict[str, _Pending] = {}
+        self.failure: Message | None = None  # an error the service sent unasked (then closed)
+        self.closed = threading.Event()
+        self.last_sent = time.monotonic()
+        self._thread = threading.Thread(target=self._read, name="teller-guard-channel-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def send(self, msg: Message) -> None:
+        data = encode(msg)
+        with self._wlock:
+            if self.closed.is_set():
+                raise OSError("the connection to the service is closed")
+            self.stream.sendall(data)
+            self.last_sent = time.monotonic()
+
+    def request(self, msg: Message, timeout_s: float) -> Message:
+        """Send and wait for the reply; OSError when the connection ends or nothing comes."""
+        pending = _Pending()
+        with self._plock:
+            self._pending[msg.id] = pending
+        try:
+            self.send(msg)
+            if not pending.done.wait(timeout_s):
+                raise TimeoutError(f"the service did not answer a {msg.type} in {timeout_s} s")
+        finally:
+            with self._plock:
+                self._pending.pop(msg.id, None)
+        if pending.reply is None:
+            if self.failure is not None:
+                return self.failure
+            raise OSError("the service closed the connection")
+        return pending.reply
+
+    def _read(self) -> None:
+        decoder = FrameDecoder(MAX_FRAME)
+        try:
+            while not self.closed.is_set():
+                try:
+                    data = self.stream.recv(decoder.wants())
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                for payload in decoder.feed(data):
+                    self._dispatch(decode(payload))
+        except ProtocolError as exc:
+            log.warning("local channel: the service sent something unreadable (%s)", exc)
+        except OSError as exc:
+            if not self.closed.is_set():
+                log.info("local channel: connection ended (%s)", exc)
+        finally:
+            self.close()
+
+    def _dispatch(self, msg: Message) -> None:
+        if msg.reply_to is not None:
+            with self._plock:
+                pending = self._pending.get(msg.reply_to)
+            if pending is not None:
+                pending.reply = msg
+                pending.done.set()
+            return
+        if msg.type == MessageType.ERROR:  # unasked: the service refuses this connection
+            self.failure = msg
+            self.close()
+            return
+        self._on_request(self, msg)
+
+    def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        try:
+            self.stream.close()
+        except OSError:
+            pass
+        with self._plock:
+            for pending in self._pending.values():
+                pending.done.set()
+
+
+def _unix_connector(path: Path, timeout_s: float) -> Callable[[], Stream]:
+    def connect() -> Stream:
+        sock: socket.socket = connect_unix(path, timeout_s)
+        return sock
+    return connect
+
 
 class LocalChannelClient:
     """The session agent's end: sends events to the service, spooling them while it is away.
@@ -31,27 +164,48 @@ class LocalChannelClient:
     `send()` never raises for a missing service (only `LocalChannelRefused` when the service
     refuses the event itself): the event goes to the spool (a directory of
     one-file-per-event, written atomically) and is sent, in order, by the next `send()` or
-    `flush()` that reaches the service. The spool is bounded; past `max_spool` the oldest are
-    dropped and an EVENTS_DROPPED event with the count is sent in their place.
+    `flush()` that reaches the service. When the service cannot journal for now (disk full) the
+    event stays spooled and is tried again; nothing spooled is deleted until the service took
+    it. The spool is bounded; past `max_spool` the oldest are dropped and an EVENTS_DROPPED
+    event with the count is sent in their place.
+
+    With a `prompter`, the agent offers to answer the service's prompts: each is asked on a
+    worker thread and answered on the same connection.
     """
 
     def __init__(self, path: Path, spool_dir: Path, *, device: Device, teller: str = "",
-                 max_spool: int = 10_000, timeout_s: float = 2.0) -> None:
-        _require_unix()
+                 max_spool: int = 10_000, timeout_s: float = 2.0,
+                 prompter: Prompter | None = None,
+                 connector: Callable[[], Stream] | None = None) -> None:
+        if connector is None:
+            _require_unix(path)
         self.path = Path(path)
         self.spool_dir = Path(spool_dir)
         self.device = device
         self.teller = teller
         self.max_spool = max_spool
         self.timeout_s = timeout_s
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._reader: Any = None
+        self.prompter = prompter
+        self.ping_every_s = 30.0  # the service's idle timeout / 3, learnt from its hello
+        self.service_version: int | None = None
+        self._connector = connector or self._default_connector()
+        self._lock = threading.Lock()  # one sender at a time: the spool keeps its order
+        self._link_lock = threading.Lock()
+        self._link: _Link | None = None
+        self._prompts: ThreadPoolExecutor | None = None
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         try:
             os.chmod(self.spool_dir, 0o700)
         except OSError:
             pass
+
+    def _default_connector(self) -> Callable[[], Stream]:
+        if sys.platform == "win32" and is_pipe_name(self.path):
+            from guard.ipc.pipe import connect_pipe
+
+            name, timeout = str(self.path), self.timeout_s
+            return lambda: connect_pipe(name, timeout)
+        return _unix_connector(self.path, self.timeout_s)
 
     # -- spool
 
@@ -77,6 +231,62 @@ class LocalChannelClient:
             path = self.spool_dir / f"{stamp:020d}-{notice.id}.json"
             path.write_text(notice.to_json(), encoding="utf-8")
 
+    def _set_aside(self, path: Path) -> None:
+        """A spooled event the service refused for good: kept beside the spool, not resent."""
+        aside = self.spool_dir / REFUSED_DIR
+        try:
+            aside.mkdir(exist_ok=True)
+            shutil.move(str(path), str(aside / path.name))
+        except OSError as exc:
+            log.error("local channel: cannot set a refused event aside (%s)", exc)
+
+    # -- the connection
+
+    def _connected(self) -> _Link:
+        """The open connection, made (with the hello) when there is none."""
+        with self._link_lock:
+            link = self._link
+            if link is not None and not link.closed.is_set():
+                return link
+            stream = self._connector()
+            link = _Link(stream, self._on_request)
+            try:
+                hello = Message(type=MessageType.HELLO, body={
+                    "versions": list(SUPPORTED_VERSIONS), "teller": self.teller,
+                    "prompts": self.prompter is not None, "pid": os.getpid()})
+                reply = link.request(hello, self.timeout_s)
+                if reply.type == MessageType.ERROR:
+                    raise _error(reply)
+                if reply.type != MessageType.HELLO:
+                    raise LocalChannelError(f"the service answered hello with {reply.type!r}")
+            except BaseException:
+                link.close()
+                raise
+            self.service_version = int(reply.body.get("version", PROTOCOL_VERSION))
+            idle = reply.body.get("idle_timeout_s")
+            if isinstance(idle, int | float) and idle > 0:
+                self.ping_every_s = max(0.05, float(idle) / 3)
+            self._link = link
+            return link
+
+    def connected(self) -> bool:
+        link = self._link
+        return link is not None and not link.closed.is_set()
+
+    def _request(self, msg: Message) -> Message:
+        link = self._connected()
+        try:
+            return link.request(msg, self.timeout_s)
+        except OSError:
+            link.close()
+            raise
+
+    def _disconnect(self) -> None:
+        with self._link_lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
     # -- sending
 
     def send(self, event: Event) -> bool:
@@ -88,6 +298,10 @@ class LocalChannelClient:
             try:
                 self._send_one(event.to_json())
                 return True
+            except LocalChannelDeferred as exc:
+                log.warning("local channel: %s; event spooled, sent again later", exc)
+                self._spool(event)
+                return False
             except LocalChannelRefused:
                 raise
             except (OSError, LocalChannelError) as exc:
@@ -109,10 +323,12 @@ class LocalChannelClient:
                 continue
             try:
                 self._send_one(body)
+            except LocalChannelDeferred:
+                return False  # kept, in order, for the next try
             except LocalChannelRefused as exc:
-                log.error("local channel: the service refused a spooled event (%s); removed it",
-                          exc)
-                f.unlink(missing_ok=True)
+                log.error("local channel: the service refused a spooled event (%s); set aside "
+                          "in %s", exc, self.spool_dir / REFUSED_DIR)
+                self._set_aside(f)
                 continue
             except (OSError, LocalChannelError):
                 self._disconnect()
@@ -120,62 +336,123 @@ class LocalChannelClient:
             f.unlink(missing_ok=True)
         return True
 
-    def _connect(self) -> socket.socket:
-        if self._sock is None:
-            if sys.platform == "win32":
-                raise LocalChannelUnavailable("the named-pipe client is not built yet")
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout_s)
-            try:
-                sock.connect(str(self.path))
-            except OSError:
-                sock.close()
-                raise
-            self._sock = sock
-            self._reader = sock.makefile("rb")
-        return self._sock
+    def _send_one(self, body: str) -> None:
+        import json
+
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise LocalChannelRefused("a spooled event is not JSON") from None
+        reply = self._request(Message(type=MessageType.EVENT, body={"event": raw}))
+        if reply.type == MessageType.ACK:
+            return
+        if reply.type == MessageType.REFUSED:
+            reason = str(reply.body.get("reason", "refused"))
+            if reply.body.get("retry"):
+                raise LocalChannelDeferred(f"the service could not journal the event: {reason}")
+            raise LocalChannelRefused(f"the service refused the event: {reason}")
+        raise _error(reply)
+
+    # -- asking
 
     def hash_key(self) -> bytes | None:
         """The machine's install key for keyed hashes, or None when the service does not answer
         or shares none."""
-        with self._lock:
-            try:
-                sock = self._connect()
-                sock.sendall(HASH_KEY_REQUEST + b"\n")
-                assert self._reader is not None
-                text = self._reader.readline().decode("ascii", "replace").strip()
-            except OSError as exc:
-                log.warning("local channel: no hash key from the service (%s)", exc)
-                self._disconnect()
-                return None
-        if not text.startswith("key "):
+        try:
+            reply = self._request(Message(type=MessageType.HASH_KEY_REQUEST))
+        except (OSError, LocalChannelError) as exc:
+            log.warning("local channel: no hash key from the service (%s)", exc)
+            self._disconnect()
+            return None
+        if reply.type != MessageType.HASH_KEY:
             return None
         try:
-            return bytes.fromhex(text[4:])
+            return bytes.fromhex(str(reply.body.get("key", "")))
         except ValueError:
             return None
 
-    def _send_one(self, body: str) -> None:
-        sock = self._connect()
-        sock.sendall(body.encode("utf-8").replace(b"\n", b" ") + b"\n")
-        reader = self._reader
-        assert reader is not None
-        answer = reader.readline()
-        if not answer:
-            raise OSError("the service closed the connection")
-        text = answer.decode("utf-8", "replace").strip()
-        if not text.startswith("ok"):
-            raise LocalChannelRefused(f"the service refused the event: {text[6:] or text}")
+    def status(self) -> dict[str, Any] | None:
+        """The service's status reply (``service``: its published status, ``channel``: the
+        listener's state), or None when it does not answer."""
+        try:
+            reply = self._request(Message(type=MessageType.STATUS_REQUEST))
+        except (OSError, LocalChannelError) as exc:
+            log.info("local channel: no status from the service (%s)", exc)
+            return None
+        return reply.body if reply.type == MessageType.STATUS else None
 
-    def _disconnect(self) -> None:
-        if self._sock is not None:
+    def keepalive(self) -> None:
+        """Keep the connection open: reconnect when the agent answers prompts (the service can
+        only ask a connected session), ping when it has been quiet. Called periodically."""
+        link = self._link
+        if link is None or link.closed.is_set():
+            if self.prompter is not None:
+                try:
+                    self._connected()
+                except (OSError, LocalChannelError) as exc:
+                    log.debug("local channel: service not reachable (%s)", exc)
+            return
+        if time.monotonic() - link.last_sent >= self.ping_every_s:
             try:
-                self._sock.close()
+                link.request(Message(type=MessageType.PING), self.timeout_s)
             except OSError:
-                pass
-        self._sock = None
-        self._reader = None
+                link.close()
+
+    # -- prompts from the service
+
+    def _on_request(self, link: _Link, msg: Message) -> None:
+        """A message the service sent unasked (reader thread: must not block)."""
+        if msg.type not in (MessageType.PROMPT, MessageType.NOTIFY) or self.prompter is None:
+            _send_quietly(link, error_message("unexpected", f"this agent does not take "
+                                              f"{msg.type!r} messages", msg.id))
+            return
+        if self._prompts is None:
+            self._prompts = ThreadPoolExecutor(max_workers=PROMPT_WORKERS,
+                                               thread_name_prefix="teller-guard-prompt")
+        self._prompts.submit(self._answer, link, msg)
+
+    def _answer(self, link: _Link, msg: Message) -> None:
+        prompter = self.prompter
+        assert prompter is not None
+        try:
+            request = prompt_from_body(msg.body)
+        except ProtocolError as exc:
+            _send_quietly(link, error_message(exc.code, str(exc), msg.id))
+            return
+        if msg.type == MessageType.NOTIFY:
+            try:
+                prompter.notify(request)
+            except Exception:  # the UI's failure must not end the channel
+                log.exception("local channel: showing a notification failed")
+            return
+        try:
+            answer = prompter.ask(request)
+        except Exception:  # the UI failed to ask: the safe choice
+            log.exception("local channel: asking the teller failed; answering cancel")
+            answer = PromptAnswer(proceed=False, timed_out=True)
+        _send_quietly(link, msg.reply(MessageType.ANSWER, answer_to_body(answer)))
 
     def close(self) -> None:
         with self._lock:
             self._disconnect()
+        if self._prompts is not None:
+            self._prompts.shutdown(wait=False, cancel_futures=True)
+            self._prompts = None
+
+
+def _send_quietly(link: _Link, msg: Message) -> None:
+    try:
+        link.send(msg)
+    except OSError as exc:
+        log.info("local channel: answer not sent; the service took the safe choice (%s)", exc)
+
+
+def _error(reply: Message) -> LocalChannelError:
+    """The exception for an error reply: refused for good, or a protocol mismatch."""
+    code = str(reply.body.get("code", ""))
+    text = str(reply.body.get("message", reply.type))
+    if code == "refused":
+        return LocalChannelRefused(text)
+    if code == "version":
+        return LocalChannelUnavailable(f"the service speaks another protocol version: {text}")
+    return LocalChannelError(f"the service answered an error ({code}): {text}")

@@ -1,15 +1,42 @@
-"""The local channel's wire constants and errors, shared by both ends."""
+"""The local channel's wire format: a versioned message envelope in length-prefixed frames.
+
+A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON, the envelope::
+
+    {"v": 1, "type": "event", "id": "…", "reply_to": null, "body": {…}}
+
+The length is checked against `MAX_FRAME` before a single body byte is kept, so a peer that
+announces 512 MiB is refused with at most one header buffered (`FrameDecoder`). Unknown message
+types and unsupported versions get an `error` reply naming what this end speaks; only a frame
+that breaks the framing itself (too large, not JSON) ends the connection, after the reply.
+
+Shared by both ends and both transports (Unix socket, Windows named pipe).
+"""
 
 
 from __future__ import annotations
 
+import json
 import logging
+import struct
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from guard.model import Action, Channel, FindingSummary
+from guard.pipeline.prompt import PromptAnswer, PromptRequest
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "agent.sock"
+PIPE_NAME = r"\\.\pipe\teller-guard"
 HASH_KEY_REQUEST = b"hash-key"
-MAX_LINE = 64 * 1024
+MAX_LINE = 64 * 1024  # the line-per-event dialect of earlier agents
+MAX_FRAME = 256 * 1024  # an event is at most a few KiB; a prompt with 32 findings well under this
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+_HEADER = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
 _UID_ROOT = 0
 
 
@@ -25,3 +52,229 @@ class LocalChannelRefused(LocalChannelError):
     """The service refused an event for good (not a valid event, wrong teller, user not allowed)."""
 
 
+class LocalChannelDeferred(LocalChannelError):
+    """The service could not take the event now (its journal is full or failing): keep it and
+    send it again later."""
+
+
+class ProtocolError(LocalChannelError):
+    """A message broke the protocol. `code` is what the error reply carries (`too_large`,
+    `bad_frame`, `version`, `unknown_type`, `bad_message`); `fatal` when the framing itself is
+    broken and the connection cannot go on."""
+
+    def __init__(self, code: str, message: str, *, fatal: bool = False,
+                 reply_to: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fatal = fatal
+        self.reply_to = reply_to
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame's announced length is over the bound; refused before its body is read."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__("too_large", f"a frame of {length} bytes is over the {limit}-byte "
+                         f"limit of the local channel", fatal=True)
+        self.length = length
+
+
+class MessageType(StrEnum):
+    HELLO = "hello"  # agent → service: who I am, which versions I speak; service → agent: chosen
+    EVENT = "event"  # agent → service: one event to journal
+    ACK = "ack"  # service → agent: journaled
+    REFUSED = "refused"  # service → agent: not journaled (body.retry: keep it and try later)
+    STATUS_REQUEST = "status_request"
+    STATUS = "status"
+    PROMPT = "prompt"  # service → agent: ask the teller (body: a PromptRequest)
+    NOTIFY = "notify"  # service → agent: show a toast; no answer
+    ANSWER = "answer"  # agent → service: the teller's PromptAnswer
+    PING = "ping"  # keeps an idle connection open; answered with PONG
+    PONG = "pong"
+    HASH_KEY_REQUEST = "hash_key_request"  # to be removed with issue 8 item 1
+    HASH_KEY = "hash_key"
+    ERROR = "error"  # the message could not be handled; body.code says why
+
+
+KNOWN_TYPES = frozenset(t.value for t in MessageType)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One envelope. `id` is unique per sender; a reply carries the request's id in `reply_to`."""
+
+    type: str
+    body: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    reply_to: str | None = None
+    v: int = PROTOCOL_VERSION
+
+    def reply(self, type_: MessageType | str, body: dict[str, Any] | None = None) -> Message:
+        return Message(type=str(type_), body=body or {}, reply_to=self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": self.v, "type": self.type, "id": self.id, "reply_to": self.reply_to,
+                "body": self.body}
+
+
+def encode(message: Message, *, limit: int = MAX_FRAME) -> bytes:
+    """The frame for `message`; `FrameTooLarge` when it would be over `limit` (never sent)."""
+    data = json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+    if len(data) > limit:
+        raise FrameTooLarge(len(data), limit)
+    return _HEADER.pack(len(data)) + data
+
+
+def error_message(code: str, text: str, reply_to: str | None = None) -> Message:
+    return Message(type=MessageType.ERROR, body={"code": code, "message": text,
+                                                 "versions": list(SUPPORTED_VERSIONS)},
+                   reply_to=reply_to)
+
+
+def decode(payload: bytes) -> Message:
+    """The envelope in one frame's payload; `ProtocolError` says what is wrong with it.
+
+    Checks the version before the type, so a newer peer learns which versions this end speaks.
+    """
+    try:
+        raw = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("bad_frame", f"a frame is not UTF-8 JSON ({type(exc).__name__})",
+                            fatal=True) from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("bad_message", "a message must be a JSON object")
+    msg_id = raw.get("id")
+    reply_to = msg_id if isinstance(msg_id, str) else None
+    version = raw.get("v")
+    if version not in SUPPORTED_VERSIONS:
+        raise ProtocolError("version", f"protocol version {version!r} is not supported; this "
+                            f"end speaks {list(SUPPORTED_VERSIONS)}", reply_to=reply_to)
+    type_ = raw.get("type")
+    if not isinstance(type_, str) or type_ not in KNOWN_TYPES:
+        raise ProtocolError("unknown_type", f"unknown message type {str(type_)[:40]!r}",
+                            reply_to=reply_to)
+    body = raw.get("body", {})
+    answer_to = raw.get("reply_to")
+    if not isinstance(msg_id, str) or not msg_id or len(msg_id) > 64 or not isinstance(
+            body, dict) or not (answer_to is None or isinstance(answer_to, str)):
+        raise ProtocolError("bad_message", "a message needs a string id (≤ 64 chars), an "
+                            "object body and a string or null reply_to", reply_to=reply_to)
+    return Message(type=type_, body=body, id=msg_id, reply_to=answer_to, v=version)
+
+
+class FrameDecoder:
+    """Splits a byte stream into frame payloads, refusing an oversized one from its header.
+
+    `feed()` returns the complete payloads so far. At most `limit + HEADER_SIZE` bytes plus the
+    last chunk fed are ever held (`buffered`); after `FrameTooLarge` the stream is unusable.
+    """
+
+    def __init__(self, limit: int = MAX_FRAME) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+        self._need: int | None = None  # the current frame's body length, once its header is in
+        self.high_water = 0  # the most bytes ever buffered at once (for tests and status)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        self.high_water = max(self.high_water, len(self._buf))
+        out: list[bytes] = []
+        while True:
+            if self._need is None:
+                if len(self._buf) < HEADER_SIZE:
+                    return out
+                (length,) = _HEADER.unpack_from(self._buf)
+                if length > self.limit:
+                    self._buf.clear()
+                    raise FrameTooLarge(length, self.limit)
+                del self._buf[:HEADER_SIZE]
+                self._need = length
+            if len(self._buf) < self._need:
+                return out
+            out.append(bytes(self._buf[: self._need]))
+            del self._buf[: self._need]
+            self._need = None
+
+    def wants(self, default: int = 65536) -> int:
+        """How many bytes to read next so no read takes more than the current frame needs."""
+        if self._need is None:
+            return max(1, min(default, HEADER_SIZE - len(self._buf))) if len(
+                self._buf) < HEADER_SIZE else default
+        return max(1, min(default, self._need - len(self._buf)))
+
+
+class LineDecoder:
+    """The earlier dialect (one JSON event or ``hash-key`` per line), bounded as it is read."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+        self.high_water = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        self.high_water = max(self.high_water, len(self._buf))
+        out: list[bytes] = []
+        while (end := self._buf.find(b"\n")) >= 0:
+            line = bytes(self._buf[:end])
+            del self._buf[: end + 1]
+            if len(line) > self.limit:
+                raise ProtocolError("too_large", "event too large", fatal=True)
+            out.append(line)
+        if len(self._buf) > self.limit:
+            self._buf.clear()
+            raise ProtocolError("too_large", "event too large", fatal=True)
+        return out
+
+    def wants(self, default: int = 65536) -> int:
+        return default
+
+
+# -- prompt bodies
+
+
+def prompt_to_body(request: PromptRequest) -> dict[str, Any]:
+    return {"action": str(request.action), "channel": str(request.channel),
+            "kind": request.kind, "timeout_s": request.timeout_s,
+            "min_reason_len": request.min_reason_len, "reasons": list(request.reasons),
+            "detail": dict(request.detail),
+            "findings": [f.model_dump(mode="json") for f in request.findings]}
+
+
+def prompt_from_body(body: dict[str, Any]) -> PromptRequest:
+    """The `PromptRequest` in a prompt message; `ProtocolError` when it is not one."""
+    try:
+        detail = body.get("detail", {})
+        if not isinstance(detail, dict):
+            raise TypeError("detail must be an object")
+        return PromptRequest(
+            action=Action(body["action"]), channel=Channel(body["channel"]),
+            kind=str(body["kind"]), timeout_s=float(body.get("timeout_s", 30.0)),
+            min_reason_len=int(body.get("min_reason_len", 0)),
+            reasons=tuple(str(r) for r in body.get("reasons", ())),
+            detail={str(k): str(v) for k, v in detail.items()},
+            findings=tuple(FindingSummary.model_validate(f) for f in body.get("findings", ())))
+    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ProtocolError("bad_message", f"not a prompt request: {type(exc).__name__}") from None
+
+
+def answer_to_body(answer: PromptAnswer) -> dict[str, Any]:
+    return {"proceed": answer.proceed, "reason": answer.reason, "timed_out": answer.timed_out}
+
+
+def answer_from_body(body: dict[str, Any]) -> PromptAnswer:
+    """The `PromptAnswer` in an answer message; anything unreadable is the safe choice."""
+    proceed = body.get("proceed")
+    reason = body.get("reason", "")
+    if not isinstance(proceed, bool) or not isinstance(reason, str):
+        return PromptAnswer(proceed=False, timed_out=True)
+    return PromptAnswer(proceed=proceed, reason=reason[:1000],
+                        timed_out=bool(body.get("timed_out", False)))

@@ -1,132 +1,435 @@
-"""The machine service's end of the local channel: accepts events and journals them."""
+"""The machine service's end of the local channel: session agents connect, hand events over and
+answer the prompts the service sends them.
+
+One reactor thread (a selector over the listening socket and every connection) reads; messages
+are handled on a small bounded thread pool, in order per connection. Idle connections cost a file
+handle and no thread. The Windows named pipe (`guard.ipc.pipe`) feeds the same handlers.
+"""
 
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
-import os
+import selectors
 import socket
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
 from guard.delivery.journal import Journal, JournalError
-from guard.ipc.messages import _UID_ROOT, HASH_KEY_REQUEST, MAX_LINE, LocalChannelUnavailable
-from guard.ipc.unix import Peer, _require_unix, default_socket_path, peer_of
+from guard.ipc.messages import (
+    HASH_KEY_REQUEST,
+    MAX_FRAME,
+    MAX_LINE,
+    SUPPORTED_VERSIONS,
+    FrameDecoder,
+    LineDecoder,
+    Message,
+    MessageType,
+    ProtocolError,
+    answer_from_body,
+    decode,
+    encode,
+    error_message,
+    prompt_to_body,
+)
+from guard.ipc.unix import Peer, _require_unix, default_socket_path, is_pipe_name, listen_unix
 from guard.model import Event
+from guard.pipeline.prompt import PromptAnswer, PromptRequest
 
 log = logging.getLogger(__name__)
 
+STATUS_FILE = "service-status.json"  # written by the machine service next to its socket
+MAX_PER_UID = 8  # an agent needs one; a few more for `teller-guard` commands and restarts
+IDLE_TIMEOUT_S = 90.0  # agents ping every third of this
+SEND_TIMEOUT_S = 5.0  # a peer that does not read its answers is dropped
+MAX_INBOX = 32  # messages read but not handled per connection before reading pauses
+REFUSAL_LINGER_S = 1.0  # after a last answer, how long the peer may take to read it
+_OUT_OF_HANDLES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_LISTENING = "listening"
+_STOPPED = "stopped"
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A prompt sent to an agent, waiting for its answer."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: PromptAnswer | None = None
+
+
+@dataclass(eq=False)
+class Connection:
+    """One agent connection as the handlers see it, whatever the transport.
+
+    `send` writes bytes (blocking at most the transport's send timeout; raises OSError);
+    `close` ends the connection from any thread (the transport then calls `closed()`).
+    """
+
+    cid: int
+    peer: Peer
+    send: Callable[[bytes], None]
+    close: Callable[[], None]
+    last_active: float = field(default_factory=time.monotonic)
+    dialect: str = ""  # "", "framed" or "line" (the one-line-per-event dialect of old agents)
+    decoder: FrameDecoder | LineDecoder | None = None
+    refusal: str = ""  # why this peer may not use the channel (answered on its first bytes)
+    linger_until: float | None = None  # last answer sent: discard input, close at this time
+    inbox: deque[Message | bytes] = field(default_factory=deque)
+    busy: bool = False
+    hello: bool = False
+    teller: str = ""
+    prompts: bool = False
+    waiters: dict[str, _Waiter] = field(default_factory=dict)
+    wlock: threading.Lock = field(default_factory=threading.Lock)
+    gone: bool = False
+
+
+_Handler = Callable[["LocalChannelServer", Connection, Message], "Message | None"]
+
+
 class LocalChannelServer:
-    """The machine service's end: accepts events from session agents and journals them.
+    """The machine service's end: accepts events from session agents and journals them, and asks
+    the teller's session agent when the service needs an answer (`ask`, `notify`).
 
     `allowed_uids` limits who may connect (None: any local user; each is still bound to its own
-    login in the events it sends). Runs an accept thread plus one thread per connection.
+    login in the events it sends). `max_per_uid` connections per user (uid, or SID on Windows)
+    and `idle_timeout_s` bound what one user can hold open. `status_provider` gives the body of
+    a status reply (default: the status file the machine service writes next to the socket).
+    `state` is the listener's real state: ``listening``, ``degraded: <reason>`` or ``stopped``.
     """
 
     def __init__(self, journal: Journal, path: Path | None = None, *,
                  allowed_uids: Iterable[int] | None = None,
                  on_event: Callable[[Event, Peer], None] | None = None,
-                 hash_key: bytes | None = None) -> None:
-        _require_unix()
+                 hash_key: bytes | None = None,
+                 status_provider: Callable[[], dict[str, Any]] | None = None,
+                 max_per_uid: int = MAX_PER_UID, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 workers: int = 4, max_frame: int = MAX_FRAME,
+                 transport: Callable[[LocalChannelServer], Any] | None = None) -> None:
+        _require_unix(path)
         self.journal = journal
         self._hash_key = hash_key
         self.path = Path(path) if path is not None else default_socket_path()
         self.allowed_uids = None if allowed_uids is None else frozenset(allowed_uids)
         self._on_event = on_event
-        self._sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._conns: set[socket.socket] = set()
+        self._status_provider = status_provider
+        self.max_per_uid = max_per_uid
+        self.idle_timeout_s = idle_timeout_s
+        self.max_frame = max_frame
+        self._workers = workers
+        self._make_transport = transport
+        self._pool: ThreadPoolExecutor | None = None
+        self._transport: _UnixReactor | Any = None
         self._lock = threading.Lock()
+        self._conns: dict[int, Connection] = {}
+        self._next_cid = 0
+        self._degraded = ""
+        self._running = False
         self.accepted = 0
         self.rejected = 0
+        self.high_water = 0  # the most bytes any connection's decoder held at once
+
+    # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if sys.platform == "win32":
-            raise LocalChannelUnavailable("the named-pipe server is not built yet")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
-            self.path.unlink()  # a stale socket from a previous run
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(self.path))
-        # Anyone may connect; who they are is checked with SO_PEERCRED on each connection.
-        os.chmod(self.path, 0o666)
-        sock.listen(16)
-        sock.settimeout(0.2)
-        self._sock = sock
-        self._stop.clear()
-        t = threading.Thread(target=self._accept_loop, name="teller-guard-local-channel",
-                             daemon=True)
-        t.start()
-        self._threads.append(t)
+        self._pool = ThreadPoolExecutor(max_workers=self._workers,
+                                        thread_name_prefix="teller-guard-local-channel")
+        if self._make_transport is not None:
+            self._transport = self._make_transport(self)
+        elif sys.platform == "win32":
+            from guard.ipc.pipe import PipeServer
+
+            self._transport = PipeServer(self, str(self.path))
+        else:
+            self._transport = _UnixReactor(self, self.path)
+        try:
+            self._transport.start()
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+            raise
+        self._running = True
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+        self._running = False
+        if self._transport is not None:
+            self._transport.stop(timeout)
+            self._transport = None
         with self._lock:
-            for c in list(self._conns):
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        for t in self._threads:
-            t.join(timeout)
-        self._threads.clear()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+            conns = list(self._conns.values())
+        for conn in conns:
+            self.closed(conn)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
-    def _accept_loop(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
+    @property
+    def state(self) -> str:
+        """``listening``, ``degraded: <why>`` (still up, not taking new connections for now) or
+        ``stopped`` (also when the listener thread ended by itself)."""
+        transport = self._transport
+        if not self._running or transport is None:
+            return _STOPPED
+        if not transport.alive():
+            return f"{_STOPPED}: {transport.failure or 'the listener ended'}"
+        if self._degraded:
+            return f"degraded: {self._degraded}"
+        return _LISTENING
+
+    def degrade(self, reason: str) -> None:
+        """The transport cannot accept for now (out of file handles …); logged once."""
+        if not self._degraded:
+            log.error("local channel degraded: %s; still listening, retrying", reason)
+        self._degraded = reason
+
+    def recover(self) -> None:
+        if self._degraded:
+            log.warning("local channel accepts connections again (was: %s)", self._degraded)
+        self._degraded = ""
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._conns)
+
+    # ------------------------------------------------------------------ transport callbacks
+
+    def admit(self, peer: Peer, send: Callable[[bytes], None],
+              close: Callable[[], None]) -> Connection | None:
+        """A new connection; None (after a framed refusal) when its user has too many open."""
+        with self._lock:
+            open_for_uid = sum(1 for c in self._conns.values()
+                               if c.peer.account == peer.account)
+            if open_for_uid >= self.max_per_uid:
+                over = True
+            else:
+                over = False
+                self._next_cid += 1
+                conn = Connection(cid=self._next_cid, peer=peer, send=send, close=close)
+                self._conns[conn.cid] = conn
+        if over:
+            self.rejected += 1
+            log.warning("local channel: uid %d (pid %d) has %d connections open already; "
+                        "refused another", peer.uid, peer.pid, open_for_uid)
             try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
+                send(encode(error_message("busy", f"too many connections from this user "
+                                          f"(at most {self.max_per_uid})")))
             except OSError:
-                if self._stop.is_set():
-                    return
-                raise
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                 name="teller-guard-local-peer")
-            t.start()
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
+                pass
+            close()
+            return None
+        if self.allowed_uids is not None and peer.uid not in self.allowed_uids:
+            log.warning("local channel: refused a connection from uid %d (pid %d): not an "
+                        "allowed user", peer.uid, peer.pid)
+            self.rejected += 1
+            conn.refusal = "this user may not send events to the guard service"
+        return conn
 
-    def _serve(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.add(conn)
+    def received(self, conn: Connection, data: bytes) -> None:
+        """Bytes from the peer (the transport's reader thread)."""
+        now = time.monotonic()
+        conn.last_active = now
+        if conn.linger_until is not None or conn.gone:
+            return  # the last answer is out; the rest is discarded
+        if conn.decoder is None:
+            framed = data[:1] not in (b"{", b"h", b" ")
+            conn.dialect = "framed" if framed else "line"
+            conn.decoder = FrameDecoder(self.max_frame) if framed else LineDecoder(MAX_LINE)
+        if conn.refusal:
+            self._last_word(conn, "refused", conn.refusal)
+            return
         try:
-            conn.settimeout(None)
-            peer = peer_of(conn)
-            if self.allowed_uids is not None and peer.uid not in self.allowed_uids:
-                log.warning("local channel: refused a connection from uid %d (pid %d): not an "
-                            "allowed user", peer.uid, peer.pid)
-                self.rejected += 1
-                conn.sendall(b"error this user may not send events to the guard service\n")
-                _close_gently(conn)
-                return
-            reader = conn.makefile("rb")
-            for line in reader:
-                if len(line) > MAX_LINE:
-                    conn.sendall(b"error event too large\n")
-                    continue
-                conn.sendall(self._handle(line, peer).encode("utf-8") + b"\n")
-        except OSError as exc:
-            if not self._stop.is_set():
-                log.info("local channel: connection ended (%s)", exc)
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            conn.close()
+            payloads = conn.decoder.feed(data)
+        except ProtocolError as exc:
+            self.high_water = max(self.high_water, conn.decoder.high_water)
+            log.warning("local channel: uid %d: %s; connection closed", conn.peer.uid, exc)
+            self._last_word(conn, exc.code, str(exc))
+            return
+        self.high_water = max(self.high_water, conn.decoder.high_water)
+        for payload in payloads:
+            if conn.dialect == "line":
+                conn.inbox.append(payload)
+                continue
+            try:
+                msg = decode(payload)
+            except ProtocolError as exc:
+                if exc.fatal:
+                    self._last_word(conn, exc.code, str(exc))
+                    return
+                self._send(conn, error_message(exc.code, str(exc), exc.reply_to))
+                continue
+            if msg.type == MessageType.ANSWER:
+                self._answered(conn, msg)  # never queued behind events
+            else:
+                conn.inbox.append(msg)
+        self._schedule(conn)
 
-    def _handle(self, line: bytes, peer: Peer) -> str:
+    def closed(self, conn: Connection) -> None:
+        """The connection ended (either side); its open prompts take the safe choice."""
+        with self._lock:
+            if self._conns.pop(conn.cid, None) is None:
+                return
+            conn.gone = True
+            waiters = list(conn.waiters.values())
+            conn.waiters.clear()
+        for w in waiters:
+            w.done.set()
+
+    def room(self, conn: Connection) -> bool:
+        """False while the connection has too much unhandled input: stop reading from it."""
+        return len(conn.inbox) < MAX_INBOX
+
+    def sweep(self, now: float | None = None) -> None:
+        """Close connections idle longer than the timeout, and lingering ones past their time."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            conns = list(self._conns.values())
+        for conn in conns:
+            if conn.linger_until is not None:
+                if now >= conn.linger_until:
+                    conn.close()
+                continue
+            if conn.busy or conn.inbox or conn.waiters:
+                continue  # a prompt in flight or work queued is not idleness
+            if now - conn.last_active > self.idle_timeout_s:
+                log.info("local channel: uid %d idle for %.0f s; connection closed",
+                         conn.peer.uid, now - conn.last_active)
+                conn.close()
+
+    # ------------------------------------------------------------------ handling
+
+    def _schedule(self, conn: Connection) -> None:
+        with self._lock:
+            if conn.busy or not conn.inbox or self._pool is None:
+                return
+            conn.busy = True
+            pool = self._pool
+        try:
+            pool.submit(self._drain, conn)
+        except RuntimeError:  # shutting down
+            conn.busy = False
+
+    def _drain(self, conn: Connection) -> None:
+        while True:
+            with self._lock:
+                if not conn.inbox or conn.gone:
+                    conn.busy = False
+                    break
+                item = conn.inbox.popleft()
+            try:
+                if isinstance(item, bytes):
+                    self._send_raw(conn, self._handle_line(item, conn.peer).encode() + b"\n")
+                else:
+                    reply = self._handle(conn, item)
+                    if reply is not None:
+                        self._send(conn, reply)
+            except Exception:  # one bad message must not stop the others being handled
+                log.exception("local channel: handling a message failed")
+                if not isinstance(item, bytes):
+                    self._send(conn, error_message("internal", "the service failed to handle "
+                                                   "this message; see its log", item.id))
+            conn.last_active = time.monotonic()
+        if self._transport is not None:
+            self._transport.wake(conn)  # reading may resume
+
+    def _handle(self, conn: Connection, msg: Message) -> Message | None:
+        handler = self._handlers.get(msg.type)
+        if handler is None:
+            return error_message("unexpected", f"the service does not take {msg.type!r} "
+                                 f"messages", msg.id)
+        if not conn.hello and msg.type not in (MessageType.HELLO, MessageType.PING):
+            return error_message("no_hello", "say hello first (the protocol version)", msg.id)
+        return handler(self, conn, msg)
+
+    def _h_hello(self, conn: Connection, msg: Message) -> Message:
+        theirs = msg.body.get("versions", [msg.v])
+        common = [v for v in SUPPORTED_VERSIONS if isinstance(theirs, list) and v in theirs]
+        if not common:
+            return error_message("version", f"no common protocol version: the agent speaks "
+                                 f"{theirs!r}, the service {list(SUPPORTED_VERSIONS)}", msg.id)
+        claimed = msg.body.get("teller", "")
+        conn.teller = claimed if conn.peer.privileged and isinstance(claimed, str) and claimed \
+            else conn.peer.login
+        conn.prompts = bool(msg.body.get("prompts", False))
+        conn.hello = True
+        return msg.reply(MessageType.HELLO, {"version": max(common), "teller": conn.teller,
+                                             "versions": list(SUPPORTED_VERSIONS),
+                                             "idle_timeout_s": self.idle_timeout_s,
+                                             "max_frame": self.max_frame})
+
+    def _h_ping(self, conn: Connection, msg: Message) -> Message:
+        return msg.reply(MessageType.PONG)
+
+    def _h_event(self, conn: Connection, msg: Message) -> Message:
+        raw = msg.body.get("event")
+        try:
+            event = Event.model_validate_json(json.dumps(raw))
+        except (ValidationError, TypeError, ValueError) as exc:
+            self.rejected += 1
+            count = exc.error_count() if isinstance(exc, ValidationError) else 1
+            return msg.reply(MessageType.REFUSED, {"reason": f"not a valid event ({count} "
+                                                   f"problems)", "retry": False})
+        reason, retry = self._journal(event, conn.peer)
+        if reason:
+            return msg.reply(MessageType.REFUSED, {"reason": reason, "retry": retry})
+        return msg.reply(MessageType.ACK, {"event_id": str(event.id)})
+
+    def _journal(self, event: Event, peer: Peer) -> tuple[str, bool]:
+        """('', False) when journaled, else (why, whether to try again later)."""
+        if not peer.privileged and event.teller != peer.login:
+            self.rejected += 1
+            log.warning("local channel: uid %d sent an event for another teller; refused",
+                        peer.uid)
+            return "the event's teller is not the sending user", False
+        try:
+            self.journal.record(event)
+        except JournalError as exc:
+            log.error("local channel: cannot journal an event: %s", exc)
+            return "the service cannot journal events right now", True
+        self.accepted += 1
+        if self._on_event is not None:
+            self._on_event(event, peer)
+        return "", False
+
+    def _h_status(self, conn: Connection, msg: Message) -> Message:
+        body: dict[str, Any] = {}
+        if self._status_provider is not None:
+            body = dict(self._status_provider())
+        elif not is_pipe_name(self.path):
+            try:
+                loaded = json.loads((self.path.parent / STATUS_FILE).read_text("utf-8"))
+                body = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                body = {}
+        return msg.reply(MessageType.STATUS, {"service": body, "channel": {
+            "state": self.state, "connections": self.connections}})
+
+    def _h_hash_key(self, conn: Connection, msg: Message) -> Message:
+        if self._hash_key is None:
+            return error_message("no_key", "this service does not share a hash key", msg.id)
+        return msg.reply(MessageType.HASH_KEY, {"key": self._hash_key.hex()})
+
+    _handlers: ClassVar[dict[str, _Handler]] = {
+        MessageType.HELLO: _h_hello,
+        MessageType.PING: _h_ping,
+        MessageType.EVENT: _h_event,
+        MessageType.STATUS_REQUEST: _h_status,
+        MessageType.HASH_KEY_REQUEST: _h_hash_key,
+    }
+
+    def _handle_line(self, line: bytes, peer: Peer) -> str:
+        """One request in the line dialect (earlier agents): an event or ``hash-key``."""
         if line.strip() == HASH_KEY_REQUEST:
             if self._hash_key is None:
                 return "error this service does not share a hash key"
@@ -136,33 +439,283 @@ class LocalChannelServer:
         except ValidationError as exc:
             self.rejected += 1
             return f"error not a valid event ({exc.error_count()} problems)"
-        if peer.uid != _UID_ROOT and event.teller != peer.login:
-            self.rejected += 1
-            log.warning("local channel: uid %d sent an event for another teller; refused",
-                        peer.uid)
-            return "error the event's teller is not the sending user"
+        reason, _ = self._journal(event, peer)
+        return f"error {reason}" if reason else f"ok {event.id}"
+
+    # ------------------------------------------------------------------ sending
+
+    def _send(self, conn: Connection, msg: Message) -> bool:
         try:
-            self.journal.record(event)
-        except JournalError as exc:
-            log.error("local channel: cannot journal an event: %s", exc)
-            return "error the service cannot journal events right now"
-        self.accepted += 1
-        if self._on_event is not None:
-            self._on_event(event, peer)
-        return f"ok {event.id}"
+            data = encode(msg, limit=self.max_frame)
+        except ProtocolError as exc:
+            log.error("local channel: a %s message is too large to send: %s", msg.type, exc)
+            return False
+        return self._send_raw(conn, data)
+
+    def _send_raw(self, conn: Connection, data: bytes) -> bool:
+        try:
+            with conn.wlock:
+                conn.send(data)
+            return True
+        except OSError as exc:
+            log.info("local channel: uid %d does not read its answers (%s); closed",
+                     conn.peer.uid, exc)
+            conn.close()
+            return False
+
+    def _last_word(self, conn: Connection, code: str, text: str) -> None:
+        """Answer once in the peer's dialect, then discard its input and close shortly."""
+        if conn.dialect == "line":
+            self._send_raw(conn, f"error {text}\n".encode())
+        else:
+            self._send(conn, error_message(code, text))
+        conn.linger_until = time.monotonic() + REFUSAL_LINGER_S
+        if self._transport is not None:
+            self._transport.half_close(conn)
+
+    # ------------------------------------------------------------------ asking the teller
+
+    def sessions(self) -> list[tuple[str, float]]:
+        """(teller, last active) of every agent connection that answers prompts."""
+        with self._lock:
+            return [(c.teller, c.last_active) for c in self._conns.values()
+                    if c.hello and c.prompts and not c.gone]
+
+    def _session_for(self, teller: str | None) -> Connection | None:
+        with self._lock:
+            able = [c for c in self._conns.values() if c.hello and c.prompts and not c.gone
+                    and c.linger_until is None and (not teller or c.teller == teller)]
+        return max(able, key=lambda c: c.last_active) if able else None
+
+    def ask(self, request: PromptRequest, *, teller: str | None = None,
+            timeout_s: float | None = None) -> PromptAnswer | None:
+        """Ask the session agent of `teller` (or the most recently active one); None when no
+        session is connected, the connection drops or `timeout_s` passes. Blocks the caller."""
+        conn = self._session_for(teller)
+        if conn is None:
+            return None
+        msg = Message(type=MessageType.PROMPT, body=prompt_to_body(request))
+        waiter = _Waiter()
+        with self._lock:
+            if conn.gone:
+                return None
+            conn.waiters[msg.id] = waiter
+        try:
+            if not self._send(conn, msg):
+                return None
+            waiter.done.wait(request.timeout_s if timeout_s is None else timeout_s)
+            return waiter.answer
+        finally:
+            with self._lock:
+                conn.waiters.pop(msg.id, None)
+
+    def notify(self, request: PromptRequest, *, teller: str | None = None) -> bool:
+        """Show a toast in the teller's session; False when no session is connected."""
+        conn = self._session_for(teller)
+        if conn is None:
+            return False
+        return self._send(conn, Message(type=MessageType.NOTIFY, body=prompt_to_body(request)))
+
+    def _answered(self, conn: Connection, msg: Message) -> None:
+        with self._lock:
+            waiter = conn.waiters.get(msg.reply_to or "")
+        if waiter is None:
+            log.info("local channel: an answer to no open prompt (late, after the timeout)")
+            return
+        waiter.answer = answer_from_body(msg.body)
+        waiter.done.set()
 
 
-def _close_gently(conn: socket.socket) -> None:
-    """Half-close and drain what the peer already sent, so it can read our last answer.
+class _UnixReactor:
+    """The Unix socket transport: one thread selecting over the listener and every connection.
 
-    Closing a Unix socket with unread input resets it, and the peer would lose the answer.
+    Survives running out of file handles: accept() failing with EMFILE/ENFILE degrades the
+    server (logged once), the listener is left out of the selector for a back-off, and taken
+    back; the connections already open keep working meanwhile.
     """
-    try:
-        conn.shutdown(socket.SHUT_WR)
-        conn.settimeout(1.0)
-        while conn.recv(65536):
-            pass
-    except OSError:
-        pass
 
+    def __init__(self, server: LocalChannelServer, path: Path) -> None:
+        self.server = server
+        self.path = path
+        self.failure = ""
+        self._sel = selectors.DefaultSelector()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._socks: dict[int, tuple[socket.socket, Connection]] = {}
+        self._paused: set[int] = set()
+        self._backoff_s = 0.0
+        self._listen_again_at: float | None = None
+
+    def start(self) -> None:
+        sock = listen_unix(self.path)
+        self._sock = sock
+        self._sel.register(sock, selectors.EVENT_READ, "listen")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread = threading.Thread(target=self._run, name="teller-guard-local-channel",
+                                        daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self, conn: Connection | None = None) -> None:
+        try:
+            self._wake_w.send(b"w")
+        except OSError:  # the wake buffer is full: the reactor wakes anyway
+            pass
+
+    def half_close(self, conn: Connection) -> None:
+        for sock, c in list(self._socks.values()):
+            if c is conn:
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for fd in list(self._socks):
+            self._drop(fd)
+        for s in (self._sock, self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        self._sel.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for key, _ in self._sel.select(timeout=0.25):
+                    if key.data == "listen":
+                        self._accept()
+                    elif key.data == "wake":
+                        try:
+                            while self._wake_r.recv(4096):
+                                pass
+                        except BlockingIOError:
+                            pass
+                    else:
+                        self._read(key.fd)
+                self._housekeeping()
+        except Exception as exc:  # the state then says stopped, with this reason
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("local channel: the listener failed")
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._listen_again_at is not None and now >= self._listen_again_at:
+            self._listen_again_at = None
+            assert self._sock is not None
+            self._sel.register(self._sock, selectors.EVENT_READ, "listen")
+            self._accept()  # also tells whether handles are free again with nobody waiting
+        for fd in list(self._paused):
+            entry = self._socks.get(fd)
+            if entry is None:
+                self._paused.discard(fd)
+            elif self.server.room(entry[1]):
+                self._paused.discard(fd)
+                self._sel.register(entry[0], selectors.EVENT_READ, entry[1])
+        self.server.sweep(now)
+        for fd, (_, conn) in list(self._socks.items()):
+            if conn.gone:
+                self._drop(fd)
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        for _ in range(64):  # then read and drop what is there before taking more
+            try:
+                sock, _ = self._sock.accept()
+            except BlockingIOError:
+                # Linux takes a handle before it looks at the queue: "nothing waiting" means a
+                # handle was free, so the listener is healthy again.
+                self.server.recover()
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_HANDLES:
+                    self._backoff_s = min(2.0, max(0.05, self._backoff_s * 2))
+                    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                    self.server.degrade(f"out of file handles ({name}); new connections wait")
+                    self._sel.unregister(self._sock)
+                    self._listen_again_at = time.monotonic() + self._backoff_s
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                    continue
+                raise
+            self._backoff_s = 0.0
+            self.server.recover()
+            self._take(sock)
+
+    def _take(self, sock: socket.socket) -> None:
+        from guard.ipc.unix import peer_of
+
+        try:
+            sock.settimeout(SEND_TIMEOUT_S)  # recv only when readable; sends bounded
+            peer = peer_of(sock)
+        except OSError as exc:
+            log.info("local channel: no peer credentials (%s); connection closed", exc)
+            sock.close()
+            return
+
+        def close() -> None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the reactor sees the end and cleans up
+            except OSError:
+                pass
+            self.wake()
+
+        conn = self.server.admit(peer, sock.sendall, close)
+        if conn is None:
+            sock.close()
+            return
+        fd = sock.fileno()
+        self._socks[fd] = (sock, conn)
+        self._sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _read(self, fd: int) -> None:
+        entry = self._socks.get(fd)
+        if entry is None:
+            return
+        sock, conn = entry
+        want = conn.decoder.wants() if conn.decoder is not None and conn.linger_until is None \
+            else 65536  # lingering input is discarded, in big reads
+        try:
+            data = sock.recv(want)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(fd)
+            return
+        self.server.received(conn, data)
+        if conn.gone:
+            self._drop(fd)
+        elif not self.server.room(conn):
+            self._sel.unregister(sock)
+            self._paused.add(fd)
+
+    def _drop(self, fd: int) -> None:
+        entry = self._socks.pop(fd, None)
+        if entry is None:
+            return
+        sock, conn = entry
+        if fd in self._paused:
+            self._paused.discard(fd)
+        else:
+            try:
+                self._sel.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+        sock.close()
+        self.server.closed(conn)
 
