@@ -1,4 +1,4 @@
-"""Reading images: real OCR on rendered forms and ID cards, boxes on the value, bad input refused."""
+"""Reading images: real OCR on rendered forms and ID cards, boxes on values, bad input refused."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def test_a_teller_screen_reads_the_table_and_form(ocr: OcrWorker, scanner: Scann
 
 
 def render_id_card(number: str, cover: bool = False) -> object:
-    """The front of a resident ID card (公民身份号码 layout), optionally with the number partly covered."""
+    """The front of a resident ID card (公民身份号码 layout), its number maybe partly covered."""
     w, h = 856, 540
     img = Image.new("RGB", (w, h), (232, 238, 240))
     d = ImageDraw.Draw(img)
@@ -150,7 +150,7 @@ def render_id_card(number: str, cover: bool = False) -> object:
     d.text((60, 440), "公民身份号码", font=label, fill=blue)
     d.text((260, 432), number, font=digits, fill=(10, 10, 10))
     if cover:
-        x0, _, x1, _ = d.textbbox((260, 432), number[:6], font=digits)
+        _, _, x1, _ = d.textbbox((260, 432), number[:6], font=digits)
         _, _, x2, _ = d.textbbox((260, 432), number[:14], font=digits)
         d.rectangle((x1 + 2, 425, x2, 485), fill=(20, 20, 20))  # a thumb on the birth date
     return img
@@ -268,7 +268,7 @@ def test_truncated_and_corrupt_pngs_give_a_clear_error() -> None:
     garbage = png_header(400, 80, b"\x78\x9c" + bytes(range(256)) * 4)
     with pytest.raises(ImageError, match="truncated or corrupt PNG"):
         images.decode(garbage)
-    with pytest.raises(ImageError, match="damaged image header|not a PNG"):
+    with pytest.raises(ImageError, match=r"damaged image header|not a PNG"):
         images.decode(good[:30])
 
 
