@@ -1,0 +1,375 @@
+"""Finding customer data in images: decode safely, OCR in the worker, scan the text, map to pixels.
+
+    with OcrWorker() as ocr:
+        result = scan_image_file("capture.png", scanner, ocr=ocr)   # never raises for bad input
+        result.findings      # Finding with box=(x, y, w, h) in image pixels, masked value, hash
+        result.document      # "ID_CARD" when the image is a resident ID card (front or back)
+        result.as_dicts()    # the JSON form: type, masked, bbox, confidence, category, hash
+
+Steps:
+
+1. `probe` reads the header only (Pillow opens lazily) and refuses, before any pixel is decoded,
+   a file that is empty, not PNG/JPEG/BMP/TIFF/WebP, larger than `MAX_PIXELS` or `MAX_SIDE`;
+   `decode` then decodes it (in the OCR worker for files, so the guard's memory stays flat) and
+   turns a truncated or corrupt file into `ImageError`;
+2. the worker recognises the lines that can hold an identifier (`guard.scan.ocr`);
+3. the lines are put together into screen rows (same height band, left to right), each row
+   scanned with the same text detectors as any text (`Scanner.scan_text`), cells joined by a tab so
+   the field label beside a value counts as its context but two cells never run into one number;
+4. each finding's character span is mapped back to a box: the part of the line box its characters
+   cover (Chinese characters counted twice as wide as digits).
+
+PDF pages without a text layer are rendered with pypdfium2 and read the same way.
+Messages name the problem, never what the image shows.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from guard.model import Finding
+from guard.scan.ocr import Box, Mode, OcrError, ReadResult, TextLine
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from guard.scan.engine import Scanner
+    from guard.scan.ocr_worker import OcrWorker
+
+FORMATS: Final = frozenset({"PNG", "JPEG", "BMP", "TIFF", "WEBP"})
+MAX_PIXELS: Final = 40_000_000
+MAX_SIDE: Final = 16_384
+MAX_FILE_BYTES: Final = 64 * 1024 * 1024
+PDF_DPI: Final = 150
+PDF_MAX_PAGES: Final = 50
+ID_CARD: Final = "ID_CARD"
+
+_FRONT_LABELS: Final = ("姓名", "性别", "民族", "出生", "住址")
+_BACK_LABELS: Final = ("签发机关", "有效期限")
+
+
+class ImageError(Exception):
+    """An image that cannot be read: empty, not an image, too large, truncated or corrupt."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What an image's header says."""
+
+    format: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """What scanning one image (or the image pages of a PDF) gave.
+
+    `findings` have `box` set, in pixels of the image (of the page rendered at `PDF_DPI` for a PDF;
+    `pages` then gives each finding's page, from 1). Their `start`/`end` are offsets into the
+    recognised text (rows joined by newlines). `document` is `ID_CARD` for a resident ID card.
+    """
+
+    source: str
+    findings: tuple[Finding, ...] = ()
+    document: str | None = None
+    document_box: Box | None = None
+    size: tuple[int, int] | None = None
+    error: str | None = None
+    pages: tuple[int, ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """The JSON findings: `type, masked, bbox, confidence, category, hash` (+ document, page).
+
+        An ID card whose number could not be read (covered, blurred) still gives one entry, of
+        type `ID_CARD`, with the card's box and no value.
+        """
+        out = []
+        for i, f in enumerate(self.findings):
+            d: dict[str, Any] = {
+                "type": f.type, "masked": f.masked, "bbox": list(f.box or (0, 0, 0, 0)),
+                "confidence": round(f.score, 4), "category": str(f.category), "hash": f.hash,
+            }
+            if self.document:
+                d["document"] = self.document
+            if self.pages:
+                d["page"] = self.pages[i]
+            out.append(d)
+        if self.document == ID_CARD and not any(f.type == "CN_RESIDENT_ID" for f in self.findings):
+            box = list(self.document_box or (0, 0, 0, 0))
+            out.append({"type": ID_CARD, "masked": "", "bbox": box, "confidence": 0.9,
+                        "category": "C2", "hash": "", "document": ID_CARD})
+        return out
+
+
+# -- decoding -------------------------------------------------------------------------------------
+
+
+def probe(data: bytes) -> ImageInfo:
+    """Format and size from the header alone; `ImageError` for anything not to be decoded."""
+    if not data:
+        raise ImageError("empty file (0 bytes), not an image")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"image file larger than {MAX_FILE_BYTES >> 20} MiB, not read")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt, (width, height) = str(im.format or ""), im.size
+    except Image.DecompressionBombError as exc:
+        # Pillow's own check (its default limit, far above ours) caught it first
+        raise ImageError(f"image larger than the limit, a decompression bomb? ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not a PNG, JPEG, BMP, TIFF or WebP image (unknown or damaged header)") \
+            from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"damaged image header ({type(exc).__name__})") from exc
+    if fmt not in FORMATS:
+        raise ImageError(f"{fmt or 'unknown'} images are not read; PNG, JPEG, BMP, TIFF, WebP are")
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image header gives an empty size {width}x{height}")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageError(f"image of {width}x{height} pixels is larger than the limit "
+                         f"({MAX_SIDE} px a side, {MAX_PIXELS // 1_000_000} MP), not decoded")
+    return ImageInfo(fmt, width, height)
+
+
+def decode(data: bytes) -> np.ndarray:
+    """The image as a BGR uint8 array, after `probe`; `ImageError` if truncated or corrupt."""
+    info = probe(data)
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if info.format == "JPEG":
+                im.draft("RGB", (info.width, info.height))
+            im.load()
+            rgb = im.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise ImageError("image larger than the limit once decoded, not read") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"truncated or corrupt {info.format} image, not read "
+                         f"({type(exc).__name__})") from exc
+    if rgb.size != (info.width, info.height):
+        raise ImageError(f"corrupt {info.format} image: decoded size differs from its header")
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+
+# -- from recognised lines to findings ------------------------------------------------------------
+
+
+def rows(lines: Iterable[TextLine]) -> list[list[TextLine]]:
+    """Lines grouped into screen rows (vertical centres in one band), each left to right."""
+    out: list[list[TextLine]] = []
+    bands: list[tuple[float, float]] = []  # (top, bottom) of each row so far
+    for line in sorted(lines, key=lambda ln: (ln.box[1] + ln.box[3] / 2, ln.box[0])):
+        _x, y, _w, h = line.box
+        centre = y + h / 2
+        for k in range(len(out) - 1, max(-1, len(out) - 4), -1):
+            top, bottom = bands[k]
+            if top <= centre <= bottom:
+                out[k].append(line)
+                bands[k] = (min(top, y + h * 0.2), max(bottom, y + h * 0.8))
+                break
+        else:
+            out.append([line])
+            bands.append((y + h * 0.2, y + h * 0.8))
+    for row in out:
+        row.sort(key=lambda ln: ln.box[0])
+    return out
+
+
+def _width(ch: str) -> float:
+    if ch == " ":
+        return 0.5
+    return 2.0 if ord(ch) > 0x2E80 else 1.0
+
+
+def _span_box(line: TextLine, a: int, b: int) -> Box:
+    """The part of `line`'s box that characters [a, b) of its text cover."""
+    weights = [_width(c) for c in line.text]
+    total = sum(weights) or 1.0
+    x, y, w, h = line.box
+    left = x + w * sum(weights[:a]) / total
+    right = x + w * sum(weights[:b]) / total
+    return (int(left), y, max(1, round(right - left)), h)
+
+
+def _union(boxes: Sequence[Box]) -> Box:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def findings_from_lines(lines: Sequence[TextLine], scanner: Scanner) -> tuple[list[Finding], str]:
+    """Scan the recognised lines row by row; findings carry boxes. Also returns the whole text."""
+    found: list[Finding] = []
+    texts: list[str] = []
+    base = 0
+    for row in rows(lines):
+        parts: list[tuple[int, TextLine]] = []
+        pieces: list[str] = []
+        at = 0
+        for line in row:
+            parts.append((at, line))
+            pieces.append(line.text)
+            at += len(line.text) + 1
+        row_text = "\t".join(pieces)
+        for f in scanner.scan_text(row_text):
+            covered = [
+                _span_box(line, max(f.start, s) - s, min(f.end, s + len(line.text)) - s)
+                for s, line in parts
+                if s < f.end and f.start < s + len(line.text)
+            ]
+            if not covered:
+                continue
+            rec = min(line.score for s, line in parts if s < f.end and f.start < s + len(line.text))
+            found.append(replace(f, start=f.start + base, end=f.end + base,
+                                 score=f.score * min(1.0, max(0.0, rec)), box=_union(covered)))
+        texts.append(row_text)
+        base += len(row_text) + 1
+    return found, "\n".join(texts)
+
+
+def document_kind(text: str) -> str | None:
+    """`ID_CARD` when recognised text has the layout of a resident ID card, front or back."""
+    compact = "".join(text.split())
+    if "公民身份号码" in compact or "公民身份号" in compact:
+        return ID_CARD
+    if sum(label in compact for label in _FRONT_LABELS) >= 4:
+        return ID_CARD
+    if "居民身份证" in compact and any(label in compact for label in _BACK_LABELS):
+        return ID_CARD
+    return None
+
+
+def _document_box(lines: Sequence[TextLine]) -> Box | None:
+    return _union([ln.box for ln in lines]) if lines else None
+
+
+def _result(source: str, read: ReadResult, size: tuple[int, int], scanner: Scanner) -> ImageResult:
+    findings, text = findings_from_lines(read.lines, scanner)
+    document = document_kind(text)
+    return ImageResult(
+        source, tuple(findings), document,
+        _document_box(read.lines) if document else None, size, None, (), dict(read.stats),
+    )
+
+
+# -- entry points ---------------------------------------------------------------------------------
+
+
+def scan_array(image: np.ndarray, scanner: Scanner, *, ocr: OcrWorker, source: str = "screen",
+               mode: Mode = "fast") -> ImageResult:
+    """Findings in pixels already in memory (a screen grab: gray, BGR or BGRA uint8).
+
+    Raises `OcrError` (or a subclass) when OCR cannot run; the caller decides the fallback.
+    """
+    read = ocr.read(image, mode=mode)
+    return _result(source, read, (int(image.shape[1]), int(image.shape[0])), scanner)
+
+
+def scan_image_bytes(data: bytes, scanner: Scanner, *, ocr: OcrWorker, source: str = "-",
+                     mode: Mode = "fast") -> ImageResult:
+    """Findings in an encoded image; bad input and OCR failures give `error`, never raise."""
+    try:
+        probe(data)  # cheap refusals here, before anything reaches the worker
+        read, size = ocr.read_encoded(data, mode=mode)
+    except (ImageError, OcrError) as exc:
+        return ImageResult(source, error=str(exc))
+    return _result(source, read, size, scanner)
+
+
+def scan_image_file(path: str | os.PathLike[str], scanner: Scanner, *, ocr: OcrWorker,
+                    mode: Mode = "fast") -> ImageResult:
+    """Findings in an image file (PNG, JPEG, BMP, TIFF, WebP) or the image pages of a PDF."""
+    source = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            return ImageResult(source,
+                               error=f"file larger than {MAX_FILE_BYTES >> 20} MiB, not read")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return ImageResult(source, error="no such file")
+    except IsADirectoryError:
+        return ImageResult(source, error="is a directory, not a file")
+    except PermissionError:
+        return ImageResult(source, error="permission denied")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return ImageResult(source, error=f"cannot read the file: {reason}")
+    if data.startswith(b"%PDF-"):
+        return scan_pdf_images(data, scanner, ocr=ocr, source=source, mode=mode)
+    return scan_image_bytes(data, scanner, ocr=ocr, source=source, mode=mode)
+
+
+def is_image(head: bytes) -> bool:
+    """Whether the first bytes of a file are those of an image format read here."""
+    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")) \
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def scan_pdf_images(data: bytes, scanner: Scanner, *, ocr: OcrWorker, source: str = "-",
+                    mode: Mode = "fast") -> ImageResult:
+    """Findings on the pages of a PDF that have no text layer, rendered at `PDF_DPI` and read.
+
+    Pages with text are left to the text path (`guard.scan.documents`); at most `PDF_MAX_PAGES`
+    image pages are read.
+    """
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        return ImageResult(source, error="PDF page images need pypdfium2 (pip install pypdfium2)")
+    findings: list[Finding] = []
+    pages: list[int] = []
+    document: str | None = None
+    document_box: Box | None = None
+    read_pages = 0
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        return ImageResult(source, error=f"damaged PDF, not read ({type(exc).__name__})")
+    try:
+        for number in range(len(pdf)):
+            page = pdf[number]
+            textpage = page.get_textpage()
+            has_text = bool(textpage.get_text_range().strip())
+            textpage.close()
+            if has_text:
+                page.close()
+                continue
+            read_pages += 1
+            if read_pages > PDF_MAX_PAGES:
+                page.close()
+                break
+            scale = PDF_DPI / 72
+            w, h = page.get_size()
+            if w * h * scale * scale > MAX_PIXELS:
+                scale = (MAX_PIXELS / (w * h)) ** 0.5
+            bitmap = page.render(scale=scale)
+            image = bitmap.to_numpy()[:, :, :3].copy()  # BGR(x) from pdfium
+            bitmap.close()
+            page.close()
+            result = scan_array(image, scanner, ocr=ocr, source=source, mode=mode)
+            findings.extend(result.findings)
+            pages.extend([number + 1] * len(result.findings))
+            if result.document and document is None:
+                document, document_box = result.document, result.document_box
+    except pdfium.PdfiumError as exc:
+        return ImageResult(source, error=f"damaged PDF page, not read ({type(exc).__name__})")
+    except OcrError as exc:
+        return ImageResult(source, error=str(exc))
+    finally:
+        pdf.close()
+    return ImageResult(source, tuple(findings), document, document_box, None, None, tuple(pages),
+                       {"image_pages": min(read_pages, PDF_MAX_PAGES)})

@@ -1,0 +1,369 @@
+"""Offline OCR of screens and images: recognise only the text lines that can hold an identifier.
+
+The models ship inside the `rapidocr_onnxruntime` wheel (PaddleOCR PP-OCRv4 on onnxruntime); they
+are loaded from its package folder and nothing is downloaded. This module runs inside the OCR
+worker process (`guard.scan.ocr_worker`); importing it costs nothing, since OpenCV, numpy and
+onnxruntime are imported only when an `OcrEngine` first reads an image.
+
+How a screen is read (`OcrEngine.read`, mode ``fast``):
+
+1. find text lines with OpenCV, no model: morphological gradient, threshold, long ruling lines
+   (table grids, input-box outlines) removed, then characters joined horizontally by a closing
+   sized from the median glyph height; each connected blob is a line box (~20 ms on 1080p);
+2. keep the boxes that can hold an identifier: wide enough for 9+ narrow glyphs and made of at
+   least 6 digit-shaped glyphs (tall, narrow, of one height), plus the label box just left of each
+   of them on the same screen line (context words); an image with few lines (a photographed card)
+   has every line recognised;
+3. recognise only those crops with the recognition model (no detection model), reusing the text of
+   any crop whose pixels were already seen (`TileCache`, keyed by a hash of the crop);
+4. return `TextLine`s: text, box in image pixels, recognition score.
+
+Mode ``full`` is the engine's own pipeline over the whole image (detection model, orientation
+classifier, every line recognised): slower, for comparison and for photos with rotated text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from importlib import util as importlib_util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Box = tuple[int, int, int, int]
+Mode = Literal["fast", "full"]
+
+MODEL_PACKAGE: Final = "rapidocr_onnxruntime"
+MODEL_FILES: Final = {
+    "det": "models/ch_PP-OCRv4_det_infer.onnx",
+    "cls": "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+    "rec": "models/ch_PP-OCRv4_rec_infer.onnx",
+}
+INSTALL_HINT: Final = (
+    "install the OCR parts: pip install --no-deps rapidocr_onnxruntime==1.4.4 and "
+    "pip install opencv-python-headless onnxruntime numpy pyclipper shapely six PyYAML Pillow tqdm"
+)
+
+SMALL_IMAGE_LINES = 40
+"""An image with at most this many text lines (a card, a photo, a form) has every line read."""
+TILE_CACHE_ENTRIES = 4096
+MIN_DIGIT_GLYPHS = 9
+"""The shortest identifier the detectors report has 9 characters (passports, 9-digit runs)."""
+
+
+class OcrError(Exception):
+    """OCR could not read an image; the message says why, never what the image shows."""
+
+
+class OcrUnavailableError(OcrError):
+    """The OCR package or its models are missing from this installation."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextLine:
+    """One recognised line of text and where it is, in image pixels `(x, y, w, h)`."""
+
+    text: str
+    box: Box
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """The lines recognised in one image and what reading it cost."""
+
+    lines: tuple[TextLine, ...]
+    stats: dict[str, int | float] = field(default_factory=dict)
+
+
+def model_dir() -> Path:
+    """The folder of the installed OCR package that holds the model files (no import needed)."""
+    spec = importlib_util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise OcrUnavailableError(f"OCR is not installed ({MODEL_PACKAGE} missing): {INSTALL_HINT}")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for rel in MODEL_FILES.values():
+        if not (root / rel).is_file():
+            raise OcrUnavailableError(
+                f"OCR model file {rel} is missing from {MODEL_PACKAGE}; reinstall: {INSTALL_HINT}"
+            )
+    return root
+
+
+def _no_spinning(threads: int) -> Any:
+    """Make every onnxruntime session of the OCR package use `threads` threads, none spinning.
+
+    Spinning threads burn a core while waiting for work; on a teller PC that is the teller's core.
+    The package builds its sessions in one place (`OrtInferSession._init_sess_opts`); this wraps it.
+    """
+    from rapidocr_onnxruntime.utils import infer_engine
+
+    cls = infer_engine.OrtInferSession
+    original = cls.__dict__["_init_sess_opts"].__func__
+
+    def options(config: dict[str, Any]) -> Any:
+        opts = original(config)
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return opts
+
+    if not getattr(original, "_guard_no_spinning", False):
+        options._guard_no_spinning = True  # type: ignore[attr-defined]
+        cls._init_sess_opts = staticmethod(options)
+    return cls
+
+
+class TileCache:
+    """Recognised text of crops already seen, keyed by a hash of their pixels (bounded, LRU)."""
+
+    def __init__(self, entries: int = TILE_CACHE_ENTRIES) -> None:
+        self._entries = entries
+        self._items: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(crop: np.ndarray) -> bytes:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr(crop.shape).encode())
+        h.update(crop.tobytes())
+        return h.digest()
+
+    def get(self, key: bytes) -> tuple[str, float] | None:
+        hit = self._items.get(key)
+        if hit is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return hit
+
+    def put(self, key: bytes, value: tuple[str, float]) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._entries:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# -- finding text lines without a model ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Regions:
+    """Line boxes of an image, and which of them can hold an identifier."""
+
+    boxes: tuple[Box, ...]
+    candidates: frozenset[int]
+    glyph_h: int
+
+
+def find_regions(gray: np.ndarray) -> Regions:
+    """Text line boxes of a grayscale image, found with OpenCV morphology (no model)."""
+    import cv2
+    import numpy as np
+
+    h, w = gray.shape[:2]
+    grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8))
+    _, bw = cv2.threshold(grad, 40, 255, cv2.THRESH_BINARY)
+    # ruling lines (table grids, input-box outlines) would join neighbouring lines into one blob
+    long_h = cv2.morphologyEx(bw, cv2.MORPH_OPEN, cv2.getStructuringElement(
+        cv2.MORPH_RECT, (max(40, w // 40), 1)))
+    long_v = cv2.morphologyEx(bw, cv2.MORPH_OPEN, cv2.getStructuringElement(
+        cv2.MORPH_RECT, (1, max(30, h // 30))))
+    bw = cv2.bitwise_and(bw, cv2.bitwise_not(cv2.bitwise_or(long_h, long_v)))
+    _n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    sizes = stats[1:, cv2.CC_STAT_HEIGHT]
+    glyph = sizes[(sizes >= 6) & (sizes <= 200)]
+    glyph_h = int(np.median(glyph)) if glyph.size else 12
+    # join the glyphs of a line (and digit groups split by one space), not two table cells
+    join = max(3, round(glyph_h * 0.75))
+    lines = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(
+        cv2.MORPH_RECT, (join, max(1, glyph_h // 5))))
+    m, _, line_stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    boxes: list[Box] = []
+    for i in range(1, m):
+        x, y, bw_, bh, _area = (int(v) for v in line_stats[i])
+        if bh < 6 or bh > 8 * glyph_h + 40 or bw_ < 4:
+            continue
+        boxes.append((x, y, bw_, bh))
+    boxes.sort(key=lambda b: (b[1], b[0]))
+    candidates = frozenset(i for i, b in enumerate(boxes) if _could_hold_identifier(gray, b))
+    return Regions(tuple(boxes), candidates, glyph_h)
+
+
+def _could_hold_identifier(gray: np.ndarray, box: Box) -> bool:
+    """Wide enough for 9 narrow glyphs, and at least that many digit-shaped glyphs in it.
+
+    The crop is binarised on its own (Otsu), so each digit is one component: digits share one
+    height and are about half as wide as tall, while Chinese characters are as wide as tall.
+    """
+    import cv2
+    import numpy as np
+
+    x, y, w, h = box
+    if w < 3 * h // 2 or h < 7:
+        return False
+    crop = gray[y:y + h, x:x + w]
+    _, bw = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if cv2.countNonZero(bw) * 2 > bw.size:
+        bw = cv2.bitwise_not(bw)  # light text on a dark bar
+    n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=4)
+    if n <= MIN_DIGIT_GLYPHS:
+        return False
+    hs = stats[1:, cv2.CC_STAT_HEIGHT]
+    ws = stats[1:, cv2.CC_STAT_WIDTH]
+    glyphs = hs >= 6
+    if int(glyphs.sum()) < MIN_DIGIT_GLYPHS:
+        return False
+    mode = int(np.bincount(hs[glyphs]).argmax())
+    digit = glyphs & (np.abs(hs - mode) <= max(1, mode // 10)) & (ws >= 0.25 * hs) & (
+        ws <= 0.8 * hs)
+    if int(digit.sum()) < MIN_DIGIT_GLYPHS:
+        return False
+    # the digits must span the box's width at their pitch, not be a few strokes of a word
+    return int(digit.sum()) * mode * 0.45 <= w
+
+
+def _left_label(boxes: tuple[Box, ...], i: int) -> int | None:
+    """The box just left of box `i` on the same line (its field label), if one is near."""
+    x, y, _w, h = boxes[i]
+    best: int | None = None
+    best_gap = 4 * h  # a form label sits close; the cell before in a table row does not
+    for j, (bx, by, bw, bh) in enumerate(boxes):
+        if j == i or bx + bw > x + 2:
+            continue
+        overlap = min(y + h, by + bh) - max(y, by)
+        if overlap < 0.5 * min(h, bh):
+            continue
+        gap = x - (bx + bw)
+        if gap < best_gap:
+            best, best_gap = j, gap
+    return best
+
+
+def pick(regions: Regions) -> list[int]:
+    """Indexes of the boxes to recognise: identifier candidates and their labels, or all."""
+    if len(regions.boxes) <= SMALL_IMAGE_LINES:
+        return list(range(len(regions.boxes)))
+    chosen = set(regions.candidates)
+    for i in regions.candidates:
+        j = _left_label(regions.boxes, i)
+        if j is not None:
+            chosen.add(j)
+    return sorted(chosen)
+
+
+# -- the engine -----------------------------------------------------------------------------------
+
+
+class OcrEngine:
+    """Reads text off images with the packaged models; one per worker process, not thread-safe."""
+
+    def __init__(self, threads: int | None = None, cache_entries: int = TILE_CACHE_ENTRIES) -> None:
+        self._threads = threads or max(1, min(2, os.cpu_count() or 1))
+        self._rec: Any = None
+        self._full: Any = None
+        self.cache = TileCache(cache_entries)
+
+    def _recogniser(self) -> Any:
+        if self._rec is None:
+            root = model_dir()
+            _no_spinning(self._threads)
+            from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+
+            self._rec = TextRecognizer({
+                "model_path": str(root / MODEL_FILES["rec"]),
+                "rec_img_shape": [3, 48, 320],
+                "rec_batch_num": 1,  # measured: padded batches cost more CPU than single crops
+                "use_cuda": False,
+                "use_dml": False,
+            })
+        return self._rec
+
+    def _full_engine(self) -> Any:
+        if self._full is None:
+            model_dir()
+            _no_spinning(self._threads)
+            from rapidocr_onnxruntime import RapidOCR
+
+            self._full = RapidOCR()
+        return self._full
+
+    def read(self, image: np.ndarray, mode: Mode = "fast") -> ReadResult:
+        """The text lines of a BGR (or grayscale, or BGRA) uint8 image."""
+        import time
+
+        import cv2
+
+        t0 = time.perf_counter()
+        if image.ndim == 2:
+            bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            bgr = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        else:
+            bgr = image
+        if mode == "full":
+            return self._read_full(bgr, t0)
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        regions = find_regions(gray)
+        t_regions = time.perf_counter() - t0
+        chosen = pick(regions)
+        crops, keys, todo = [], [], []
+        texts: dict[int, tuple[str, float]] = {}
+        ih, iw = gray.shape[:2]
+        for i in chosen:
+            x, y, w, h = regions.boxes[i]
+            pad_y, pad_x = max(2, h // 6), max(3, h // 3)
+            x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
+            x1, y1 = min(iw, x + w + pad_x), min(ih, y + h + pad_y)
+            crop = bgr[y0:y1, x0:x1]
+            key = TileCache.key(crop)
+            hit = self.cache.get(key)
+            if hit is not None:
+                texts[i] = hit
+                continue
+            todo.append(i)
+            crops.append(crop)
+            keys.append(key)
+        if crops:
+            results, _ = self._recogniser()(crops)
+            for i, key, (text, score) in zip(todo, keys, results, strict=True):
+                value = (str(text), float(score))
+                self.cache.put(key, value)
+                texts[i] = value
+        lines = tuple(
+            TextLine(texts[i][0], regions.boxes[i], texts[i][1])
+            for i in chosen if texts[i][0].strip()
+        )
+        stats: dict[str, int | float] = {
+            "regions": len(regions.boxes), "candidates": len(regions.candidates),
+            "recognised": len(crops), "cached": len(chosen) - len(crops),
+            "regions_s": round(t_regions, 4), "total_s": round(time.perf_counter() - t0, 4),
+        }
+        return ReadResult(lines, stats)
+
+    def _read_full(self, bgr: np.ndarray, t0: float) -> ReadResult:
+        import time
+
+        result, _ = self._full_engine()(bgr)
+        lines = []
+        for points, text, score in result or ():
+            xs = [int(p[0]) for p in points]
+            ys = [int(p[1]) for p in points]
+            box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+            lines.append(TextLine(str(text), box, float(score)))
+        stats: dict[str, int | float] = {
+            "regions": len(lines), "recognised": len(lines),
+            "total_s": round(time.perf_counter() - t0, 4),
+        }
+        return ReadResult(tuple(lines), stats)

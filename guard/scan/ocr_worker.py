@@ -1,0 +1,309 @@
+"""The OCR worker: a child process that reads images, so the guard's own memory never holds OCR.
+
+    worker = OcrWorker(idle_s=60, timeout_s=60)
+    result = worker.read(pixels)              # a numpy BGR/BGRA/gray uint8 array (a screen grab)
+    result, size = worker.read_encoded(png)   # PNG/JPEG/BMP/TIFF/WebP bytes, decoded in the child
+    worker.stop()
+
+The child is started on demand (multiprocessing, spawn: no fork of a Qt process), loads the models
+on its first image and exits by itself after `idle_s` seconds without work, saying "bye" first so a
+request sent at that moment is retried on a fresh child instead of failing. Each call has a
+timeout; a child that hangs is killed and one that dies mid-call makes that call fail with
+`OcrWorkerDiedError`; the next call starts a new child.
+
+The protocol is one dict per message over a `multiprocessing` pipe:
+request ``{"id", "op": "read"|"read_encoded"|"ping"|"stop", "mode", "pixels"+"shape" | "data"}``,
+response ``{"id", "ok": True, "lines": [(text, (x, y, w, h), score)], "stats", "size"}`` or
+``{"id", "ok": False, "kind": "image"|"ocr", "message"}``; an idle child sends ``{"op": "bye"}``.
+Recognised text crosses the pipe in memory only; it is never logged or written anywhere.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+from guard.scan.ocr import Mode, OcrError, ReadResult, TextLine
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    import numpy as np
+
+MAX_PIXELS: Final = 40_000_000
+"""Largest image sent to the worker (an 8K screen is 33 MP); bigger ones are refused."""
+MAX_ENCODED_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_IDLE_S: Final = 60.0
+DEFAULT_TIMEOUT_S: Final = 60.0
+
+
+class OcrWorkerError(OcrError):
+    """The OCR worker could not answer."""
+
+
+class OcrTimeoutError(OcrWorkerError):
+    """The worker took longer than the timeout; it was stopped."""
+
+
+class OcrWorkerDiedError(OcrWorkerError):
+    """The worker exited while reading an image; the next call starts a new one."""
+
+
+class OcrInputError(OcrError):
+    """The image given to OCR is of a kind or size the worker does not take."""
+
+
+class OcrWorker:
+    """The parent's handle on the OCR child process; safe to share between threads (calls queue).
+
+    `read` and `read_encoded` block until the child answers or `timeout_s` passes.
+    """
+
+    def __init__(self, idle_s: float = DEFAULT_IDLE_S, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 threads: int | None = None) -> None:
+        self._idle_s = idle_s
+        self._timeout_s = timeout_s
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Any = None  # a Connection (a PipeConnection on Windows)
+        self._next_id = 0
+        self.starts = 0
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def read(self, image: np.ndarray, mode: Mode = "fast") -> ReadResult:
+        """The text lines of an 8-bit image (H x W, H x W x 3 BGR or H x W x 4 BGRA)."""
+        shape = tuple(int(v) for v in image.shape)
+        if str(image.dtype) != "uint8" or len(shape) not in (2, 3) or (
+            len(shape) == 3 and shape[2] not in (3, 4)
+        ):
+            raise OcrInputError(f"OCR takes 8-bit gray, BGR or BGRA images, not {image.dtype} "
+                                f"{shape}")
+        if shape[0] * shape[1] > MAX_PIXELS:
+            raise OcrInputError(f"image of {shape[1]}x{shape[0]} pixels is larger than the "
+                                f"{MAX_PIXELS // 1_000_000} MP OCR limit")
+        import numpy as np
+
+        pixels = np.ascontiguousarray(image).tobytes()
+        reply = self._call({"op": "read", "mode": mode, "pixels": pixels, "shape": shape})
+        return _result(reply)
+
+    def read_encoded(self, data: bytes, mode: Mode = "fast") -> tuple[ReadResult, tuple[int, int]]:
+        """The text lines of an encoded image, decoded (with its limits) inside the worker.
+
+        Raises `guard.scan.images.ImageError` for an image that cannot be decoded.
+        """
+        if len(data) > MAX_ENCODED_BYTES:
+            raise OcrInputError(f"image file of {len(data)} bytes is larger than the "
+                                f"{MAX_ENCODED_BYTES >> 20} MiB limit")
+        reply = self._call({"op": "read_encoded", "mode": mode, "data": bytes(data)})
+        size = reply.get("size") or (0, 0)
+        return _result(reply), (int(size[0]), int(size[1]))
+
+    def ping(self) -> dict[str, Any]:
+        """The worker's pid and peak memory (starting it if needed)."""
+        return self._call({"op": "ping"})
+
+    def peak_rss_mb(self) -> float:
+        """The worker's peak resident memory in MB (NaN where the platform cannot tell)."""
+        return float(self.ping().get("peak_rss_mb", float("nan")))
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return int(proc.pid) if proc is not None and proc.is_alive() else None
+
+    def running(self) -> bool:
+        proc = self._proc
+        return proc is not None and proc.is_alive()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the worker to exit, and kill it if it does not within `timeout_s`."""
+        with self._lock:
+            conn, proc = self._conn, self._proc
+            if conn is not None and proc is not None and proc.is_alive():
+                try:
+                    conn.send({"id": -1, "op": "stop"})
+                except (OSError, ValueError):
+                    pass
+                proc.join(timeout_s)
+            self._discard()
+
+    def __enter__(self) -> OcrWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=serve, args=(child, self._idle_s, self._threads),
+                           name="teller-guard-ocr", daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        self.starts += 1
+
+    def _discard(self) -> None:
+        """Forget the current child, killing it if it still runs."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5.0)
+
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            for _attempt in range(2):
+                if self._proc is None or not self._proc.is_alive():
+                    self._discard()
+                    self._start()
+                assert self._conn is not None
+                self._next_id += 1
+                request["id"] = self._next_id
+                try:
+                    self._conn.send(request)
+                except (BrokenPipeError, ConnectionResetError, EOFError):
+                    self._discard()  # it exited (idle) just before we wrote: a fresh one
+                    continue
+                reply = self._wait(request["id"])
+                if reply is None:
+                    continue  # it said bye before reading our request: resend to a fresh one
+                if not reply.get("ok", False):
+                    _raise(reply)
+                return reply
+            raise OcrWorkerDiedError("the OCR worker kept exiting before answering")
+
+    def _wait(self, request_id: int) -> dict[str, Any] | None:
+        conn = self._conn
+        assert conn is not None
+        while True:
+            try:
+                ready = conn.poll(self._timeout_s)
+            except (OSError, EOFError):
+                ready = True
+            if not ready:
+                self._discard()
+                raise OcrTimeoutError(
+                    f"OCR took longer than {self._timeout_s:.0f} s; the worker was stopped"
+                )
+            try:
+                reply: dict[str, Any] = conn.recv()
+            except (EOFError, OSError):
+                code = self._proc.exitcode if self._proc is not None else None
+                if self._proc is not None:
+                    self._proc.join(2.0)
+                    code = self._proc.exitcode
+                self._discard()
+                raise OcrWorkerDiedError(
+                    f"the OCR worker exited while reading an image (exit code {code}); "
+                    "the next image starts a new worker"
+                ) from None
+            if reply.get("op") == "bye":
+                self._discard()
+                return None
+            if reply.get("id") == request_id:
+                return reply
+
+
+def _result(reply: dict[str, Any]) -> ReadResult:
+    lines = tuple(
+        TextLine(str(text), (int(b[0]), int(b[1]), int(b[2]), int(b[3])), float(score))
+        for text, b, score in reply.get("lines", ())
+    )
+    return ReadResult(lines, dict(reply.get("stats", {})))
+
+
+def _raise(reply: dict[str, Any]) -> None:
+    message = str(reply.get("message", "OCR failed"))
+    if reply.get("kind") == "image":
+        from guard.scan.images import ImageError
+
+        raise ImageError(message)
+    if reply.get("kind") == "unavailable":
+        from guard.scan.ocr import OcrUnavailableError
+
+        raise OcrUnavailableError(message)
+    raise OcrError(message)
+
+
+# -- the child --------------------------------------------------------------------------------
+
+
+def _peak_rss_mb() -> float:
+    if sys.platform == "win32":
+        return float("nan")  # no resource module; the figure is for benchmarks only
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def serve(conn: Connection, idle_s: float, threads: int | None) -> None:
+    """The worker's loop: answer requests until told to stop, the parent goes, or idle_s pass."""
+    from guard.scan.ocr import OcrEngine, OcrUnavailableError
+
+    engine = OcrEngine(threads=threads)
+    while True:
+        try:
+            if not conn.poll(idle_s):
+                conn.send({"op": "bye"})
+                break
+            request = conn.recv()
+        except (EOFError, OSError):
+            break  # the parent is gone
+        op = request.get("op")
+        if op == "stop":
+            break
+        reply: dict[str, Any] = {"id": request.get("id"), "ok": True}
+        try:
+            if op == "ping":
+                reply.update(pid=os.getpid(), peak_rss_mb=_peak_rss_mb())
+            elif op in ("read", "read_encoded"):
+                reply.update(_read(engine, request))
+            else:
+                reply.update(ok=False, kind="ocr", message=f"unknown OCR request {op!r}")
+        except OcrUnavailableError as exc:
+            reply.update(ok=False, kind="unavailable", message=str(exc))
+        except OcrError as exc:
+            reply.update(ok=False, kind="ocr", message=str(exc))
+        except Exception as exc:  # the worker answers every request, whatever broke inside
+            from guard.scan.images import ImageError
+
+            if isinstance(exc, ImageError):
+                reply.update(ok=False, kind="image", message=str(exc))
+            else:
+                # the type only: a message from deep inside a decoder could quote image content
+                reply.update(ok=False, kind="ocr", message=f"OCR failed ({type(exc).__name__})")
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            break
+    conn.close()
+
+
+def _read(engine: Any, request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    if request["op"] == "read_encoded":
+        from guard.scan.images import decode
+
+        image = decode(request["data"])
+    else:
+        image = np.frombuffer(request["pixels"], dtype=np.uint8).reshape(request["shape"])
+    result = engine.read(image, mode=request.get("mode", "fast"))
+    return {
+        "lines": [(line.text, line.box, line.score) for line in result.lines],
+        "stats": result.stats,
+        "size": (int(image.shape[1]), int(image.shape[0])),
+    }

@@ -1,0 +1,213 @@
+"""OCR engine and worker: packaged models offline, lazy imports, tile cache, restart, idle exit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+Image = pytest.importorskip("PIL.Image")
+ImageDraw = pytest.importorskip("PIL.ImageDraw")
+ImageFont = pytest.importorskip("PIL.ImageFont")
+pytest.importorskip("cv2")
+pytest.importorskip("rapidocr_onnxruntime")
+
+from guard.scan import ocr  # noqa: E402
+from guard.scan.ocr_worker import (  # noqa: E402
+    OcrInputError,
+    OcrTimeoutError,
+    OcrWorker,
+    OcrWorkerDiedError,
+)
+
+FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+if not FONT.exists():
+    pytest.skip("Noto CJK fonts are not installed", allow_module_level=True)
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def lines_image(lines: list[str], fs: int = 18, size: tuple[int, int] = (700, 200)) -> object:
+    font = ImageFont.truetype(str(FONT), fs)
+    img = Image.new("RGB", size, (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    for i, text in enumerate(lines):
+        d.text((20, 20 + i * int(fs * 2.4)), text, font=font, fill=(15, 15, 15))
+    return np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
+
+
+@pytest.fixture
+def worker() -> Iterator[OcrWorker]:
+    w = OcrWorker(idle_s=120, timeout_s=120)
+    yield w
+    w.stop()
+
+
+def test_importing_the_scan_package_loads_no_opencv_or_onnxruntime() -> None:
+    code = ("import sys, guard.scan, guard.scan.images, guard.scan.ocr, guard.scan.ocr_worker, "
+            "guard.scan.engine; print(sorted(m for m in ('cv2', 'onnxruntime', 'numpy', "
+            "'rapidocr_onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]"
+
+
+def test_models_come_from_the_installed_package() -> None:
+    import importlib.util
+
+    root = ocr.model_dir()
+    spec = importlib.util.find_spec(ocr.MODEL_PACKAGE)
+    assert spec is not None and spec.origin is not None
+    assert root == Path(spec.origin).parent
+    assert "site-packages" in str(root)
+    for rel in ocr.MODEL_FILES.values():
+        assert (root / rel).stat().st_size > 100_000
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
+                    reason="needs root and unshare to drop the network")
+def test_ocr_reads_with_no_network_at_all(tmp_path: Path) -> None:
+    image = lines_image(["手机：13812345678"])
+    np.save(tmp_path / "img.npy", image)
+    code = ("import sys, numpy as np; from guard.scan.ocr import OcrEngine; "
+            f"r = OcrEngine(threads=1).read(np.load({str(tmp_path / 'img.npy')!r})); "
+            "print('|'.join(line.text for line in r.lines))")
+    out = subprocess.run(["unshare", "--net", sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=300, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "13812345678" in out.stdout
+
+
+def test_onnxruntime_sessions_do_not_spin() -> None:
+    engine = ocr.OcrEngine(threads=1)
+    engine.read(lines_image(["卡号：6222021234567890128"]))
+    options = engine._recogniser().session.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 1
+
+
+def test_regions_pick_identifier_lines_and_their_labels_only() -> None:
+    import cv2
+
+    rows = ["身份证号码：11010519491231002X", "客户本人办理业务已核验原件无误",
+            "开户日期：2024-01-14", "手机：13812345678"]
+    image = lines_image(rows, size=(700, 240))
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    regions = ocr.find_regions(gray)
+    # one box per drawn line, at the line's height
+    tops = sorted({b[1] // 20 for b in regions.boxes})
+    assert len(tops) == 4
+    candidate_rows = sorted({round((regions.boxes[i][1] - 20) / 43) for i in regions.candidates})
+    assert candidate_rows == [0, 3]  # the ID and the mobile; not the sentence nor the date
+
+
+def test_many_lines_are_filtered_and_unchanged_crops_come_from_the_cache() -> None:
+    rows = [f"备注第{i}行：客户本人办理" for i in range(30)] + ["手机：13812345678"] * 1 + [
+        "证件号码：11010519491231002X"] + [f"日期 2024-01-{i + 1:02d}" for i in range(12)]
+    image = lines_image(rows, fs=14, size=(900, 1500))
+    engine = ocr.OcrEngine(threads=1)
+    first = engine.read(image)
+    assert first.stats["regions"] > ocr.SMALL_IMAGE_LINES
+    assert first.stats["recognised"] <= 6  # two values and their labels, not 44 lines
+    texts = [line.text for line in first.lines]
+    assert any("13812345678" in t for t in texts)
+    assert any("11010519491231002X" in t for t in texts)
+    again = engine.read(image)
+    assert again.stats["recognised"] == 0
+    assert again.stats["cached"] == first.stats["recognised"]
+    assert [ln.text for ln in again.lines] == texts
+
+
+def test_worker_reads_and_stays_out_of_the_parent(worker: OcrWorker) -> None:
+    result = worker.read(lines_image(["卡号：6222021234567890128"]))
+    assert any("6222021234567890128" in line.text for line in result.lines)
+    assert worker.pid is not None and worker.pid != os.getpid()
+    assert worker.peak_rss_mb() > 50
+    # a parent that only talks to the worker never loads OpenCV, onnxruntime or the models
+    code = ("import sys, numpy as np; from guard.scan.ocr_worker import OcrWorker\n"
+            "with OcrWorker() as w: r = w.read(np.full((60, 300, 3), 255, np.uint8))\n"
+            "print(sorted(m for m in ('cv2', 'onnxruntime', 'rapidocr_onnxruntime') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_killed_worker_fails_its_call_clearly_and_the_next_call_restarts_it(
+    worker: OcrWorker,
+) -> None:
+    worker.ping()  # started, models not loaded yet: the next read takes long enough to be hit
+    pid = worker.pid
+    assert pid is not None
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            worker.read(lines_image(["手机：13812345678"] * 3))
+        except BaseException as exc:  # the test inspects whatever the call raised
+            errors.append(exc)
+
+    t = threading.Thread(target=read)
+    t.start()
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    t.join(60)
+    assert len(errors) == 1 and isinstance(errors[0], OcrWorkerDiedError)
+    assert "exited while reading" in str(errors[0])
+    result = worker.read(lines_image(["手机：13812345678"]))
+    assert any("13812345678" in line.text for line in result.lines)
+    assert worker.pid not in (None, pid)
+    assert worker.starts == 2
+
+
+def test_a_worker_killed_while_idle_is_replaced_silently(worker: OcrWorker) -> None:
+    worker.ping()
+    pid = worker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert worker.ping()["pid"] != pid
+
+
+def test_the_worker_exits_when_idle_and_comes_back_on_demand() -> None:
+    w = OcrWorker(idle_s=0.5, timeout_s=60)
+    try:
+        w.ping()
+        assert w.running()
+        deadline = time.monotonic() + 20
+        while w.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not w.running()
+        assert w.ping()["pid"] > 0
+        assert w.starts == 2
+    finally:
+        w.stop()
+
+
+def test_a_slow_read_times_out_and_stops_the_worker() -> None:
+    w = OcrWorker(idle_s=60, timeout_s=0.05)
+    try:
+        with pytest.raises(OcrTimeoutError, match="longer than"):
+            w.read(lines_image(["手机：13812345678"]))
+        assert not w.running()
+    finally:
+        w.stop()
+
+
+def test_images_beyond_the_limits_never_reach_the_worker(worker: OcrWorker) -> None:
+    with pytest.raises(OcrInputError, match="larger than"):
+        worker.read(np.zeros((8000, 6000), dtype=np.uint8))
+    with pytest.raises(OcrInputError, match="8-bit"):
+        worker.read(np.zeros((10, 10), dtype=np.float32))
+    assert worker.starts == 0
