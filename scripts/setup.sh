@@ -33,3 +33,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+# The OCR engine carries its models in its wheel; it is installed without its dependencies because
+# it names the non-headless OpenCV (pyproject.toml lists the ones it really needs, with the
+# headless OpenCV). Exactly one OpenCV may be installed.
+.venv/bin/python -m pip install -q --no-deps "rapidocr_onnxruntime==1.4.4"
+if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
+  .venv/bin/python -m pip uninstall -q -y opencv-python
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-python-headless
+fi
