@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from guard.model import Action, Channel, Device, Observation, Outcome
-from guard.pipeline.pipeline import Enforcement, MemorySink, Pipeline, event_type, mask_text
+from guard.events import event_type
+from guard.pipeline.pipeline import Enforcement, MemorySink, Pipeline, mask_text
 from guard.pipeline.prompt import PromptAnswer, ScriptedPrompter
 from guard.policy.layers import merge, packaged_text, parse_toml, validate
 from guard.policy.schema import Policy
