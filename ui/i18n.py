@@ -79,7 +79,7 @@ FINDING_TYPES = {
     "CN_BANK_ACCOUNT": QT_TRANSLATE_NOOP("Findings", "Bank account number"),
 }
 
-CHANNELS: dict[Channel, str] = {
+CHANNELS: dict[str, str] = {  # keyed by Channel
     Channel.CLIPBOARD: QT_TRANSLATE_NOOP("Channels", "Clipboard"),
     Channel.SCREEN: QT_TRANSLATE_NOOP("Channels", "Screen capture"),
     Channel.PRINT: QT_TRANSLATE_NOOP("Channels", "Printing"),
@@ -115,7 +115,7 @@ PIN_ERRORS = {
 
 # The teller's name for each event type; the same English as guard.events' labels, and a test
 # keeps every EventType here with a finished Chinese translation.
-EVENT_TYPES: dict[EventType, str] = {
+EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.AGENT_STARTED: QT_TRANSLATE_NOOP("Events", "Guard started"),
     EventType.AGENT_STOPPED: QT_TRANSLATE_NOOP("Events", "Guard stopped"),
     EventType.SERVICE_STARTED: QT_TRANSLATE_NOOP("Events", "Guard service started"),

@@ -46,7 +46,8 @@ MAX_MASKED_SHOWN = 3
 
 # What happened, by (channel, kind), then by channel alone.
 _HEADLINES: dict[tuple[Channel, str], str] = {
-    (Channel.CLIPBOARD, ClipboardKind.COPY): QT_TRANSLATE_NOOP("Prompt", "You copied customer data."),
+    (Channel.CLIPBOARD, ClipboardKind.COPY): QT_TRANSLATE_NOOP(
+        "Prompt", "You copied customer data."),
     (Channel.CLIPBOARD, ClipboardKind.REDACTED): QT_TRANSLATE_NOOP(
         "Prompt", "Customer data in the clipboard was replaced by its masked form."),
     (Channel.CLIPBOARD, ClipboardKind.BLOCKED): QT_TRANSLATE_NOOP(
@@ -55,15 +56,20 @@ _HEADLINES: dict[tuple[Channel, str], str] = {
         "Prompt", "The clipboard was emptied to protect customer data."),
     (Channel.CLIPBOARD, ClipboardKind.SKIPPED): QT_TRANSLATE_NOOP(
         "Prompt", "The clipboard content was too large or not text, so it was not checked."),
-    (Channel.SCREEN, ScreenKind.HOTKEY): QT_TRANSLATE_NOOP("Prompt", "A screen capture may show customer data."),
+    (Channel.SCREEN, ScreenKind.HOTKEY): QT_TRANSLATE_NOOP(
+        "Prompt", "A screen capture may show customer data."),
     (Channel.SCREEN, ScreenKind.SCREENSHOT_FILE): QT_TRANSLATE_NOOP(
         "Prompt", "A new screenshot contains customer data."),
-    (Channel.PRINT, PrintKind.JOB_HELD): QT_TRANSLATE_NOOP("Prompt", "This print job contains customer data."),
-    (Channel.USB, UsbKind.VOLUME_MOUNTED): QT_TRANSLATE_NOOP("Prompt", "A removable drive was connected."),
+    (Channel.PRINT, PrintKind.JOB_HELD): QT_TRANSLATE_NOOP(
+        "Prompt", "This print job contains customer data."),
+    (Channel.USB, UsbKind.VOLUME_MOUNTED): QT_TRANSLATE_NOOP(
+        "Prompt", "A removable drive was connected."),
     (Channel.USB, UsbKind.FILE_WRITTEN): QT_TRANSLATE_NOOP(
         "Prompt", "A file with customer data was written to a removable drive."),
-    (Channel.IDLE, IdleKind.WARN): QT_TRANSLATE_NOOP("Prompt", "No activity: the screen will lock soon."),
-    (Channel.SYSTEM, SystemKind.ALREADY_RUNNING): QT_TRANSLATE_NOOP("Prompt", "Teller Guard is already running."),
+    (Channel.IDLE, IdleKind.WARN): QT_TRANSLATE_NOOP(
+        "Prompt", "No activity: the screen will lock soon."),
+    (Channel.SYSTEM, SystemKind.ALREADY_RUNNING): QT_TRANSLATE_NOOP(
+        "Prompt", "Teller Guard is already running."),
 }
 _CHANNEL_HEADLINES: dict[Channel, str] = {
     Channel.CLIPBOARD: QT_TRANSLATE_NOOP("Prompt", "The clipboard holds customer data."),

@@ -81,7 +81,7 @@ def test_every_watcher_kind_names_an_event_type() -> None:
     assert event_type(Channel.USB, "volume_mounted") == "USB_VOLUME_MOUNTED"
     assert event_type(Channel.IDLE, IdleKind.WARN) is EventType.IDLE_WARN
     assert event_type(Channel.CLIPBOARD, NOT_SCANNED) is EventType.CLIPBOARD_SKIPPED
-    with pytest.raises(UnknownEventType, match="add it to guard.events.EventType"):
+    with pytest.raises(UnknownEventType, match=r"add it to guard\.events\.EventType"):
         event_type(Channel.PRINT, "faxed")
 
 
