@@ -14,7 +14,7 @@ from guard.policy.decide import SILENT_SUFFIX, decide, is_silent
 from guard.policy.explain import explain
 from guard.policy.fetch import CentralPolicyFetcher
 from guard.policy.layers import merge, packaged_text, parse_toml, validate
-from guard.policy.schema import Policy
+from guard.policy.schema import Policy, PolicyError
 from guard.policy.store import PolicyStore, Rejection
 
 
@@ -351,7 +351,7 @@ def test_each_channel_maps_to_its_own_section() -> None:
 
 def test_the_file_section_never_asks_per_file() -> None:
     for action in ("confirm", "justify", "redact", "lock"):
-        with pytest.raises(Exception, match="file.action"):
+        with pytest.raises(PolicyError, match=r"file\.action"):
             with_layer(f'[file]\naction = "{action}"\n')
     assert with_layer('[file]\naction = "notify"\n').file.action == "notify"
 
