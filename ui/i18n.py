@@ -14,6 +14,8 @@ import os
 from PySide6.QtCore import QCoreApplication, QLocale, QTranslator
 
 import resources
+from guard.events import EventType
+from guard.model import Channel
 
 ENV_LANG = "TELLER_GUARD_LANG"
 SUPPORTED = ("zh_CN", "en")
@@ -77,14 +79,14 @@ FINDING_TYPES = {
     "CN_BANK_ACCOUNT": QT_TRANSLATE_NOOP("Findings", "Bank account number"),
 }
 
-CHANNELS = {
-    "clipboard": QT_TRANSLATE_NOOP("Channels", "Clipboard"),
-    "screen": QT_TRANSLATE_NOOP("Channels", "Screen capture"),
-    "print": QT_TRANSLATE_NOOP("Channels", "Printing"),
-    "usb": QT_TRANSLATE_NOOP("Channels", "Removable drive"),
-    "idle": QT_TRANSLATE_NOOP("Channels", "Idle lock"),
-    "file": QT_TRANSLATE_NOOP("Channels", "Files"),
-    "system": QT_TRANSLATE_NOOP("Channels", "System"),
+CHANNELS: dict[str, str] = {  # keyed by Channel
+    Channel.CLIPBOARD: QT_TRANSLATE_NOOP("Channels", "Clipboard"),
+    Channel.SCREEN: QT_TRANSLATE_NOOP("Channels", "Screen capture"),
+    Channel.PRINT: QT_TRANSLATE_NOOP("Channels", "Printing"),
+    Channel.USB: QT_TRANSLATE_NOOP("Channels", "Removable drive"),
+    Channel.IDLE: QT_TRANSLATE_NOOP("Channels", "Idle lock"),
+    Channel.FILE: QT_TRANSLATE_NOOP("Channels", "Files"),
+    Channel.SYSTEM: QT_TRANSLATE_NOOP("Channels", "System"),
 }
 
 WATCHERS = {
@@ -111,25 +113,35 @@ PIN_ERRORS = {
 }
 
 
-EVENT_TYPES = {
-    "AGENT_STARTED": QT_TRANSLATE_NOOP("Events", "Guard started"),
-    "AGENT_STOPPED": QT_TRANSLATE_NOOP("Events", "Guard stopped"),
-    "CLIPBOARD_COPY": QT_TRANSLATE_NOOP("Events", "Copy"),
-    "CLIPBOARD_COPY_FILES": QT_TRANSLATE_NOOP("Events", "Files copied"),
-    "CLIPBOARD_SKIPPED": QT_TRANSLATE_NOOP("Events", "Clipboard not checked"),
-    "CLIPBOARD_CLEARED": QT_TRANSLATE_NOOP("Events", "Clipboard cleared"),
-    "IDLE_WARN": QT_TRANSLATE_NOOP("Events", "Idle warning"),
-    "IDLE_LOCK": QT_TRANSLATE_NOOP("Events", "Screen locked"),
-    "IDLE_UNLOCK": QT_TRANSLATE_NOOP("Events", "Screen unlocked"),
-    "IDLE_UNLOCK_FAILED": QT_TRANSLATE_NOOP("Events", "Wrong unlock attempt"),
-    "PRINT_JOB_HELD": QT_TRANSLATE_NOOP("Events", "Print job"),
-    "USB_VOLUME_MOUNTED": QT_TRANSLATE_NOOP("Events", "Removable drive connected"),
-    "USB_FILE_WRITTEN": QT_TRANSLATE_NOOP("Events", "File written to a removable drive"),
-    "SCREEN_HOTKEY": QT_TRANSLATE_NOOP("Events", "Screen capture"),
-    "POLICY_APPLIED": QT_TRANSLATE_NOOP("Events", "Policy applied"),
-    "POLICY_REJECTED": QT_TRANSLATE_NOOP("Events", "Policy rejected"),
-    "PIN_SET": QT_TRANSLATE_NOOP("Events", "PIN set"),
-    "IT_CREDENTIAL_CHECK": QT_TRANSLATE_NOOP("Events", "IT credential checked"),
+# The teller's name for each event type; the same English as guard.events' labels, and a test
+# keeps every EventType here with a finished Chinese translation.
+EVENT_TYPES: dict[str, str] = {  # keyed by EventType
+    EventType.AGENT_STARTED: QT_TRANSLATE_NOOP("Events", "Guard started"),
+    EventType.AGENT_STOPPED: QT_TRANSLATE_NOOP("Events", "Guard stopped"),
+    EventType.SERVICE_STARTED: QT_TRANSLATE_NOOP("Events", "Guard service started"),
+    EventType.SERVICE_STOPPED: QT_TRANSLATE_NOOP("Events", "Guard service stopped"),
+    EventType.POLICY_APPLIED: QT_TRANSLATE_NOOP("Events", "Policy applied"),
+    EventType.POLICY_REJECTED: QT_TRANSLATE_NOOP("Events", "Policy rejected"),
+    EventType.PIN_SET: QT_TRANSLATE_NOOP("Events", "PIN set"),
+    EventType.IT_CREDENTIAL_CHECK: QT_TRANSLATE_NOOP("Events", "IT credential checked"),
+    EventType.HEARTBEAT: QT_TRANSLATE_NOOP("Events", "Heartbeat"),
+    EventType.EVENTS_DROPPED: QT_TRANSLATE_NOOP("Events", "Events dropped"),
+    EventType.BATCH_QUARANTINED: QT_TRANSLATE_NOOP("Events", "Event quarantined"),
+    EventType.CLIPBOARD_COPY: QT_TRANSLATE_NOOP("Events", "Copy"),
+    EventType.CLIPBOARD_COPY_IMAGE: QT_TRANSLATE_NOOP("Events", "Image copied"),
+    EventType.CLIPBOARD_COPY_FILES: QT_TRANSLATE_NOOP("Events", "Files copied"),
+    EventType.CLIPBOARD_SKIPPED: QT_TRANSLATE_NOOP("Events", "Clipboard not checked"),
+    EventType.CLIPBOARD_CLEARED: QT_TRANSLATE_NOOP("Events", "Clipboard cleared"),
+    EventType.CLIPBOARD_ERROR: QT_TRANSLATE_NOOP("Events", "Clipboard check failed"),
+    EventType.IDLE_WARN: QT_TRANSLATE_NOOP("Events", "Idle warning"),
+    EventType.IDLE_LOCK: QT_TRANSLATE_NOOP("Events", "Screen locked"),
+    EventType.IDLE_UNLOCK: QT_TRANSLATE_NOOP("Events", "Screen unlocked"),
+    EventType.IDLE_UNLOCK_FAILED: QT_TRANSLATE_NOOP("Events", "Wrong unlock attempt"),
+    EventType.SCREEN_HOTKEY: QT_TRANSLATE_NOOP("Events", "Screen capture"),
+    EventType.SCREEN_SCREENSHOT_FILE: QT_TRANSLATE_NOOP("Events", "Screenshot file"),
+    EventType.PRINT_JOB_HELD: QT_TRANSLATE_NOOP("Events", "Print job"),
+    EventType.USB_VOLUME_MOUNTED: QT_TRANSLATE_NOOP("Events", "Removable drive connected"),
+    EventType.USB_FILE_WRITTEN: QT_TRANSLATE_NOOP("Events", "File written to a removable drive"),
 }
 
 OUTCOMES = {

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from guard.model import Action, FindingSummary
+from guard.events import ClipboardKind, IdleKind, PrintKind, ScreenKind, SystemKind, UsbKind
+from guard.model import Action, Channel, FindingSummary
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
 from ui import i18n
 from ui.i18n import QT_TRANSLATE_NOOP
@@ -44,32 +45,38 @@ TOAST_SECONDS = 8.0
 MAX_MASKED_SHOWN = 3
 
 # What happened, by (channel, kind), then by channel alone.
-_HEADLINES: dict[tuple[str, str], str] = {
-    ("clipboard", "copy"): QT_TRANSLATE_NOOP("Prompt", "You copied customer data."),
-    ("clipboard", "redacted"): QT_TRANSLATE_NOOP(
+_HEADLINES: dict[tuple[Channel, str], str] = {
+    (Channel.CLIPBOARD, ClipboardKind.COPY): QT_TRANSLATE_NOOP(
+        "Prompt", "You copied customer data."),
+    (Channel.CLIPBOARD, ClipboardKind.REDACTED): QT_TRANSLATE_NOOP(
         "Prompt", "Customer data in the clipboard was replaced by its masked form."),
-    ("clipboard", "blocked"): QT_TRANSLATE_NOOP(
+    (Channel.CLIPBOARD, ClipboardKind.BLOCKED): QT_TRANSLATE_NOOP(
         "Prompt", "The clipboard was emptied: it held customer data."),
-    ("clipboard", "cleared"): QT_TRANSLATE_NOOP(
+    (Channel.CLIPBOARD, ClipboardKind.CLEARED): QT_TRANSLATE_NOOP(
         "Prompt", "The clipboard was emptied to protect customer data."),
-    ("clipboard", "skipped"): QT_TRANSLATE_NOOP(
+    (Channel.CLIPBOARD, ClipboardKind.SKIPPED): QT_TRANSLATE_NOOP(
         "Prompt", "The clipboard content was too large or not text, so it was not checked."),
-    ("screen", "hotkey"): QT_TRANSLATE_NOOP("Prompt", "A screen capture may show customer data."),
-    ("screen", "screenshot_file"): QT_TRANSLATE_NOOP(
+    (Channel.SCREEN, ScreenKind.HOTKEY): QT_TRANSLATE_NOOP(
+        "Prompt", "A screen capture may show customer data."),
+    (Channel.SCREEN, ScreenKind.SCREENSHOT_FILE): QT_TRANSLATE_NOOP(
         "Prompt", "A new screenshot contains customer data."),
-    ("print", "job_held"): QT_TRANSLATE_NOOP("Prompt", "This print job contains customer data."),
-    ("usb", "volume_mounted"): QT_TRANSLATE_NOOP("Prompt", "A removable drive was connected."),
-    ("usb", "file_written"): QT_TRANSLATE_NOOP(
+    (Channel.PRINT, PrintKind.JOB_HELD): QT_TRANSLATE_NOOP(
+        "Prompt", "This print job contains customer data."),
+    (Channel.USB, UsbKind.VOLUME_MOUNTED): QT_TRANSLATE_NOOP(
+        "Prompt", "A removable drive was connected."),
+    (Channel.USB, UsbKind.FILE_WRITTEN): QT_TRANSLATE_NOOP(
         "Prompt", "A file with customer data was written to a removable drive."),
-    ("idle", "idle_warn"): QT_TRANSLATE_NOOP("Prompt", "No activity: the screen will lock soon."),
-    ("system", "already_running"): QT_TRANSLATE_NOOP("Prompt", "Teller Guard is already running."),
+    (Channel.IDLE, IdleKind.WARN): QT_TRANSLATE_NOOP(
+        "Prompt", "No activity: the screen will lock soon."),
+    (Channel.SYSTEM, SystemKind.ALREADY_RUNNING): QT_TRANSLATE_NOOP(
+        "Prompt", "Teller Guard is already running."),
 }
-_CHANNEL_HEADLINES: dict[str, str] = {
-    "clipboard": QT_TRANSLATE_NOOP("Prompt", "The clipboard holds customer data."),
-    "screen": QT_TRANSLATE_NOOP("Prompt", "A screen capture may show customer data."),
-    "print": QT_TRANSLATE_NOOP("Prompt", "A print job contains customer data."),
-    "usb": QT_TRANSLATE_NOOP("Prompt", "Customer data and a removable drive."),
-    "idle": QT_TRANSLATE_NOOP("Prompt", "No activity: the screen will lock soon."),
+_CHANNEL_HEADLINES: dict[Channel, str] = {
+    Channel.CLIPBOARD: QT_TRANSLATE_NOOP("Prompt", "The clipboard holds customer data."),
+    Channel.SCREEN: QT_TRANSLATE_NOOP("Prompt", "A screen capture may show customer data."),
+    Channel.PRINT: QT_TRANSLATE_NOOP("Prompt", "A print job contains customer data."),
+    Channel.USB: QT_TRANSLATE_NOOP("Prompt", "Customer data and a removable drive."),
+    Channel.IDLE: QT_TRANSLATE_NOOP("Prompt", "No activity: the screen will lock soon."),
 }
 _DETAIL_LABELS: dict[str, str] = {
     "printer": QT_TRANSLATE_NOOP("Prompt", "Printer"),
@@ -93,11 +100,11 @@ def _tr(text: str) -> str:
 
 def headline(request: PromptRequest) -> str:
     """One sentence saying what happened, in the teller's language."""
-    key = (str(request.channel), request.kind)
+    key = (request.channel, request.kind)
     if key in _HEADLINES:
         return _tr(_HEADLINES[key])
-    if str(request.channel) in _CHANNEL_HEADLINES:
-        return _tr(_CHANNEL_HEADLINES[str(request.channel)])
+    if request.channel in _CHANNEL_HEADLINES:
+        return _tr(_CHANNEL_HEADLINES[request.channel])
     return _tr(QT_TRANSLATE_NOOP("Prompt", "Customer data was found."))
 
 
@@ -187,7 +194,7 @@ class Toast(QWidget):
         lines = findings_lines(request.findings) + detail_lines(request.detail)
         self.body.setText("\n".join(lines))
         self.body.setVisible(bool(lines))
-        self._counting = request.kind == "idle_warn"
+        self._counting = request.kind == IdleKind.WARN
         seconds = request.timeout_s if self._counting else TOAST_SECONDS
         self._remaining = max(1, math.ceil(seconds))
         self._update_countdown()

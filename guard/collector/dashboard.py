@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from guard.collector.store import HOUR_US, US, DeviceRecord, Overview
+from guard.events import EventType
 
 CHANNELS: dict[str, str] = {
     "clipboard": "剪贴板 Clipboard",
@@ -26,6 +27,7 @@ OUTCOMES: dict[str, str] = {
     "acknowledged": "已确认 Acknowledged",
     "justified": "已说明理由 Justified",
 }
+# Chinese names by type code: finding types, and every event type from guard.events' labels.
 TYPES: dict[str, str] = {
     "CN_RESIDENT_ID": "身份证号",
     "BANK_CARD": "银行卡号",
@@ -34,6 +36,7 @@ TYPES: dict[str, str] = {
     "CN_USCC": "统一社会信用代码",
     "CN_PASSPORT": "护照号",
     "CN_BANK_ACCOUNT": "银行账号",
+    **{t.value: t.zh for t in EventType},
 }
 
 CSS = """

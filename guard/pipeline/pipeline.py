@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from guard import __version__
+from guard.events import NOT_SCANNED, EventType, event_type, new_event, parse_event_type
 from guard.model import (
     Action,
     Channel,
@@ -49,8 +51,42 @@ class EventSink(Protocol):
 
 
 class TextScanner(Protocol):
+    """What the pipeline needs of a scanner (guard.scan.engine.Scanner). A scanner may also
+    read images (`ImageScanning`) and files (`FileScanning`); the pipeline asks it for what it
+    has and records as not scanned what it lacks."""
+
     def scan_text(self, text: str) -> list[Finding]:
-        """Find customer data in `text` (guard.scan.engine.Scanner)."""
+        """Find customer data in `text`."""
+
+
+@runtime_checkable
+class ImageScanning(Protocol):
+    def scan_image(self, image: bytes) -> list[Finding]:
+        """Find customer data in an encoded image (PNG/BMP bytes), through OCR."""
+
+
+class FileScan(Protocol):
+    """What scanning one file gave (guard.scan.engine.FileResult)."""
+
+    @property
+    def findings(self) -> list[Finding]: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+@runtime_checkable
+class FileScanning(Protocol):
+    def scan_file(self, path: str) -> FileScan:
+        """Scan one file (text, xlsx, docx, pdf); a file it cannot read sets `error`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanLimits:
+    """Bounds a watcher's policy section sets on scanning copied files."""
+
+    max_file_bytes: int = 8 * 1024 * 1024
+    max_files: int = 20
 
 
 class MemorySink:
@@ -64,7 +100,7 @@ class MemorySink:
         with self._lock:
             self.events.append(event)
 
-    def of_type(self, type_: str) -> list[Event]:
+    def of_type(self, type_: EventType | str) -> list[Event]:
         with self._lock:
             return [e for e in self.events if e.type == type_]
 
@@ -93,11 +129,7 @@ class Handled:
     outcome: Outcome
     event: Event | None = None
     answer: PromptAnswer | None = None
-
-
-def event_type(channel: Channel, kind: str) -> str:
-    """The event type for an observation, e.g. CLIPBOARD_COPY, USB_VOLUME_MOUNTED."""
-    return f"{channel.value}_{kind}".upper().replace("-", "_")[:64]
+    scanned: bool = True  # False: the content went unscanned (bounds, or no scanner for it)
 
 
 def mask_text(text: str, findings: Sequence[Finding]) -> str:
@@ -168,6 +200,58 @@ class Pipeline:
             time.sleep(0)  # let the UI thread run between chunks
         return sorted(found.values(), key=lambda f: (f.start, f.end))
 
+    def can_scan_images(self) -> bool:
+        return isinstance(self.scanner, ImageScanning)
+
+    def can_scan_files(self) -> bool:
+        return isinstance(self.scanner, FileScanning)
+
+    def _scan_files(self, paths: Sequence[str], limits: ScanLimits
+                    ) -> tuple[list[Finding], dict[str, Any]]:
+        """Each file (up to `max_files`, each within `max_file_bytes`) through the scanner's
+        file reader; the rest is counted as skipped and said so in the event."""
+        scanner = self.scanner if isinstance(self.scanner, FileScanning) else None
+        findings: list[Finding] = []
+        scanned = skipped = 0
+        for path in paths:
+            if scanner is None or scanned >= limits.max_files:
+                skipped += 1
+                continue
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                skipped += 1
+                continue
+            if size > limits.max_file_bytes or not os.path.isfile(path):
+                skipped += 1
+                continue
+            result = scanner.scan_file(path)
+            scanned += 1
+            if result.error:
+                skipped += 1
+                continue
+            findings.extend(result.findings)
+        meta: dict[str, Any] = {"files": len(paths), "files_scanned": scanned}
+        if skipped:
+            meta["files_skipped"] = skipped
+            meta["skipped"] = (f"{skipped} of {len(paths)} files not scanned (unreadable, over "
+                               f"{limits.max_file_bytes // (1024 * 1024)} MB or over "
+                               f"{limits.max_files} files)")
+        return findings, meta
+
+    def _scan_content(self, observation: Observation, limits: ScanLimits
+                      ) -> tuple[list[Finding], dict[str, Any], str]:
+        """Findings in the observation's content, meta to add, and why it went unscanned ("" when
+        it was scanned). The pipeline, not the watcher, knows which content its scanner reads."""
+        if observation.image is not None:
+            if not isinstance(self.scanner, ImageScanning):
+                return [], {}, "image not scanned: no image scanner loaded"
+            return list(self.scanner.scan_image(observation.image)), {}, ""
+        if observation.paths:
+            findings, meta = self._scan_files(observation.paths, limits)
+            return findings, meta, ""
+        return self.scan(observation.text or ""), {}, ""
+
     def _masked_reason(self, reason: str) -> str:
         """A justification as stored: customer data the teller typed into it is masked."""
         reason = reason.strip()[:1000]
@@ -181,20 +265,42 @@ class Pipeline:
             return f"<{len(reason)} characters, not stored>"
 
     # -- the pipeline
+    def decide(self, observation: Observation, findings: Sequence[Finding] = ()) -> Decision:
+        """What the policy in force decides for `observation` (pure; nothing is recorded)."""
+        return decide(observation, findings, self.policy())
+
     def handle(self, observation: Observation, enforcement: Enforcement | None = None, *,
                findings: Sequence[Finding] | None = None,
-               detail: Mapping[str, DetailValue] | None = None) -> Handled:
-        """Scan (unless `findings` are given), decide, prompt, enforce, record. Worker thread."""
+               detail: Mapping[str, DetailValue] | None = None,
+               limits: ScanLimits | None = None, outcome: Outcome | None = None) -> Handled:
+        """Scan (unless `findings` are given), decide, prompt, enforce, record. Worker thread.
+
+        `outcome` given: the observation reports what already happened (an auto-clear, an
+        unlock, a failure); it is decided and recorded with that outcome, the teller told when
+        the decision is NOTIFY, and nothing is enforced. `detail` is read after enforcement ran,
+        so an enforcement callback may add what it learned (how the screen was locked)."""
+        if outcome is not None:
+            return self._report(observation, outcome, detail)
         enforcement = enforcement or Enforcement()
         extra: dict[str, DetailValue] = {}
         if findings is None:
             try:
-                findings = self.scan(observation.text or "")
+                findings, scan_meta, unscanned = self._scan_content(observation,
+                                                                    limits or ScanLimits())
             except Exception as exc:  # the event must still say that something was not scanned
                 log.warning("scanner failed on %s/%s: %s", observation.channel, observation.kind,
                             exc.__class__.__name__)
-                findings = []
+                findings, scan_meta, unscanned = [], {}, ""
                 extra["scan_error"] = exc.__class__.__name__
+            if unscanned:
+                meta = {**observation.meta, "skipped": unscanned}
+                skipped = dataclasses.replace(observation, kind=NOT_SCANNED, image=None,
+                                              text=None, paths=(), meta=meta)
+                handled = self._report(skipped, Outcome.SKIPPED, detail)
+                return dataclasses.replace(handled, scanned=False)
+            if scan_meta:
+                observation = dataclasses.replace(observation,
+                                                  meta={**observation.meta, **scan_meta})
         policy = self.policy()
         decision = decide(observation, findings, policy)
         relevant = relevant_findings(findings, policy)
@@ -214,13 +320,35 @@ class Pipeline:
         )
         return Handled(decision, relevant, outcome, event, answer)
 
+    def _report(self, observation: Observation, outcome: Outcome,
+                detail: Mapping[str, DetailValue] | None) -> Handled:
+        decision = decide(observation, (), self.policy())
+        merged: dict[str, DetailValue] = {**_clean_detail(observation.meta), **(detail or {}),
+                                          "rule": decision.rule}
+        event = self.record(
+            event_type(observation.channel, observation.kind), observation.channel,
+            decision.action, outcome, decision=decision.rule,
+            source_app=observation.source_app or "", detail=merged,
+        )
+        # Recorded first: what the teller is told is already in the journal.
+        if decision.action is Action.NOTIFY:
+            self.prompter.notify(self._request(observation, decision, Action.NOTIFY, (),
+                                               report=True))
+        return Handled(decision, (), outcome, event)
+
     def _request(self, observation: Observation, decision: Decision, action: Action,
-                 findings: tuple[Finding, ...], kind: str | None = None) -> PromptRequest:
-        detail = {"source_app": observation.source_app} if observation.source_app else {}
+                 findings: tuple[Finding, ...], kind: str | None = None, *,
+                 report: bool = False) -> PromptRequest:
+        # A report tells the teller what the guard did, so it names no source application.
+        detail = ({"source_app": observation.source_app}
+                  if observation.source_app and not report else {})
         for key in ("printer", "document", "volume", "file", "skipped"):
             value = observation.meta.get(key)
             if isinstance(value, str) and value:
                 detail[key] = value
+        if action is Action.NOTIFY and decision.timeout_s is not None:
+            # A countdown warning: the request names what happens when it runs out.
+            action = Action.LOCK
         return PromptRequest(
             action=action, channel=observation.channel, kind=kind or observation.kind,
             findings=tuple(summarise(findings)),
@@ -277,22 +405,23 @@ class Pipeline:
         return Outcome.RECORDED, None, ""
 
     # -- events
-    def record(self, type_: str, channel: Channel, action: Action = Action.AUDIT,
+    def record(self, type_: EventType | str, channel: Channel, action: Action = Action.AUDIT,
                outcome: Outcome = Outcome.RECORDED, *, findings: Sequence[Finding] = (),
                decision: str = "", source_app: str = "", justification: str = "",
                detail: Mapping[str, DetailValue] | None = None) -> Event:
-        """Build an event (device, teller, policy version, findings summary) and hand it to the
-        sink. A failing sink is logged and remembered (`sink_error`), never raised to a watcher."""
+        """Build an event (device, teller, policy version, findings summary) with
+        `guard.events.new_event` and hand it to the sink. A failing sink is logged and
+        remembered (`sink_error`), never raised to a watcher. Watchers go through `handle`; this
+        is for the composition root's own events (started, policy applied …)."""
         try:
             policy_version = self.policy().version
         except Exception:  # the policy store is never empty, but an event must not be lost
             policy_version = ""
-        event = Event(
-            type=type_, device=self.device, teller=self.teller, channel=channel, action=action,
-            decision=decision[:128], outcome=outcome, findings=summarise(list(findings))[:32],
-            justification=justification[:1000], source_app=source_app[:256],
-            agent_version=self.agent_version, policy_version=policy_version[:128],
-            detail=dict(detail or {}),
+        event = new_event(
+            parse_event_type(type_), device=self.device, channel=channel, action=action,
+            outcome=outcome, findings=findings, decision=decision, teller=self.teller,
+            source_app=source_app, justification=justification,
+            agent_version=self.agent_version, policy_version=policy_version, detail=detail,
         )
         try:
             self.sink.record(event)
@@ -306,4 +435,3 @@ class Pipeline:
             except Exception:
                 log.exception("event listener failed")
         return event
-

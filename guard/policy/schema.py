@@ -56,17 +56,38 @@ class JournalSection(_Section):
 
 
 class ChannelSection(_Section):
+    """What a channel does with customer data (`action`) and without (`clean`).
+
+    `app_allowlist`: executable names whose observations are only audited (silent when clean),
+    on any channel that knows its source application."""
+
     action: ActionName = "audit"
     clean: CleanName = "none"
+    app_allowlist: tuple[str, ...] = ()
+
+    def auto_clear_after(self) -> float | None:
+        """Seconds after which found customer data is removed again; None: this channel never
+        clears (only the clipboard does)."""
+        return None
 
 
 class ClipboardSection(ChannelSection):
     action: ActionName = "notify"
     auto_clear_s: float = Field(default=60, ge=0, le=86400)  # 0: never
-    app_allowlist: tuple[str, ...] = ()
     max_text_mb: float = Field(default=8, gt=0, le=1024)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     max_image_mb: float = Field(default=64, gt=0, le=4096)
+
+    def auto_clear_after(self) -> float | None:
+        return self.auto_clear_s or None
+
+
+class FileSection(ChannelSection):
+    """Files at rest (a sweep of a folder or a drive): nobody sits in front of each file, so a
+    finding is recorded or shown, never asked about file by file."""
+
+    action: Literal["audit", "notify"] = "audit"
+    clean: Literal["none", "audit"] = "none"
 
 
 class UsbSection(ChannelSection):
@@ -111,6 +132,7 @@ class Policy(_Section):
     print: ChannelSection = ChannelSection(action="confirm")
     usb: UsbSection = UsbSection(action="justify", clean="justify")
     screen: ChannelSection = ChannelSection(action="justify", clean="justify")
+    file: FileSection = FileSection()
     idle: IdleSection = IdleSection()
     rules: tuple[Rule, ...] = ()
 
@@ -126,12 +148,14 @@ class Policy(_Section):
         return self.thresholds.get(finding_type, self.thresholds.get("default", 0.5))
 
     def channel(self, channel: Channel) -> ChannelSection:
+        """The channel's own action section. Idle (decided by its thresholds, see `[idle]`) and
+        system events have none: they get the neutral default (audit, clean: none)."""
         section = {
             Channel.CLIPBOARD: self.clipboard,
             Channel.PRINT: self.print,
             Channel.USB: self.usb,
             Channel.SCREEN: self.screen,
-            Channel.FILE: self.usb,
+            Channel.FILE: self.file,
         }.get(channel)
         return section if section is not None else ChannelSection()
 

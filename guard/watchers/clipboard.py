@@ -11,21 +11,22 @@ not scanned. Changes the guard made itself (redaction, clearing) are recognised 
 from __future__ import annotations
 
 import logging
-import os
 import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from guard.model import Action, Channel, Finding, Observation, Outcome
-from guard.pipeline.pipeline import Enforcement, Handled, Pipeline, mask_text
-from guard.pipeline.prompt import PromptRequest
+from guard.events import ClipboardKind
+from guard.model import Channel, Finding, Observation, Outcome
+from guard.pipeline.pipeline import Enforcement, Handled, Pipeline, ScanLimits, mask_text
 from guard.platforms import Platform
 from guard.ports import ClipboardContent, ClipboardPort
 
 log = logging.getLogger(__name__)
 
+# What the composition root used to hand the watcher for images; images now go through the
+# pipeline's scanner (its optional `scan_image`), so a value given here is not used.
 ImageScanner = Callable[[bytes], list[Finding]]
 
 MAX_FILES = 20  # copied files scanned per change
@@ -69,6 +70,9 @@ class ClipboardWatcher:
 
     `on_change` is called on the desktop's thread and returns at once. Everything else runs on
     the watcher's worker thread or on auto-clear timers; the port is called from those threads.
+    Every event goes through `Pipeline.handle`; the pipeline decides what content it can scan.
+    `image_scanner` is accepted for the composition root's sake and not used (the pipeline's
+    scanner reads images when it can).
     """
 
     name = "clipboard"
@@ -79,7 +83,6 @@ class ClipboardWatcher:
         self._pipeline = pipeline
         self._port = port
         self._platform = platform
-        self._image_scanner = image_scanner
         self._clock = clock
         self._cond = threading.Condition()
         self._pending: ClipboardContent | None = None
@@ -195,8 +198,12 @@ class ClipboardWatcher:
                 with self._cond:
                     self._counts["errors"] += 1
                     self.last_error = exc.__class__.__name__
-                self._pipeline.record("CLIPBOARD_ERROR", Channel.CLIPBOARD, Action.AUDIT,
-                                      Outcome.FAILED, detail={"error": exc.__class__.__name__})
+                try:
+                    self._pipeline.handle(Observation(
+                        Channel.CLIPBOARD, ClipboardKind.ERROR,
+                        meta={"error": exc.__class__.__name__}), outcome=Outcome.FAILED)
+                except Exception as again:  # keep the worker alive whatever happens
+                    log.error("clipboard error not recorded: %s", again.__class__.__name__)
             finally:
                 with self._cond:
                     self._busy = False
@@ -223,7 +230,7 @@ class ClipboardWatcher:
         else:
             formats = ", ".join(content.formats[:8])[:200]
             self._skip(source, f"binary formats not scanned: {formats}", content,
-                       notify_teller=False)
+                       kind=ClipboardKind.NOT_SCANNED)
 
     def _process_text(self, content: ClipboardContent, source: str | None, limit: int) -> None:
         text = content.text or ""
@@ -236,9 +243,8 @@ class ClipboardWatcher:
             meta["skipped"] = f"text beyond the first {limit // (1024 * 1024)} MB"
             with self._cond:
                 self._counts["skipped"] += 1
-        obs = Observation(Channel.CLIPBOARD, "copy", text=scanned, source_app=source, meta=meta)
-        with self._cond:
-            self._counts["scanned"] += 1
+        obs = Observation(Channel.CLIPBOARD, ClipboardKind.COPY, text=scanned, source_app=source,
+                          meta=meta)
 
         def redact(findings: tuple[Finding, ...]) -> bool:
             return self.set_text(mask_text(text, findings), replaces=content.fingerprint())
@@ -247,88 +253,52 @@ class ClipboardWatcher:
 
     def _process_files(self, content: ClipboardContent, source: str | None,
                        max_bytes: int) -> None:
-        """Copied files: each (up to MAX_FILES, each within the size limit) goes through the
-        scanner's file reader (text, xlsx, docx, pdf); the rest is counted as skipped."""
-        scan_file = getattr(self._pipeline.scanner, "scan_file", None)
-        findings: list[Finding] = []
-        scanned = skipped = 0
-        for path in content.paths:
-            if scan_file is None or scanned >= MAX_FILES:
-                skipped += 1
-                continue
-            try:
-                size = os.stat(path).st_size
-            except OSError:
-                skipped += 1
-                continue
-            if size > max_bytes or not os.path.isfile(path):
-                skipped += 1
-                continue
-            result = scan_file(path)
-            scanned += 1
-            if getattr(result, "error", None):
-                skipped += 1
-                continue
-            findings.extend(getattr(result, "findings", []))
-        meta: dict[str, object] = {"files": len(content.paths), "files_scanned": scanned}
-        if skipped:
-            meta["files_skipped"] = skipped
-            meta["skipped"] = (f"{skipped} of {len(content.paths)} files not scanned (unreadable,"
-                               f" over {max_bytes // (1024 * 1024)} MB or over {MAX_FILES} files)")
-        with self._cond:
-            self._counts["scanned"] += 1
-        obs = Observation(Channel.CLIPBOARD, "copy_files", paths=content.paths,
-                          source_app=source, meta=meta)
-        self._handle(obs, content, findings=findings)
+        """Copied files: the pipeline scans each within bounds (text, xlsx, docx, pdf) and says
+        in the event how many it could not."""
+        obs = Observation(Channel.CLIPBOARD, ClipboardKind.COPY_FILES, paths=content.paths,
+                          source_app=source)
+        self._handle(obs, content, limits=ScanLimits(max_file_bytes=max_bytes,
+                                                     max_files=MAX_FILES))
 
     def _process_image(self, content: ClipboardContent, source: str | None, max_pixels: int,
                        max_bytes: int) -> None:
         image = content.image or b""
         size = png_size(image)
-        reason = ""
         if len(image) > max_bytes:
             mb = 1024 * 1024
-            reason = f"image of {len(image) // mb} MB exceeds {max_bytes // mb} MB"
-        elif size is not None and size[0] * size[1] > max_pixels:
-            reason = f"image of {size[0]}x{size[1]} pixels exceeds {max_pixels} pixels"
-        elif self._image_scanner is None:
-            reason = "image not scanned: no image scanner loaded"
-        if reason:
-            self._skip(source, reason, content,
-                       notify_teller=not reason.startswith("image not scanned"))
+            self._skip(source, f"image of {len(image) // mb} MB exceeds {max_bytes // mb} MB",
+                       content, kind=ClipboardKind.SKIPPED)
             return
-        assert self._image_scanner is not None
-        with self._cond:
-            self._counts["scanned"] += 1
-        findings = self._image_scanner(image)
+        if size is not None and size[0] * size[1] > max_pixels:
+            self._skip(source, f"image of {size[0]}x{size[1]} pixels exceeds {max_pixels} pixels",
+                       content, kind=ClipboardKind.SKIPPED)
+            return
         meta: dict[str, object] = {"bytes": len(image)}
         if size is not None:
             meta["width"], meta["height"] = size
-        obs = Observation(Channel.CLIPBOARD, "copy_image", image=image, source_app=source,
-                          meta=meta)
-        self._handle(obs, content, findings=findings)
+        obs = Observation(Channel.CLIPBOARD, ClipboardKind.COPY_IMAGE, image=image,
+                          source_app=source, meta=meta)
+        self._handle(obs, content)
 
     def _skip(self, source: str | None, reason: str, content: ClipboardContent, *,
-              notify_teller: bool) -> None:
+              kind: ClipboardKind) -> None:
+        """Content left unscanned by the watcher: SKIPPED (over the policy's bounds; the
+        teller is told it was not checked) or NOT_SCANNED (nothing the guard can read)."""
         with self._cond:
             self._counts["skipped"] += 1
         log.info("clipboard content skipped: %s", reason)
-        self._pipeline.record(
-            "CLIPBOARD_SKIPPED", Channel.CLIPBOARD, Action.AUDIT, Outcome.SKIPPED,
-            source_app=source or "",
-            detail={"skipped": reason, "bytes": content.size,
-                    "formats": ", ".join(content.formats[:8])[:200]},
-        )
-        if notify_teller:
-            self._pipeline.prompter.notify(PromptRequest(
-                action=Action.NOTIFY, channel=Channel.CLIPBOARD, kind="skipped",
-                detail={"skipped": reason}))
+        obs = Observation(Channel.CLIPBOARD, kind, source_app=source, meta={
+            "skipped": reason, "bytes": content.size,
+            "formats": ", ".join(content.formats[:8])[:200]})
+        self._pipeline.handle(obs, outcome=Outcome.SKIPPED)
 
     def _handle(self, obs: Observation, content: ClipboardContent, *,
-                findings: list[Finding] | None = None,
-                redact: Callable[[tuple[Finding, ...]], bool] | None = None) -> None:
+                redact: Callable[[tuple[Finding, ...]], bool] | None = None,
+                limits: ScanLimits | None = None) -> None:
         enforcement = Enforcement(redact=redact, block=self.clear)
-        handled = self._pipeline.handle(obs, enforcement, findings=findings)
+        handled = self._pipeline.handle(obs, enforcement, limits=limits)
+        with self._cond:
+            self._counts["scanned" if handled.scanned else "skipped"] += 1
         delay = handled.decision.auto_clear_s
         if delay and handled.findings and handled.outcome in (
                 Outcome.NOTIFIED, Outcome.RECORDED, Outcome.ACKNOWLEDGED, Outcome.JUSTIFIED):
@@ -361,8 +331,6 @@ class ClipboardWatcher:
         self.clear()
         with self._cond:
             self._counts["auto_cleared"] += 1
-        self._pipeline.record("CLIPBOARD_CLEARED", Channel.CLIPBOARD, Action.AUDIT,
-                              Outcome.CLEARED, source_app=source or "",
-                              detail={"after_s": delay})
-        self._pipeline.prompter.notify(PromptRequest(
-            action=Action.NOTIFY, channel=Channel.CLIPBOARD, kind="cleared"))
+        self._pipeline.handle(Observation(Channel.CLIPBOARD, ClipboardKind.CLEARED,
+                                          source_app=source, meta={"after_s": delay}),
+                              outcome=Outcome.CLEARED)

@@ -1,9 +1,10 @@
 """The idle lock: warns the teller with a countdown, then locks the screen when nobody is there.
 
-A worker thread polls the platform's idle time once a second. At the policy's ``warn_after_s`` a
-countdown toast is shown; at ``lock_after_s`` the OS is asked to lock and the lock is verified.
-When there is no OS lock or it did not take, the guard's own overlay (LockPort) covers the
-screens and only the teller's credential removes it. Every warn, lock and unlock is an event.
+A worker thread polls the platform's idle time once a second and asks the policy (`[idle]`
+through `decide()`) what it means: a warning with a countdown toast (shown once per idle spell),
+or a lock, for which the OS is asked to lock and the lock is verified. When there is no OS lock or
+it did not take, the guard's own overlay (LockPort) covers the screens and only the teller's
+credential removes it. Every warn, lock and unlock is an event, handed to the pipeline.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Callable
 from typing import Literal
 
 from guard.credentials import TellerCredentials, UnlockResult
-from guard.model import Action, Channel, Outcome
-from guard.pipeline.pipeline import Pipeline
-from guard.pipeline.prompt import PromptRequest
+from guard.events import IdleKind
+from guard.model import Action, Channel, Observation, Outcome
+from guard.pipeline.pipeline import DetailValue, Enforcement, Pipeline
 from guard.platforms import Platform, PlatformUnavailable
 from guard.ports import LockPort
 
@@ -120,25 +121,23 @@ class IdleLock:
             method = self._method
         if was_unavailable:
             self._changed()
-        policy = self._pipeline.policy().idle
         if method == "os":
             self._watch_os_lock(idle)
             return
         if method == "overlay":
             return
-        if idle >= policy.lock_after_s:
+        poll = Observation(Channel.IDLE, IdleKind.IDLE, meta={"idle_s": idle})
+        decision = self._pipeline.decide(poll)
+        if decision.action is Action.LOCK:
             self.lock("idle", idle_s=idle)
-        elif idle >= policy.warn_after_s:
+        elif decision.action is Action.NOTIFY:
             with self._lock:
                 warn, self._warned = not self._warned, True
             if warn:
-                countdown = max(1.0, policy.lock_after_s - idle)
-                self._pipeline.prompter.notify(PromptRequest(
-                    action=Action.LOCK, channel=Channel.IDLE, kind="idle_warn",
-                    timeout_s=countdown))
-                self._pipeline.record("IDLE_WARN", Channel.IDLE, Action.NOTIFY, Outcome.NOTIFIED,
-                                      detail={"idle_s": round(idle, 1),
-                                              "lock_in_s": round(countdown, 1)})
+                countdown = decision.timeout_s or 1.0
+                self._pipeline.handle(Observation(
+                    Channel.IDLE, IdleKind.WARN,
+                    meta={"idle_s": round(idle, 1), "lock_in_s": round(countdown, 1)}))
         else:
             with self._lock:
                 self._warned = False
@@ -158,9 +157,26 @@ class IdleLock:
         with self._lock:
             if self._method is not None:
                 return self._method
-        detail: dict[str, str | int | float | bool | None] = {"reason": reason[:64]}
+        meta: dict[str, DetailValue] = {"reason": reason[:64]}
         if idle_s is not None:
-            detail["idle_s"] = round(idle_s, 1)
+            meta["idle_s"] = round(idle_s, 1)
+        detail: dict[str, DetailValue] = {}  # how it locked: filled in by the enforcement
+        taken: list[LockMethod] = []
+
+        def enforce() -> bool:
+            taken.append(self._lock_now(idle_s, detail))
+            return True  # the overlay is the fallback: locking always takes effect
+
+        self._pipeline.handle(Observation(Channel.IDLE, IdleKind.LOCK, meta=meta),
+                              Enforcement(lock=enforce), detail=detail)
+        if not taken:  # a lock request always locks (decide's idle.lock); never stay open
+            log.error("idle lock: the pipeline did not lock; locking anyway")
+            taken.append(self._lock_now(idle_s, detail))
+        self._changed()
+        return taken[0]
+
+    def _lock_now(self, idle_s: float | None, detail: dict[str, DetailValue]) -> LockMethod:
+        """OS lock, verified; else (or when unverifiable) the overlay. Returns how it locked."""
         method: LockMethod = "overlay"
         try:
             requested = self._platform.lock_os()
@@ -179,9 +195,6 @@ class IdleLock:
         if method == "overlay":
             self._locker.show_lock()
         detail["method"] = method
-        self._pipeline.record("IDLE_LOCK", Channel.IDLE, Action.LOCK, Outcome.LOCKED,
-                              detail=detail)
-        self._changed()
         return method
 
     def _verify_os_lock(self) -> bool:
@@ -203,10 +216,11 @@ class IdleLock:
         result = self._credentials.verify(credential)
         if not result.ok:
             if result.message_key == "wrong_credential":
-                self._pipeline.record(
-                    "IDLE_UNLOCK_FAILED", Channel.IDLE, Action.LOCK, Outcome.FAILED,
-                    detail={"failures": self._credentials.backoff.failures,
-                            "retry_after_s": round(result.retry_after_s, 1)})
+                self._pipeline.handle(Observation(
+                    Channel.IDLE, IdleKind.UNLOCK_FAILED,
+                    meta={"failures": self._credentials.backoff.failures,
+                          "retry_after_s": round(result.retry_after_s, 1)}),
+                    outcome=Outcome.FAILED)
             return result
         self._locker.hide_lock()
         self._mark_unlocked("overlay")
@@ -218,6 +232,6 @@ class IdleLock:
                 return
             self._method = None
             self._warned = False
-        self._pipeline.record("IDLE_UNLOCK", Channel.IDLE, Action.LOCK, Outcome.UNLOCKED,
-                              detail={"method": method})
+        self._pipeline.handle(Observation(Channel.IDLE, IdleKind.UNLOCK, meta={"method": method}),
+                              outcome=Outcome.UNLOCKED)
         self._changed()

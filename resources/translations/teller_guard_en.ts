@@ -102,6 +102,14 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Guard service started</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Guard service stopped</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Policy applied</source>
         <translation type="unfinished"></translation>
     </message>
@@ -115,6 +123,30 @@
     </message>
     <message>
         <source>IT credential checked</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Heartbeat</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Events dropped</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Event quarantined</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Image copied</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Clipboard check failed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Screenshot file</source>
         <translation type="unfinished"></translation>
     </message>
     <message>

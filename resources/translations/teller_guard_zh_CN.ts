@@ -102,6 +102,14 @@
         <translation>截屏</translation>
     </message>
     <message>
+        <source>Guard service started</source>
+        <translation>后台服务已启动</translation>
+    </message>
+    <message>
+        <source>Guard service stopped</source>
+        <translation>后台服务已停止</translation>
+    </message>
+    <message>
         <source>Policy applied</source>
         <translation>策略已生效</translation>
     </message>
@@ -116,6 +124,30 @@
     <message>
         <source>IT credential checked</source>
         <translation>校验 IT 凭据</translation>
+    </message>
+    <message>
+        <source>Heartbeat</source>
+        <translation>心跳</translation>
+    </message>
+    <message>
+        <source>Events dropped</source>
+        <translation>事件已丢弃</translation>
+    </message>
+    <message>
+        <source>Event quarantined</source>
+        <translation>事件被隔离</translation>
+    </message>
+    <message>
+        <source>Image copied</source>
+        <translation>复制图片</translation>
+    </message>
+    <message>
+        <source>Clipboard check failed</source>
+        <translation>剪贴板检查出错</translation>
+    </message>
+    <message>
+        <source>Screenshot file</source>
+        <translation>截图文件</translation>
     </message>
     <message>
         <source>recorded</source>

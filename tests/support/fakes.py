@@ -50,6 +50,20 @@ class TableScanner:
         return sorted(out, key=lambda f: f.start)
 
 
+class ImageTableScanner(TableScanner):
+    """A TableScanner that also reads images: `read(image)` stands in for OCR."""
+
+    def __init__(self, read: Callable[[bytes], list[Finding]]) -> None:
+        super().__init__()
+        self.read = read
+        self.images: list[bytes] = []
+
+    def scan_image(self, image: bytes) -> list[Finding]:
+        with self._lock:
+            self.images.append(image)
+        return self.read(image)
+
+
 class FakeClipboard:
     """A clipboard port that feeds its own changes back like QClipboard does (when wired)."""
 

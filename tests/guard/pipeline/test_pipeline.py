@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from guard.events import event_type
 from guard.model import Action, Channel, Device, Observation, Outcome
-from guard.pipeline.pipeline import Enforcement, MemorySink, Pipeline, event_type, mask_text
+from guard.pipeline.pipeline import Enforcement, MemorySink, Pipeline, mask_text
 from guard.pipeline.prompt import PromptAnswer, ScriptedPrompter
 from guard.policy.layers import merge, packaged_text, parse_toml, validate
 from guard.policy.schema import Policy
@@ -209,3 +210,84 @@ def test_events_reach_a_real_journal(tmp_path: Path) -> None:
         assert journal.pending_count() == 1
     finally:
         journal.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# What the scanner can read is the pipeline's business: text, images, files.
+
+
+def test_images_go_through_the_scanners_scan_image() -> None:
+    from tests.support.fakes import ImageTableScanner
+
+    pipe, _, sink = make()
+    card = TableScanner().scan_text(CARD)
+    reader = ImageTableScanner(lambda image: card)
+    pipe.scanner = reader
+    assert pipe.can_scan_images() and not pipe.can_scan_files()
+    handled = pipe.handle(Observation(Channel.CLIPBOARD, "copy_image", image=b"PNG",
+                                      meta={"bytes": 3}))
+    assert reader.images == [b"PNG"] and handled.scanned
+    (event,) = sink.events
+    assert event.type == "CLIPBOARD_COPY_IMAGE" and event.outcome == Outcome.NOTIFIED
+    assert [f.type for f in event.findings] == ["BANK_CARD"]
+
+
+def test_an_image_without_an_image_scanner_is_recorded_not_scanned() -> None:
+    pipe, prompter, sink = make()
+    assert not pipe.can_scan_images()
+    handled = pipe.handle(Observation(Channel.CLIPBOARD, "copy_image", image=b"PNG",
+                                      source_app="gedit", meta={"bytes": 3}))
+    assert not handled.scanned and handled.outcome == Outcome.SKIPPED
+    (event,) = sink.events
+    assert (event.type, event.action, event.outcome) == ("CLIPBOARD_SKIPPED", Action.AUDIT,
+                                                         Outcome.SKIPPED)
+    assert event.detail["skipped"] == "image not scanned: no image scanner loaded"
+    assert event.detail["bytes"] == 3 and event.source_app == "gedit"
+    assert prompter.notified == []
+
+
+def test_files_without_a_file_reader_are_counted_as_skipped(tmp_path: Path) -> None:
+    letter = tmp_path / "a.txt"
+    letter.write_text(RID, encoding="utf-8")
+    pipe, _, sink = make()
+    pipe.handle(Observation(Channel.CLIPBOARD, "copy_files", paths=(str(letter),)))
+    (event,) = sink.events  # nothing scanned, so the event says so instead of staying silent
+    assert event.type == "CLIPBOARD_COPY_FILES" and event.findings == []
+    assert (event.detail["files"], event.detail["files_scanned"],
+            event.detail["files_skipped"]) == (1, 0, 1)
+
+
+def test_a_report_is_recorded_then_told_without_the_source_app() -> None:
+    order: list[str] = []
+
+    class Telling(ScriptedPrompter):
+        def notify(self, request) -> None:  # type: ignore[no-untyped-def]
+            order.append(f"notify:{len(sink.events)}")
+            super().notify(request)
+
+    p = policy()
+    sink = MemorySink()
+    prompter = Telling()
+    pipe = Pipeline(scanner=TableScanner(), policy=lambda: p, prompter=prompter, sink=sink,
+                    device=Device(id="d", hostname="h"))
+    rec = Recorder()
+    handled = pipe.handle(Observation(Channel.CLIPBOARD, "cleared", source_app="gedit",
+                                      meta={"after_s": 60}), rec.enforcement(),
+                          outcome=Outcome.CLEARED)
+    assert order == ["notify:1"] and rec.calls == []  # recorded first; nothing enforced
+    (event,) = sink.events
+    assert (event.type, event.outcome, event.source_app) == ("CLIPBOARD_CLEARED",
+                                                             Outcome.CLEARED, "gedit")
+    assert event.detail["after_s"] == 60 and handled.event == event
+    (told,) = prompter.notified
+    assert (told.kind, told.detail, told.findings) == ("cleared", {}, ())
+
+
+def test_an_idle_warning_is_a_countdown_to_the_lock() -> None:
+    pipe, prompter, sink = make()
+    pipe.handle(Observation(Channel.IDLE, "idle_warn", meta={"idle_s": 260}))
+    (told,) = prompter.notified
+    assert (told.action, told.kind, told.timeout_s) == (Action.LOCK, "idle_warn", 40)
+    (event,) = sink.events
+    assert (event.type, event.action, event.outcome) == ("IDLE_WARN", Action.NOTIFY,
+                                                         Outcome.NOTIFIED)

@@ -14,7 +14,7 @@ from guard.policy.decide import SILENT_SUFFIX, decide, is_silent
 from guard.policy.explain import explain
 from guard.policy.fetch import CentralPolicyFetcher
 from guard.policy.layers import merge, packaged_text, parse_toml, validate
-from guard.policy.schema import Policy
+from guard.policy.schema import Policy, PolicyError
 from guard.policy.store import PolicyStore, Rejection
 
 
@@ -333,3 +333,116 @@ def test_windows_registry_values_become_a_layer(monkeypatch: pytest.MonkeyPatch)
     p = validate(merge(parse_toml(packaged_text(), "p"), layer), "registry")
     assert p.idle.lock_after_s == 600 and p.clipboard.app_allowlist == ("CoreBank.exe",
                                                                         "Teller.exe")
+
+
+# ---------------------------------------------------------------------------------------------
+# Each channel has its own section; idle decides by time; reports record a fixed action.
+
+
+def test_each_channel_maps_to_its_own_section() -> None:
+    p = packaged()
+    assert p.channel(Channel.CLIPBOARD) is p.clipboard and p.channel(Channel.PRINT) is p.print
+    assert p.channel(Channel.USB) is p.usb and p.channel(Channel.SCREEN) is p.screen
+    assert p.channel(Channel.FILE) is p.file and p.file is not p.usb
+    assert (p.file.action, p.file.clean) == ("audit", "none")
+    assert p.channel(Channel.SYSTEM).action == "audit"
+    assert p.clipboard.auto_clear_after() == 60 and p.usb.auto_clear_after() is None
+
+
+def test_the_file_section_never_asks_per_file() -> None:
+    for action in ("confirm", "justify", "redact", "lock"):
+        with pytest.raises(PolicyError, match=r"file\.action"):
+            with_layer(f'[file]\naction = "{action}"\n')
+    assert with_layer('[file]\naction = "notify"\n').file.action == "notify"
+
+
+FILE, IDLE = Channel.FILE, Channel.IDLE
+MORE_CASES = [
+    # (name, layer toml, channel, kind, findings, source_app, meta, action, rule, silent)
+    ("at-rest file with data is audited, never justified", "", FILE, "found", [finding()], None,
+     {}, Action.AUDIT, "file.action", False),
+    ("at-rest clean file is silent", "", FILE, "found", [], None, {}, Action.AUDIT,
+     "file.clean" + SILENT_SUFFIX, True),
+    ("usb allow-list", '[usb]\napp_allowlist = ["Backup.exe"]\n', Channel.USB, "file_written",
+     [finding()], "backup", {}, Action.AUDIT, "usb.allowlist", False),
+    ("print allow-list, clean", '[print]\napp_allowlist = ["CoreBanking.exe"]\n', Channel.PRINT,
+     "job_held", [], "CoreBanking.exe", {}, Action.AUDIT, "print.allowlist" + SILENT_SUFFIX,
+     True),
+    ("clipboard allow-list does not cover print", '[clipboard]\napp_allowlist = ["x"]\n',
+     Channel.PRINT, "job_held", [finding()], "x", {}, Action.CONFIRM, "print.action", False),
+    ("idle: in use", "", IDLE, "idle", [], None, {"idle_s": 10}, Action.AUDIT,
+     "idle.active" + SILENT_SUFFIX, True),
+    ("idle: warn with countdown", "", IDLE, "idle", [], None, {"idle_s": 250}, Action.NOTIFY,
+     "idle.warn_after_s", False),
+    ("idle: lock", "", IDLE, "idle", [], None, {"idle_s": 300}, Action.LOCK,
+     "idle.lock_after_s", False),
+    ("idle: thresholds from policy", "[idle]\nwarn_after_s = 30\nlock_after_s = 60\n", IDLE,
+     "idle", [], None, {"idle_s": 45}, Action.NOTIFY, "idle.warn_after_s", False),
+    ("idle: a lock request locks", "", IDLE, "lock", [], None, {"reason": "hotkey"},
+     Action.LOCK, "idle.lock", False),
+    ("idle: rules do not apply", '[[rules]]\nchannel = "idle"\naction = "audit"\n', IDLE,
+     "idle", [], None, {"idle_s": 400}, Action.LOCK, "idle.lock_after_s", False),
+    ("report: auto-clear tells the teller", "", CLIP, "cleared", [], None, {},
+     Action.NOTIFY, "clipboard.cleared", False),
+    ("report: over bounds tells the teller", "", CLIP, "skipped", [], None, {},
+     Action.NOTIFY, "clipboard.skipped", False),
+    ("report: unreadable content is audited", "", CLIP, "not_scanned", [], None, {},
+     Action.AUDIT, "clipboard.not_scanned", False),
+    ("report: error", "", CLIP, "error", [], None, {}, Action.AUDIT, "clipboard.error", False),
+    ("report: unlock", "", IDLE, "unlock", [], None, {}, Action.LOCK, "idle.unlock", False),
+    ("report: wrong unlock", "", IDLE, "unlock_failed", [], None, {}, Action.LOCK,
+     "idle.unlock_failed", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("layer", "channel", "kind", "findings", "app", "meta", "action", "rule", "silent"),
+    [c[1:] for c in MORE_CASES], ids=[c[0] for c in MORE_CASES])
+def test_decide_per_channel_table(layer: str, channel: Channel, kind: str,
+                                  findings: list[Finding], app: str | None, meta: dict[str, int],
+                                  action: Action, rule: str, silent: bool) -> None:
+    policy = with_layer(layer)
+    obs = Observation(channel, kind, source_app=app, meta=meta)
+    decision = decide(obs, findings, policy)
+    assert (decision.action, decision.rule, is_silent(decision)) == (action, rule, silent)
+    assert decision.auto_clear_s is None  # only clipboard content is cleared again
+    assert decide(obs, findings, policy) == decision  # pure
+
+
+def test_idle_warning_carries_its_countdown() -> None:
+    policy = packaged()
+    warn = decide(Observation(IDLE, "idle", meta={"idle_s": 250}), [], policy)
+    assert warn.timeout_s == 50
+    late = decide(Observation(IDLE, "idle_warn", meta={"idle_s": 299.9}), [], policy)
+    assert late.action == Action.NOTIFY and late.timeout_s == 1.0  # never a zero countdown
+
+
+# Policy layers the product and its tests used before [file] and the per-channel allow-lists.
+TODAYS_LAYERS = [
+    "",
+    '[clipboard]\naction = "redact"\n',
+    '[clipboard]\naction = "block"\napp_allowlist = ["CoreBanking.exe"]\n',
+    '[clipboard]\naction = "confirm"\nauto_clear_s = 0\n',
+    "[clipboard]\nmax_text_mb = 1\n",
+    'version = "branch-7"\n[idle]\nlock_after_s = 120\nwarn_after_s = 90\n',
+    '[idle]\nunlock = "pin"\nbackoff_after = 1\nbackoff_base_s = 1\nbackoff_max_s = 2\n',
+    "[prompts]\ntimeout_s = 1\n",
+    'version = "branch-3"\n[usb]\naction = "block"\nallow_window_min = 10\n',
+    '[[rules]]\nchannel = "file"\naction = "notify"\n',
+    '[[rules]]\nchannel = "clipboard"\nsource_app = "WeChat.exe"\naction = "block"\n',
+]
+
+
+@pytest.mark.parametrize("layer", TODAYS_LAYERS)
+def test_policies_valid_before_still_validate(layer: str) -> None:
+    assert explain(layer) == []
+    with_layer(layer)
+
+
+def test_the_packaged_policy_and_the_test_policies_still_validate() -> None:
+    from tests.ui.x11.harness import policy_text
+
+    assert explain(packaged_text(), layer=False) == []
+    for text in (policy_text(), policy_text(warn=5, lock=10)):
+        assert explain(text) == [], text
+        with_layer(text)

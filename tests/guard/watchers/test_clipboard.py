@@ -16,7 +16,7 @@ from guard.platforms._fake import FakePlatform
 from guard.ports import ClipboardContent
 from guard.watchers.clipboard import ClipboardWatcher, png_size
 from tests.support.core import Core
-from tests.support.fakes import FakeClipboard
+from tests.support.fakes import FakeClipboard, ImageTableScanner
 from tests.support.xserver import wait_until
 
 CARD = "6222021234560128"
@@ -192,8 +192,9 @@ def big_png(width: int, height: int) -> bytes:
 
 def test_huge_image_is_skipped_with_a_reason(rig) -> None:  # type: ignore[no-untyped-def]
     core, _port, watcher, _ = rig
-    scanned: list[bytes] = []
-    watcher._image_scanner = lambda png: scanned.append(png) or []  # type: ignore[func-returns-value]
+    reader = ImageTableScanner(lambda png: [])
+    core.pipeline.scanner = reader
+    scanned = reader.images
     image = big_png(20000, 20000)
     assert png_size(image) == (20000, 20000)
     watcher.on_change(ClipboardContent(image=image, formats=("image/png",), size=len(image)))
@@ -208,9 +209,10 @@ def test_huge_image_is_skipped_with_a_reason(rig) -> None:  # type: ignore[no-un
 
 def test_image_goes_to_the_image_scanner_when_within_limits(rig) -> None:  # type: ignore[no-untyped-def]
     core, _port, watcher, _ = rig
-    scanned: list[bytes] = []
     card = core.scanner.scan_text(CARD)
-    watcher._image_scanner = lambda png: scanned.append(png) or card  # type: ignore[func-returns-value]
+    reader = ImageTableScanner(lambda png: card)
+    core.pipeline.scanner = reader
+    scanned = reader.images
     image = big_png(64, 32)
     watcher.on_change(ClipboardContent(image=image, formats=("image/png",), size=len(image)))
     assert watcher.wait_idle()
