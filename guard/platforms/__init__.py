@@ -80,11 +80,11 @@ def current_session() -> Session:
         if choice == "linux":
             from guard.platforms import _linux
 
-            return _linux.session()
+            return _linux.make_session()
         if choice == "windows":
             from guard.platforms import _windows
 
-            return _windows.session()
+            return _windows.make_session()
         from guard.platforms import _fake
 
         return _fake.fake_session()
@@ -99,11 +99,11 @@ def current_machine() -> Machine:
         if choice == "linux":
             from guard.platforms import _linux
 
-            return _linux.machine()
+            return _linux.make_machine()
         if choice == "windows":
             from guard.platforms import _windows
 
-            return _windows.machine()
+            return _windows.make_machine()
         from guard.platforms import _fake
 
         return _fake.fake_machine()

@@ -15,7 +15,7 @@ from guard.platforms._pynput_hook import PynputKeyboardHook
 from guard.platforms.base import ErrorHandler, Machine, Session
 
 
-def session(display: str | None = None) -> Session:
+def make_session(display: str | None = None) -> Session:
     """The teller's X11 session (`display` defaults to DISPLAY, read when first used)."""
     desk = LinuxPlatform(display=display)
 
@@ -26,6 +26,6 @@ def session(display: str | None = None) -> Session:
                    password=PamPasswordChecker(), keyboard=keyboard)
 
 
-def machine() -> Machine:
+def make_machine() -> Machine:
     return Machine(name="linux", paths=LinuxMachinePaths(), registry=NoRegistry(),
                    processes=ProcTable(), data_lock=FlockDataDirLock())

@@ -15,7 +15,7 @@ from guard.platforms._windows.session import WindowsPlatform
 from guard.platforms.base import ErrorHandler, Machine, Session
 
 
-def session() -> Session:
+def make_session() -> Session:
     """The logged-in teller's Windows session (the DLLs load here; off Windows each part says
     why it cannot run)."""
     desk = WindowsPlatform()
@@ -27,6 +27,6 @@ def session() -> Session:
                    desktop=desk, password=WindowsPasswordChecker(), keyboard=keyboard)
 
 
-def machine() -> Machine:
+def make_machine() -> Machine:
     return Machine(name="windows", paths=WindowsMachinePaths(), registry=WindowsPolicyRegistry(),
                    processes=WindowsProcessTable(), data_lock=MsvcrtDataDirLock())
