@@ -57,10 +57,11 @@ def desktop_session() -> platforms.Session:
         return platforms.unavailable_session(str(exc))
 
 
-def session_key(session: platforms.DesktopName) -> str:
+def session_key(session: platforms.DesktopName | None = None) -> str:
     """A name unique to this user's desktop session (user + X display or Windows session)."""
     user = getpass.getuser()
-    raw = f"teller-guard-agent-{user}-{session.desktop_name()}"
+    desktop = (session if session is not None else desktop_session()).desktop_name()
+    raw = f"teller-guard-agent-{user}-{desktop}"
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)
 
 

@@ -53,7 +53,10 @@ class LockHotkey:
 
     def _fire(self) -> None:
         log.info("lock hotkey pressed")
-        self._on_lock()  # an exception goes to the hook's on_error (hook_failed)
+        try:
+            self._on_lock()
+        except Exception:  # the lock's own failure: the hotkey itself still works
+            log.exception("locking from the hotkey failed")
 
     def stop(self) -> None:
         """Stop listening without waiting (pynput's stop returns only after the next input)."""
