@@ -4,29 +4,28 @@
 - The teller's PIN hash lives in the OS keyring (service ``TellerGuard``,
   user ``teller-pin:<login>``);
   where no keyring backend exists it falls back to a 0600 file in the data directory.
-- The OS password is checked where the platform can: Windows LogonUserW, Linux PAM through libpam
-  (both via ctypes). Elsewhere only the PIN unlocks.
+- The OS password is checked where the platform can (`guard.platforms`: Windows LogonUserW, Linux
+  PAM through libpam). Elsewhere only the PIN unlocks.
 - Wrong tries are answered with a growing wait (`Backoff`).
 """
 
 from __future__ import annotations
 
 import base64
-import ctypes
-import ctypes.util
 import hashlib
 import hmac
 import logging
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from guard import platforms
 from guard.paths import write_atomic
+from guard.platforms.base import NoPasswordCheck, PasswordCheck, PlatformUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -148,177 +147,18 @@ class PinStore:
 # OS password checks.
 
 
-class PasswordChecker(Protocol):
-    available: bool
-    reason: str
-
-    def check(self, user: str, password: str) -> bool:
-        """True when `password` is `user`'s OS password. Blocks up to a few seconds."""
-
-
-class NoPasswordChecker:
-    """The platform cannot check OS passwords here: only the PIN unlocks."""
-
-    available = False
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def check(self, user: str, password: str) -> bool:
-        return False
-
-
-# PAM ABI (Linux-PAM, _pam_types.h)
-_PAM_SUCCESS = 0
-_PAM_PROMPT_ECHO_OFF = 1
-_PAM_PROMPT_ECHO_ON = 2
-
-
-class _PamMessage(ctypes.Structure):
-    _fields_ = [("msg_style", ctypes.c_int), ("msg", ctypes.c_char_p)]
-
-
-class _PamResponse(ctypes.Structure):
-    _fields_ = [("resp", ctypes.c_void_p), ("resp_retcode", ctypes.c_int)]
-
-
-_CONV_FUNC = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.POINTER(_PamMessage)),
-    ctypes.POINTER(ctypes.POINTER(_PamResponse)), ctypes.c_void_p,
-)
-
-
-class _PamConv(ctypes.Structure):
-    _fields_ = [("conv", _CONV_FUNC), ("appdata_ptr", ctypes.c_void_p)]
-
-
-class PamPasswordChecker:
-    """Linux PAM (libpam via ctypes), service `teller-guard` (falls back to PAM's `other`).
-
-    `confdir` makes PAM read the service file from that directory instead of /etc/pam.d
-    (pam_start_confdir, Linux-PAM ≥ 1.4), for a dedicated configuration or tests.
-    """
-
-    def __init__(self, service: str = "teller-guard", confdir: str | None = None) -> None:
-        self.service = service
-        self.confdir = confdir
-        self.available = False
-        self.reason = ""
-        self._pam: Any = None
-        self._libc: Any = None
-        name = ctypes.util.find_library("pam") or "libpam.so.0"
-        try:
-            self._pam = ctypes.CDLL(name)
-            self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        except OSError as exc:
-            self.reason = f"libpam not found ({exc}); install libpam0g"
-            return
-        self._pam.pam_start.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
-                                        ctypes.POINTER(_PamConv), ctypes.POINTER(ctypes.c_void_p)]
-        self._pam.pam_start.restype = ctypes.c_int
-        if confdir is not None:
-            if not hasattr(self._pam, "pam_start_confdir"):
-                self.reason = "this libpam has no pam_start_confdir (needs Linux-PAM 1.4)"
-                return
-            self._pam.pam_start_confdir.argtypes = [
-                ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(_PamConv), ctypes.c_char_p,
-                ctypes.POINTER(ctypes.c_void_p)]
-            self._pam.pam_start_confdir.restype = ctypes.c_int
-        self._pam.pam_authenticate.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self._pam.pam_authenticate.restype = ctypes.c_int
-        self._pam.pam_acct_mgmt.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self._pam.pam_acct_mgmt.restype = ctypes.c_int
-        self._pam.pam_end.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self._pam.pam_end.restype = ctypes.c_int
-        self._libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
-        self._libc.calloc.restype = ctypes.c_void_p
-        self._libc.strdup.argtypes = [ctypes.c_char_p]
-        self._libc.strdup.restype = ctypes.c_void_p
-        self.available = True
-
-    def check(self, user: str, password: str) -> bool:
-        if not self.available or not user:
-            return False
-        secret = password.encode("utf-8")
-        libc = self._libc
-
-        def conv(n_messages: int, messages: Any, response: Any, _data: Any) -> int:
-            # PAM frees the responses with free(): allocate them with the C allocator.
-            block = libc.calloc(n_messages, ctypes.sizeof(_PamResponse))
-            if not block:
-                return 5  # PAM_BUF_ERR
-            replies = ctypes.cast(block, ctypes.POINTER(_PamResponse))
-            for i in range(n_messages):
-                if messages[i].contents.msg_style in (_PAM_PROMPT_ECHO_OFF, _PAM_PROMPT_ECHO_ON):
-                    replies[i].resp = libc.strdup(secret)
-                    replies[i].resp_retcode = 0
-            response[0] = replies
-            return _PAM_SUCCESS
-
-        callback = _CONV_FUNC(conv)
-        conversation = _PamConv(callback, None)
-        handle = ctypes.c_void_p()
-        if self.confdir is not None:
-            rc = self._pam.pam_start_confdir(self.service.encode(), user.encode("utf-8"),
-                                             ctypes.byref(conversation), self.confdir.encode(),
-                                             ctypes.byref(handle))
-        else:
-            rc = self._pam.pam_start(self.service.encode(), user.encode("utf-8"),
-                                     ctypes.byref(conversation), ctypes.byref(handle))
-        if rc != _PAM_SUCCESS:
-            return False
-        try:
-            rc = self._pam.pam_authenticate(handle, 0)
-            if rc == _PAM_SUCCESS:
-                rc = self._pam.pam_acct_mgmt(handle, 0)
-            return rc == _PAM_SUCCESS
-        finally:
-            self._pam.pam_end(handle, rc)
-
-
-class WindowsPasswordChecker:
-    """Windows LogonUserW (interactive logon type) via ctypes."""
-
-    LOGON32_LOGON_INTERACTIVE = 2
-    LOGON32_PROVIDER_DEFAULT = 0
-
-    def __init__(self, advapi32: Any = None, kernel32: Any = None) -> None:
-        self.available = False
-        self.reason = ""
-        self._advapi32 = advapi32
-        self._kernel32 = kernel32
-        if advapi32 is None and sys.platform == "win32":
-            self._advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
-            self._kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        if self._advapi32 is None:
-            self.reason = "LogonUserW exists only on Windows"
-            return
-        self.available = True
-
-    def check(self, user: str, password: str) -> bool:
-        if not self.available:
-            return False
-        domain = "."
-        if "\\" in user:
-            domain, user = user.split("\\", 1)
-        token = ctypes.c_void_p()
-        ok = self._advapi32.LogonUserW(user, domain, password, self.LOGON32_LOGON_INTERACTIVE,
-                                       self.LOGON32_PROVIDER_DEFAULT, ctypes.byref(token))
-        if ok and token.value and self._kernel32 is not None:
-            self._kernel32.CloseHandle(token)
-        return bool(ok)
+# The platform's password check (PAM on Linux, LogonUserW on Windows) and its fallback.
+PasswordChecker = PasswordCheck
+NoPasswordChecker = NoPasswordCheck
 
 
 def os_password_checker() -> PasswordChecker:
-    """The OS password check this platform offers (or a `NoPasswordChecker` saying why not)."""
-    if sys.platform == "win32":
-        return WindowsPasswordChecker()
-    if sys.platform.startswith("linux"):
-        pam = PamPasswordChecker()
-        if pam.available:
-            return pam
-        return NoPasswordChecker(pam.reason)
-    return NoPasswordChecker(f"no OS password check on {sys.platform}")
+    """The OS password check of this session's platform (a `NoPasswordChecker` saying why when
+    no platform backend runs here)."""
+    try:
+        return platforms.current_session().password
+    except PlatformUnavailable as exc:
+        return NoPasswordChecker(str(exc))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +237,7 @@ class TellerCredentials:
         self._mode = mode
 
     def os_check_usable(self) -> bool:
-        return self._mode() == "auto" and self.os_checker.available
+        return self._mode() == "auto" and self.os_checker.usable
 
     def has_pin(self) -> bool:
         return self.pins.get() is not None

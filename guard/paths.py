@@ -1,13 +1,15 @@
-"""Where the guard keeps its files: the data directory and the one atomic file writer."""
+"""Where the guard keeps its files: data, run and machine policy paths, and the one atomic
+file writer. The per-OS locations come from the platform's `MachinePaths`."""
 
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import platformdirs
+
+from guard import platforms
 
 APP = "TellerGuard"
 ENV_DATA_DIR = "TELLER_GUARD_DATA_DIR"
@@ -28,14 +30,22 @@ def data_dir() -> Path:
     if override:
         path = Path(override)
     else:
-        if sys.platform == "win32":
-            path = Path(platformdirs.site_data_dir(APP, appauthor=False))
-        else:
-            path = Path("/var/lib/teller-guard")
+        path = platforms.current_machine().paths.machine_data_dir()
         if not _writable(path):
             path = Path(platformdirs.user_data_dir(APP, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def run_dir() -> Path | None:
+    """Where the machine service's local endpoints (Unix sockets) live; None on Windows, where
+    the channel is a named pipe."""
+    return platforms.current_machine().paths.run_dir()
+
+
+def machine_policy_file() -> Path:
+    """The machine policy file (/etc/teller-guard/policy.toml, %ProgramData%\\TellerGuard\\…)."""
+    return platforms.current_machine().paths.machine_policy_file()
 
 
 def _writable(path: Path) -> bool:

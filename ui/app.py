@@ -28,9 +28,11 @@ from PySide6.QtCore import QLockFile, QObject, QSocketNotifier, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
+from guard import platforms
 from guard.app.session import Agent, AgentStatus
 from guard.model import Action, Channel, Event
 from guard.pipeline.prompt import PromptRequest
+from guard.platforms import PlatformUnavailable
 from ui import i18n
 from ui.hotkeys import LockHotkey
 from ui.lock import LockOverlay, PinSetupDialog
@@ -46,14 +48,20 @@ READY_LINE = "teller-guard-agent: ready"
 ALREADY_RUNNING = "teller-guard-agent: already running in this session"
 
 
-def session_key() -> str:
+def desktop_session() -> platforms.Session:
+    """The one platform session of this agent: the core and the UI parts share it."""
+    try:
+        return platforms.current_session()
+    except PlatformUnavailable as exc:
+        log.warning("no platform backend: %s", exc)
+        return platforms.unavailable_session(str(exc))
+
+
+def session_key(session: platforms.DesktopName | None = None) -> str:
     """A name unique to this user's desktop session (user + X display or Windows session)."""
     user = getpass.getuser()
-    if sys.platform == "win32":
-        session = os.environ.get("SESSIONNAME", "console")
-    else:
-        session = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY", "nodisplay")
-    raw = f"teller-guard-agent-{user}-{session}"
+    desktop = (session if session is not None else desktop_session()).desktop_name()
+    raw = f"teller-guard-agent-{user}-{desktop}"
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)
 
 
@@ -144,20 +152,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class AgentApp:
     """The running agent: the core Agent plus every Qt part wired to it."""
 
-    def __init__(self, app: QApplication, args: argparse.Namespace) -> None:
+    def __init__(self, app: QApplication, args: argparse.Namespace,
+                 session: platforms.Session | None = None) -> None:
         self.app = app
+        self.session = session if session is not None else desktop_session()
         self.main = MainThread()
         self.prompter = QtPrompter(self.main)
         self.clipboard = QtClipboard(self.main)
         self.overlay = LockOverlay(self.main)
         self.agent = Agent.create(prompter=self.prompter, clipboard=self.clipboard,
                                   locker=self.overlay, policy_file=args.policy,
-                                  data_dir=args.data_dir)
+                                  data_dir=args.data_dir, platform=self.session)
         self.overlay.set_unlocker(self.agent.unlock)
         self.tray = Tray(self.agent.verify_it_credential)
         self.tray.lock_requested.connect(lambda: self.lock_now("menu"))
         self.tray.quit_confirmed.connect(self.app.quit)
-        self.feed = ClipboardFeed(self.agent.on_clipboard_changed)
+        self.feed = ClipboardFeed(self.agent.on_clipboard_changed,
+                                  owner_app=self.session.clipboard_owner_app)
         self.trace = bool(os.environ.get(ENV_TRACE))
         self._trace_lock = threading.Lock()
         self.hotkey: LockHotkey | None = None
@@ -199,8 +210,17 @@ class AgentApp:
         if self.trace:
             self.agent.pipeline.on_event(self._on_event)
         if self.use_hotkey:
-            self.hotkey = LockHotkey(lambda: self.agent.lock_now("hotkey"))
-            self.hotkey.start()
+            hotkey: LockHotkey | None = None
+
+            def hook_failed(exc: BaseException) -> None:
+                if hotkey is not None:
+                    hotkey.hook_failed(exc)
+                    self._on_status(self.agent.status())
+
+            hotkey = LockHotkey(lambda: self.agent.lock_now("hotkey"),
+                                self.session.keyboard_hook(on_error=hook_failed))
+            self.hotkey = hotkey
+            hotkey.start()
         self.agent.subscribe(self._on_status)
         self.agent.start()
         self.tray.set_status(self._with_ui_parts(self.agent.status()))
@@ -234,13 +254,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.data_dir is not None:
         os.environ["TELLER_GUARD_DATA_DIR"] = str(args.data_dir)
-    if sys.platform != "win32":
-        # `kill -USR1 <pid>` prints every thread's stack to stderr: how to diagnose a hang.
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how to diagnose a hang (POSIX
+    # only: Windows has neither SIGUSR1 nor faulthandler.register).
+    usr1, register = getattr(signal, "SIGUSR1", None), getattr(faulthandler, "register", None)
+    if usr1 is not None and register is not None:
+        register(usr1, all_threads=True)
     app = QApplication(["teller-guard-agent"])
     app.setApplicationName("Teller Guard")
     app.setQuitOnLastWindowClosed(False)
-    instance = SingleInstance(session_key())
+    session = desktop_session()
+    instance = SingleInstance(session_key(session))
     if not instance.acquire():
         told = instance.tell_running_agent()
         print(ALREADY_RUNNING + ("" if told else " (it did not answer)"), file=sys.stderr,
@@ -248,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         i18n.install_translator(app)
-        agent_app = AgentApp(app, args)
+        agent_app = AgentApp(app, args, session)
         instance.second_start.connect(agent_app.say_running)
         waker = SignalWaker(app.quit)
         agent_app.start()

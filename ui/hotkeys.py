@@ -1,69 +1,63 @@
-"""The lock-now hotkey (Ctrl+Alt+L) as a global key listener (pynput; on X11 it needs RECORD).
+"""The lock-now hotkey (Ctrl+Alt+L) on the core's global keyboard hook (`KeyboardHook`).
 
-The callback runs on pynput's listener thread, never on the Qt thread. When the listener cannot
-run on this desktop the hotkey is reported unavailable with the reason, and the tray's "Lock now"
-still works.
+The callback runs on the hook's listener thread, never on the Qt thread. When the hook cannot
+run on this desktop, or its listener dies later, the hotkey is reported unavailable with the
+reason, and the tray's "Lock now" still works.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from typing import Any
+
+from guard.platforms import KeyboardHook, PlatformUnavailable
 
 log = logging.getLogger(__name__)
 
 LOCK_HOTKEY = "<ctrl>+<alt>+l"
-READY_TIMEOUT_S = 3.0
 
 
 class LockHotkey:
-    """Calls `on_lock()` when the teller presses the lock-now hotkey anywhere on the desktop."""
+    """Calls `on_lock()` when the teller presses the lock-now hotkey anywhere on the desktop.
 
-    def __init__(self, on_lock: Callable[[], None], combo: str = LOCK_HOTKEY) -> None:
+    `hook` is the session's keyboard hook (`Session.keyboard_hook(on_error=...)`); this class
+    registers its combo and starts the hook. `on_unavailable(reason)` is called when the hook
+    refuses or its listener dies."""
+
+    def __init__(self, on_lock: Callable[[], None], hook: KeyboardHook,
+                 combo: str = LOCK_HOTKEY) -> None:
         self._on_lock = on_lock
+        self._hook = hook
         self._combo = combo
-        self._listener: Any = None
         self.unavailable: str | None = None
 
     def start(self) -> bool:
         """Start listening; False (and `unavailable` says why) when the desktop refuses."""
+        self._hook.register(self._combo, self._fire)
         try:
-            from pynput import keyboard
-        except Exception as exc:  # pynput raises ImportError or its own errors without a display
-            self.unavailable = f"pynput cannot run here: {exc}"
+            self._hook.start()
+        except PlatformUnavailable as exc:
+            self.unavailable = str(exc)
             log.warning("lock hotkey unavailable: %s", self.unavailable)
             return False
-        try:
-            listener = keyboard.GlobalHotKeys({self._combo: self._fire})
-            listener.daemon = True
-            listener.start()
-        except Exception as exc:  # e.g. the X server lacks the RECORD extension
-            self.unavailable = f"key listener failed: {exc}"
-            log.warning("lock hotkey unavailable: %s", self.unavailable)
-            return False
-        # wait() never returns when the listener thread died (no RECORD): bound it.
-        waiter = threading.Thread(target=listener.wait, name="hotkey-wait", daemon=True)
-        waiter.start()
-        waiter.join(READY_TIMEOUT_S)
-        if waiter.is_alive() or not listener.is_alive():
-            self.unavailable = "key listener did not start (does the X server have RECORD?)"
-            log.warning("lock hotkey unavailable: %s", self.unavailable)
-            return False
-        self._listener = listener
         log.info("lock hotkey %s active", self._combo)
         return True
+
+    def hook_failed(self, exc: BaseException) -> None:
+        """The hook's `on_error`: a dead listener makes the hotkey unavailable."""
+        if isinstance(exc, PlatformUnavailable):
+            self.unavailable = str(exc)
+            log.warning("lock hotkey unavailable: %s", self.unavailable)
+        else:
+            log.error("the lock hotkey's callback failed: %r", exc)
 
     def _fire(self) -> None:
         log.info("lock hotkey pressed")
         try:
             self._on_lock()
-        except Exception:
+        except Exception:  # the lock's own failure: the hotkey itself still works
             log.exception("locking from the hotkey failed")
 
     def stop(self) -> None:
         """Stop listening without waiting (pynput's stop returns only after the next input)."""
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            threading.Thread(target=listener.stop, name="hotkey-stop", daemon=True).start()
+        self._hook.stop()

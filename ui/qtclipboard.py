@@ -92,21 +92,6 @@ def _quick_key(content: ClipboardContent) -> tuple[object, ...]:
             image[:4096], image[-4096:], content.paths)
 
 
-def _platform_owner_app() -> Callable[[], str | None] | None:
-    """The platform's "which application owns the clipboard" query, when the core has one."""
-    try:
-        from guard import platforms
-    except ImportError:
-        return None
-    try:
-        platform = platforms.current()
-    except Exception as exc:  # a platform that cannot run says why; the feed works without it
-        log.info("clipboard source application unavailable: %s", exc)
-        return None
-    query = getattr(platform, "clipboard_owner_app", None)
-    return query if callable(query) else None
-
-
 class QtClipboard:
     """`guard.ports.ClipboardPort` over QClipboard; any thread may call it."""
 
@@ -149,12 +134,12 @@ class ClipboardFeed(QObject):
 
     def __init__(self, deliver: Callable[[ClipboardContent], None],
                  clipboard: QClipboard | None = None,
-                 owner_app: Callable[[], str | None] | None = None,
-                 detect_owner: bool = True) -> None:
+                 owner_app: Callable[[], str | None] | None = None) -> None:
         super().__init__()
         self._deliver = deliver
         self._clipboard = clipboard or QGuiApplication.clipboard()
-        self._owner_app = owner_app or (_platform_owner_app() if detect_owner else None)
+        # The session's `ClipboardOwner.clipboard_owner_app` (ui/app.py hands it in), or None.
+        self._owner_app = owner_app
         self.changes = 0
         self.duplicates = 0
         self._last_key: tuple[object, ...] | None = None

@@ -1,69 +1,116 @@
-"""The desktop this agent runs on: idle time, OS lock, clipboard owner, locale.
+"""Which operating-system backend this process uses: `current_session()` and `current_machine()`.
 
-`current()` picks the backend: the environment override TELLER_GUARD_PLATFORM (``linux``,
-``windows``, ``fake``), else `sys.platform`. Each backend imports its OS modules inside its own
-module, so a missing library fails with a readable reason instead of at import time.
+Selection (like pynput's `backend()` and mss's `_choose_impl`): the environment override
+TELLER_GUARD_PLATFORM (``linux``, ``windows``, ``fake``), else `sys.platform`. Each backend's OS
+imports happen inside its branch, so a missing library fails with a readable fix instead of at
+import time, and an unsupported system gets one clear error. The capabilities themselves are
+the protocols in `guard.platforms.base`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Protocol, runtime_checkable
+
+from guard.platforms.base import (
+    CAPTURE_HOTKEYS,
+    ClipboardOwner,
+    DataDirBusy,
+    DataDirLock,
+    DesktopName,
+    HeldLock,
+    IdleClock,
+    KeyboardHook,
+    Machine,
+    MachinePaths,
+    PasswordCheck,
+    Platform,
+    PlatformUnavailable,
+    PolicyRegistry,
+    ProcessTable,
+    Session,
+    SessionLock,
+    UiLocale,
+    unavailable_session,
+)
+
+__all__ = [
+    "CAPTURE_HOTKEYS", "ENV_PLATFORM", "ClipboardOwner", "DataDirBusy", "DataDirLock",
+    "DesktopName", "HeldLock", "IdleClock", "KeyboardHook", "Machine", "MachinePaths",
+    "PasswordCheck", "Platform", "PlatformUnavailable", "PolicyRegistry", "ProcessTable",
+    "Session", "SessionLock", "UiLocale", "current", "current_machine", "current_session",
+    "unavailable_session",
+]
 
 ENV_PLATFORM = "TELLER_GUARD_PLATFORM"
+CHOICES = ("linux", "windows", "fake")
+
+_FIXES = {
+    "linux": "install python-xlib (pip install python-xlib), make sure DISPLAY is set",
+    "windows": "reinstall Teller Guard: its Windows modules are incomplete",
+    "fake": "the test backend ships with the package: reinstall Teller Guard",
+}
 
 
-class PlatformUnavailable(RuntimeError):
-    """A platform feature cannot run on this desktop; the message says why and how to fix it."""
-
-
-@runtime_checkable
-class Platform(Protocol):
-    """What the core needs from the desktop. Every method may be called from any thread."""
-
-    name: str
-
-    def idle_seconds(self) -> float:
-        """Seconds since the last keyboard/pointer input. Raises `PlatformUnavailable`."""
-
-    def lock_os(self) -> bool:
-        """Ask the OS to lock the session; True when some lock command was accepted
-        (not proof that it locked: see `is_os_locked`). Blocks ≤ a few seconds."""
-
-    def is_os_locked(self) -> bool | None:
-        """True/False when the platform can tell whether the session is locked, else None."""
-
-    def clipboard_owner_app(self) -> str | None:
-        """The executable name of the application owning the clipboard, if it can be told."""
-
-    def os_locale(self) -> str:
-        """The OS user-interface locale, e.g. ``zh_CN`` or ``en_US``."""
-
-
-def current() -> Platform:
-    """The platform backend for this process (see the module docstring for the selection)."""
+def _choice() -> str:
     choice = os.environ.get(ENV_PLATFORM, "").strip().lower()
-    if not choice:
-        if sys.platform == "win32":
-            choice = "windows"
-        elif sys.platform.startswith("linux"):
-            choice = "linux"
-        else:
+    if choice:
+        if choice not in CHOICES:
             raise PlatformUnavailable(
-                f"Teller Guard has no desktop backend for {sys.platform}; "
-                f"set {ENV_PLATFORM}=fake to run without one"
-            )
-    if choice == "linux":
-        from guard.platforms._linux import LinuxPlatform
+                f"{ENV_PLATFORM}={choice!r} is not one of {', '.join(CHOICES)}")
+        return choice
+    if sys.platform == "win32":
+        return "windows"
+    if sys.platform.startswith("linux"):
+        return "linux"
+    raise PlatformUnavailable(
+        f"Teller Guard has no backend for {sys.platform}; it runs on Windows and Linux "
+        f"(set {ENV_PLATFORM}=fake to run without one)")
 
-        return LinuxPlatform()
-    if choice == "windows":
-        from guard.platforms._windows import WindowsPlatform
 
-        return WindowsPlatform()
-    if choice == "fake":
-        from guard.platforms._fake import FakePlatform
+def _unloadable(choice: str, exc: ImportError) -> PlatformUnavailable:
+    return PlatformUnavailable(f"the {choice} platform backend cannot load ({exc}); "
+                               f"{_FIXES[choice]}")
 
-        return FakePlatform()
-    raise PlatformUnavailable(f"{ENV_PLATFORM}={choice!r} is not one of linux, windows, fake")
+
+def current_session() -> Session:
+    """The desktop capabilities of the teller's session on this system."""
+    choice = _choice()
+    try:
+        if choice == "linux":
+            from guard.platforms import _linux
+
+            return _linux.make_session()
+        if choice == "windows":
+            from guard.platforms import _windows
+
+            return _windows.make_session()
+        from guard.platforms import _fake
+
+        return _fake.fake_session()
+    except ImportError as exc:
+        raise _unloadable(choice, exc) from exc
+
+
+def current_machine() -> Machine:
+    """The machine-side capabilities of the service on this system."""
+    choice = _choice()
+    try:
+        if choice == "linux":
+            from guard.platforms import _linux
+
+            return _linux.make_machine()
+        if choice == "windows":
+            from guard.platforms import _windows
+
+            return _windows.make_machine()
+        from guard.platforms import _fake
+
+        return _fake.fake_machine()
+    except ImportError as exc:
+        raise _unloadable(choice, exc) from exc
+
+
+def current() -> Session:
+    """The session bundle: the name earlier callers use for `current_session()`."""
+    return current_session()

@@ -1,24 +1,43 @@
-"""A scripted platform for tests and headless runs: idle time, lock state and owner set by hand."""
+"""Scripted platforms for tests and headless runs: every answer is set by hand, calls counted."""
 
 from __future__ import annotations
 
+import os
+import queue
+import tempfile
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from guard.platforms.base import (
+    LOCK_FILE_NAME,
+    ComboMatcher,
+    DataDirBusy,
+    ErrorHandler,
+    Machine,
+    PlatformUnavailable,
+    Session,
+    parse_combo,
+)
 
 
 class FakePlatform:
-    """Every answer comes from attributes a test sets; calls are counted."""
+    """The desktop of a session: idle time, lock state, clipboard owner and locale from
+    attributes a test sets."""
 
     name = "fake"
 
     def __init__(self, *, idle: float = 0.0, lock_works: bool = True,
                  can_verify: bool = True, owner: str | None = None,
-                 locale: str = "zh_CN") -> None:
+                 locale: str = "zh_CN", desktop: str = "fake-desktop") -> None:
         self._lock = threading.Lock()
         self.idle = idle
         self.lock_works = lock_works
         self.can_verify = can_verify
         self.owner = owner
         self.locale = locale
+        self.desktop = desktop
         self.locked = False
         self.lock_calls = 0
 
@@ -49,3 +68,182 @@ class FakePlatform:
 
     def os_locale(self) -> str:
         return self.locale
+
+    def desktop_name(self) -> str:
+        return self.desktop
+
+
+class FakePasswordCheck:
+    """OS accounts from a dict of user → password."""
+
+    def __init__(self, users: dict[str, str] | None = None, *, reason: str = "") -> None:
+        self.users = dict(users or {})
+        self.usable = not reason
+        self.reason = reason
+        self.calls = 0
+
+    def check(self, user: str, password: str) -> bool:
+        self.calls += 1
+        return self.usable and bool(user) and self.users.get(user) == password
+
+
+class FakeKeyboardHook:
+    """A keyboard hook whose keys a test presses: `press`/`release` queue key events that the
+    hook's own listener thread matches, as a real hook's thread does."""
+
+    def __init__(self, on_error: ErrorHandler | None = None, *, refuse: str = "") -> None:
+        self._lock = threading.Lock()
+        self._kept: BaseException | None = None
+        self._matcher = ComboMatcher(on_error, self._keep)
+        self._events: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._refuse = refuse
+
+    def _keep(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._kept is None:
+                self._kept = exc
+
+    def register(self, combo: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._matcher.register(combo, callback)
+
+    def start(self) -> None:
+        if self._refuse:
+            raise PlatformUnavailable(self._refuse)
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._listen, name="fake-keyboard-hook",
+                                            daemon=True)
+            self._thread.start()
+
+    def _listen(self) -> None:
+        while (event := self._events.get()) is not None:
+            kind, key = event
+            if kind == "die":
+                self._matcher.report(PlatformUnavailable(f"the key listener stopped: {key}"))
+                return
+            if kind == "sync":
+                key.set()
+                continue
+            with self._lock:
+                matcher = self._matcher
+            if kind == "press":  # outside the lock: a callback may register another combo
+                matcher.press(key)
+            else:
+                matcher.release(key)
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._events.put(None)
+
+    def check(self) -> None:
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            raise kept
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    # -- what a test does
+    def tap(self, combo: str) -> None:
+        """Press the keys of `combo` together, then release them."""
+        keys = sorted(parse_combo(combo))
+        for key in keys:
+            self._events.put(("press", key))
+        for key in keys:
+            self._events.put(("release", key))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the listener has handled every key queued so far."""
+        done = threading.Event()
+        self._events.put(("sync", done))
+        return done.wait(timeout)
+
+    def die(self, why: str) -> None:
+        """The listener thread ends on its own (what a lost X connection does)."""
+        self._events.put(("die", why))
+
+
+class FakeMachinePaths:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or Path(tempfile.gettempdir()) / "teller-guard-fake"
+
+    def machine_data_dir(self) -> Path:
+        return self.root / "data"
+
+    def run_dir(self) -> Path | None:
+        return self.root / "run"
+
+    def machine_policy_file(self) -> Path:
+        return self.root / "etc" / "policy.toml"
+
+
+class FakeRegistry:
+    """Group Policy values set by hand; `source` None stands for a system without a registry."""
+
+    def __init__(self, values: dict[str, Any] | None = None,
+                 source: str | None = "fake registry", *, broken: str = "") -> None:
+        self.values = dict(values or {})
+        self.source = source
+        self.broken = broken
+
+    def policy_values(self) -> dict[str, Any]:
+        if self.broken:
+            raise PlatformUnavailable(self.broken)
+        return dict(self.values) if self.source is not None else {}
+
+
+class FakeProcessTable:
+    def __init__(self, alive: set[int] | None = None) -> None:
+        self.alive = {os.getpid()} if alive is None else set(alive)
+
+    def process_exists(self, pid: int) -> bool:
+        return pid > 0 and pid in self.alive
+
+
+class _FakeHeld:
+    def __init__(self, owner: FakeDataDirLock, path: Path) -> None:
+        self.path = path
+        self._owner = owner
+
+    def release(self) -> None:
+        self._owner.held.discard(self.path)
+
+
+class FakeDataDirLock:
+    """Locks held in memory: a second `hold` of the same directory is busy until released."""
+
+    def __init__(self) -> None:
+        self.held: set[Path] = set()
+
+    def hold(self, directory: Path) -> _FakeHeld:
+        path = Path(directory) / LOCK_FILE_NAME
+        if path in self.held:
+            raise DataDirBusy(f"another process holds {path}")
+        self.held.add(path)
+        return _FakeHeld(self, path)
+
+
+def fake_session(platform: FakePlatform | None = None,
+                 password: FakePasswordCheck | None = None) -> Session:
+    """A session bundle of fakes (TELLER_GUARD_PLATFORM=fake)."""
+    desk = platform or FakePlatform()
+
+    def keyboard(on_error: ErrorHandler | None = None) -> FakeKeyboardHook:
+        return FakeKeyboardHook(on_error)
+
+    return Session(name="fake", idle=desk, lock=desk, clipboard=desk, locale=desk, desktop=desk,
+                   password=password or FakePasswordCheck(), keyboard=keyboard)
+
+
+def fake_machine(root: Path | None = None) -> Machine:
+    """A machine bundle of fakes (TELLER_GUARD_PLATFORM=fake)."""
+    return Machine(name="fake", paths=FakeMachinePaths(root), registry=FakeRegistry(source=None),
+                   processes=FakeProcessTable(), data_lock=FakeDataDirLock())

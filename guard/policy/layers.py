@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -14,14 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from guard import platforms
+from guard.platforms import PlatformUnavailable, PolicyRegistry
 from guard.policy.schema import Policy, PolicyError
 
 # ---------------------------------------------------------------------------------------------
 # Layers.
-
-
-LINUX_MACHINE_POLICY = Path("/etc/teller-guard/policy.toml")
-WINDOWS_POLICY_KEY = r"Software\Policies\TellerGuard"
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,47 +64,36 @@ def read_file_layer(path: Path) -> dict[str, Any]:
     return parse_toml(text, str(path))
 
 
-def _registry_layer() -> dict[str, Any]:
-    """HKLM\\Software\\Policies\\TellerGuard values, named by dotted key ("idle.lock_after_s")."""
-    if sys.platform != "win32":
-        return {}
-    import winreg
-
-    doc: dict[str, Any] = {}
+def registry_layer(registry: PolicyRegistry) -> dict[str, Any]:
+    """The registry's values as a policy document: dotted names become tables
+    (``idle.lock_after_s`` → ``[idle] lock_after_s``). An unreadable registry is a `PolicyError`
+    (the layer is skipped, the others stay)."""
     try:
-        key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, WINDOWS_POLICY_KEY)
-    except OSError:
-        return {}
-    with key:
-        i = 0
-        while True:
-            try:
-                name, value, kind = winreg.EnumValue(key, i)
-            except OSError:
-                break
-            i += 1
-            if kind == winreg.REG_MULTI_SZ:
-                value = list(value)
-            node = doc
-            parts = str(name).split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
+        values = registry.policy_values()
+    except (PlatformUnavailable, OSError) as exc:
+        raise PolicyError(f"{registry.source}: cannot be read ({exc})") from exc
+    doc: dict[str, Any] = {}
+    for name, value in values.items():
+        node = doc
+        parts = str(name).split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise PolicyError(f"{registry.source}: {name} is inside the value {part!r}")
+            node = child
+        node[parts[-1]] = value
     return doc
 
 
 def machine_layers() -> list[tuple[str, Callable[[], dict[str, Any]]]]:
-    """The machine policy layers of this platform, as (source name, loader) pairs."""
-    if sys.platform == "win32":
-        program_data = Path(os.environ.get("ProgramData", r"C:\ProgramData"))
-        file = program_data / "TellerGuard" / "policy.toml"
-        out: list[tuple[str, Callable[[], dict[str, Any]]]] = []
-        if file.exists():
-            out.append((str(file), lambda: read_file_layer(file)))
-        out.append(("HKLM\\" + WINDOWS_POLICY_KEY, _registry_layer))
-        return out
-    if LINUX_MACHINE_POLICY.exists():
-        return [(str(LINUX_MACHINE_POLICY), lambda: read_file_layer(LINUX_MACHINE_POLICY))]
-    return []
-
-
+    """The machine policy layers of this platform, as (source name, loader) pairs: the machine
+    policy file when it exists, then the Group Policy registry where there is one."""
+    machine = platforms.current_machine()
+    out: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    file = machine.paths.machine_policy_file()
+    if file.exists():
+        out.append((str(file), lambda: read_file_layer(file)))
+    registry = machine.registry
+    if registry.source is not None:
+        out.append((registry.source, lambda: registry_layer(registry)))
+    return out

@@ -1,9 +1,8 @@
 """Credentials: scrypt hashes, the PIN store (keyring and file fallback), the real PAM conversation
-and the Windows LogonUserW boundary."""
+and which OS password check the platform gives."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import stat
 from pathlib import Path
@@ -14,12 +13,15 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
 from guard.credentials import (
-    PamPasswordChecker,
+    NoPasswordChecker,
     PinStore,
-    WindowsPasswordChecker,
     hash_secret,
+    os_password_checker,
     verify_secret,
 )
+from guard.platforms._fake import FakePasswordCheck
+from guard.platforms._linux.password import PamPasswordChecker
+from guard.platforms._windows.password import WindowsPasswordChecker
 
 
 def test_hash_is_salted_and_verifies() -> None:
@@ -83,6 +85,10 @@ def test_pin_falls_back_to_a_private_file(tmp_path: Path, restore_keyring) -> No
     assert verify_secret("135790", PinStore("teller/../x", tmp_path).get() or "")
 
 
+# The PAM and LogonUserW checkers are tested with the platform contracts
+# (tests/guard/platforms/test_linux.py, test_windows.py); here: which one credentials uses.
+
+
 @pytest.fixture
 def pam_confdir(tmp_path: Path) -> Path:
     """A PAM configuration whose auth step runs a script that accepts one password."""
@@ -101,7 +107,7 @@ def pam_confdir(tmp_path: Path) -> Path:
                     reason="needs libpam-modules (pam_exec.so)")
 def test_pam_conversation_hands_over_the_password(pam_confdir: Path) -> None:
     checker = PamPasswordChecker("teller-guard-test", confdir=str(pam_confdir))
-    assert checker.available, checker.reason
+    assert checker.usable, checker.reason
     assert checker.check("teller1", "right-password")
     assert not checker.check("teller1", "wrong-password")
     assert not checker.check("", "right-password")
@@ -109,40 +115,24 @@ def test_pam_conversation_hands_over_the_password(pam_confdir: Path) -> None:
 
 def test_pam_on_this_system_refuses_a_wrong_password() -> None:
     checker = PamPasswordChecker()
-    assert checker.available
+    assert checker.usable
     assert not checker.check("root", "certainly-not-the-password")
 
 
-class FakeAdvapi:
-    """LogonUserW at its boundary: accepts one user/password and hands back a token handle."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-
-    def LogonUserW(self, user, domain, password, logon_type, provider, token_ref) -> int:  # type: ignore[no-untyped-def]
-        self.calls.append((user, domain, logon_type))
-        if (domain, user, password) == (".", "teller1", "Passw0rd!"):
-            token_ref._obj.value = 0x1234
-            return 1
-        return 0
+def test_the_os_checker_comes_from_the_session_platform(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TELLER_GUARD_PLATFORM", raising=False)
+    assert isinstance(os_password_checker(), PamPasswordChecker)  # this machine is Linux
+    monkeypatch.setenv("TELLER_GUARD_PLATFORM", "windows")
+    checker = os_password_checker()
+    assert isinstance(checker, WindowsPasswordChecker) and not checker.usable
+    monkeypatch.setenv("TELLER_GUARD_PLATFORM", "fake")
+    assert isinstance(os_password_checker(), FakePasswordCheck)
 
 
-class FakeKernel:
-    def __init__(self) -> None:
-        self.closed: list[int] = []
-
-    def CloseHandle(self, handle: ctypes.c_void_p) -> int:
-        self.closed.append(int(handle.value or 0))
-        return 1
-
-
-def test_windows_logon_user_boundary() -> None:
-    advapi, kernel = FakeAdvapi(), FakeKernel()
-    checker = WindowsPasswordChecker(advapi, kernel)
-    assert checker.available
-    assert checker.check("teller1", "Passw0rd!")
-    assert kernel.closed == [0x1234]
-    assert not checker.check("teller1", "wrong")
-    assert not checker.check("BRANCH7\\teller1", "Passw0rd!")
-    assert advapi.calls[-1] == ("teller1", "BRANCH7", 2)
-    assert not WindowsPasswordChecker().available  # on Linux: says so instead of crashing
+def test_no_platform_means_no_os_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELLER_GUARD_PLATFORM", "amiga")
+    checker = os_password_checker()
+    assert isinstance(checker, NoPasswordChecker) and not checker.usable
+    assert "not one of linux, windows, fake" in checker.reason
+    assert not checker.check("teller1", "anything")

@@ -125,7 +125,7 @@ def test_the_same_copy_reported_twice_is_delivered_once(qtbot: QtBot,
                                                         main_thread: MainThread) -> None:
     got: list[ClipboardContent] = []
     clipboard = QGuiApplication.clipboard()
-    feed = ClipboardFeed(got.append, clipboard, detect_owner=False)
+    feed = ClipboardFeed(got.append, clipboard)
     clipboard.setText("手机 13812345678")
     qtbot.waitUntil(lambda: len(got) == 1, timeout=5000)
     clipboard.dataChanged.emit()  # what Qt on X11 does when ownership moves

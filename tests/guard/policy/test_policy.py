@@ -3,6 +3,7 @@ and the central policy fetched from a real collector with its ETag."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from guard.model import Action, Category, Channel, Finding, Observation
 from guard.policy.decide import SILENT_SUFFIX, decide, is_silent
 from guard.policy.explain import explain
 from guard.policy.fetch import CentralPolicyFetcher
-from guard.policy.layers import merge, packaged_text, parse_toml, validate
+from guard.policy.layers import merge, packaged_text, parse_toml, registry_layer, validate
 from guard.policy.schema import Policy, PolicyError
 from guard.policy.store import PolicyStore, Rejection
 
@@ -285,11 +286,11 @@ def test_central_policy_with_etag_from_real_collector(tmp_path: Path) -> None:
 
 
 def test_linux_machine_policy_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import guard.policy.layers as gp
 
     machine = tmp_path / "etc-policy.toml"
     machine.write_text('version = "branch-3"\n[usb]\naction = "block"\n')
-    monkeypatch.setattr(gp, "LINUX_MACHINE_POLICY", machine)
+    monkeypatch.setattr("guard.platforms._linux.machine.MACHINE_POLICY", machine)
+    monkeypatch.setenv("TELLER_GUARD_PLATFORM", "linux")
     monkeypatch.delenv("TELLER_GUARD_POLICY", raising=False)
     p = PolicyStore().reload()
     assert (p.version, p.usb.action) == ("branch-3", "block")
@@ -301,6 +302,7 @@ def test_windows_registry_values_become_a_layer(monkeypatch: pytest.MonkeyPatch)
     import types
 
     import guard.policy.layers as gp
+    from guard.platforms._windows.machine import WindowsPolicyRegistry
 
     values = [("version", "gpo-1", 1), ("idle.lock_after_s", 600, 4), ("idle.warn_after_s", 540, 4),
               ("clipboard.app_allowlist", ["CoreBank.exe", "Teller.exe"], 7)]
@@ -324,9 +326,8 @@ def test_windows_registry_values_become_a_layer(monkeypatch: pytest.MonkeyPatch)
 
     fake = types.SimpleNamespace(HKEY_LOCAL_MACHINE=object(), REG_MULTI_SZ=7,
                                  OpenKey=open_key, EnumValue=enum_value)
-    monkeypatch.setitem(sys.modules, "winreg", fake)
-    monkeypatch.setattr(gp.sys, "platform", "win32")
-    layer = gp._registry_layer()
+    registry = WindowsPolicyRegistry(fake)
+    layer = gp.registry_layer(registry)
     assert opened == [r"Software\Policies\TellerGuard"]
     assert layer == {"version": "gpo-1", "idle": {"lock_after_s": 600, "warn_after_s": 540},
                      "clipboard": {"app_allowlist": ["CoreBank.exe", "Teller.exe"]}}
@@ -446,3 +447,25 @@ def test_the_packaged_policy_and_the_test_policies_still_validate() -> None:
     for text in (policy_text(), policy_text(warn=5, lock=10)):
         assert explain(text) == [], text
         with_layer(text)
+
+def test_machine_layers_file_then_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """The platform's policy file, then its registry (which wins); a registry that cannot be
+    read is one rejected layer, the file stays."""
+    from guard import platforms
+    from guard.platforms._fake import FakeMachinePaths, FakeRegistry, fake_machine
+
+    paths = FakeMachinePaths(tmp_path)
+    paths.machine_policy_file().parent.mkdir(parents=True)
+    paths.machine_policy_file().write_text('version = "file-1"\n[usb]\naction = "block"\n')
+    registry = FakeRegistry({"version": "gpo-2", "idle.lock_after_s": 600}, source="HKLM\\x")
+    machine = dataclasses.replace(fake_machine(tmp_path), registry=registry)
+    monkeypatch.setattr(platforms, "current_machine", lambda: machine)
+    monkeypatch.delenv("TELLER_GUARD_POLICY", raising=False)
+    p = PolicyStore().reload()
+    assert (p.version, p.usb.action, p.idle.lock_after_s) == ("gpo-2", "block", 600)
+    registry.broken = "the registry is unreadable"
+    p = PolicyStore().reload()
+    assert (p.version, p.usb.action) == ("file-1", "block")
+    with pytest.raises(PolicyError, match=r"HKLM.x: cannot be read .the registry is unreadable"):
+        registry_layer(registry)

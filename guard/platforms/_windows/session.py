@@ -14,7 +14,7 @@ import time
 from ctypes import wintypes
 from typing import Any
 
-from guard.platforms import PlatformUnavailable
+from guard.platforms.base import PlatformUnavailable
 
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 DESKTOP_SWITCHDESKTOP = 0x0100
@@ -152,3 +152,6 @@ class WindowsPlatform:
         if not api.kernel32.GetUserDefaultLocaleName(buf, LOCALE_NAME_MAX_LENGTH):
             return "en_US"
         return buf.value.replace("-", "_")
+
+    def desktop_name(self) -> str:
+        return os.environ.get("SESSIONNAME", "console")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guard.platforms import PlatformUnavailable
+from guard.platforms.base import PlatformUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +192,7 @@ class LinuxPlatform:
 
     def os_locale(self) -> str:
         return _locale_from_env(os.environ)
+
+    def desktop_name(self) -> str:
+        return (self._display_name or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("DISPLAY") or "nodisplay")

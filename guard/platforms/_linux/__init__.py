@@ -1,0 +1,31 @@
+"""The Linux backend (X11 desktops): the session and machine bundles from this package's parts."""
+
+from __future__ import annotations
+
+from guard.platforms._linux.keyboard import keyboard_hook
+from guard.platforms._linux.machine import (
+    FlockDataDirLock,
+    LinuxMachinePaths,
+    NoRegistry,
+    ProcTable,
+)
+from guard.platforms._linux.password import PamPasswordChecker
+from guard.platforms._linux.session import LinuxPlatform
+from guard.platforms._pynput_hook import PynputKeyboardHook
+from guard.platforms.base import ErrorHandler, Machine, Session
+
+
+def make_session(display: str | None = None) -> Session:
+    """The teller's X11 session (`display` defaults to DISPLAY, read when first used)."""
+    desk = LinuxPlatform(display=display)
+
+    def keyboard(on_error: ErrorHandler | None = None) -> PynputKeyboardHook:
+        return keyboard_hook(on_error, display=display)
+
+    return Session(name="linux", idle=desk, lock=desk, clipboard=desk, locale=desk, desktop=desk,
+                   password=PamPasswordChecker(), keyboard=keyboard)
+
+
+def make_machine() -> Machine:
+    return Machine(name="linux", paths=LinuxMachinePaths(), registry=NoRegistry(),
+                   processes=ProcTable(), data_lock=FlockDataDirLock())
