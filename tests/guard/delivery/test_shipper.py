@@ -8,6 +8,9 @@ the 0600 file fallback, and the `enroll`, `events status` commands.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import hmac
 import http.client
 import http.server
 import importlib.metadata
@@ -44,14 +47,13 @@ from guard.delivery.enrolment import (
     keyring_user,
 )
 from guard.delivery.journal import Journal
-from guard.delivery.protocol import sign as collector_sign
+from guard.delivery import protocol
 from guard.delivery.shipper import (
     BATCH_QUARANTINED,
     HEARTBEAT,
     Shipper,
     ShipperSettings,
     backoff_delay,
-    sign,
 )
 from guard.model import Channel, Device, Event
 from tests.support.servers import CollectorProcess, free_port, run_collector
@@ -143,9 +145,57 @@ def _db_of(collector: CollectorProcess) -> str:
 # ----------------------------------------------------------------------------- pure parts
 
 
-def test_signature_matches_the_collector_side() -> None:
+def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
     key, body = os.urandom(32), b'{"events":[]}'
-    assert sign(key, 1700000000, body) == collector_sign(key, 1700000000, body)
+    expected = hmac.new(key, b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert protocol.sign(key, 1700000000, body) == expected
+    assert protocol.verify(key, "1700000000", body, expected.upper())
+    assert not protocol.verify(key, "1700000001", body, expected)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A collector stand-in that keeps each request and acknowledges every event."""
+
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        _Recorder.seen.append((dict(self.headers.items()), body))
+        ids = [e["id"] for e in json.loads(gzip.decompress(body))["events"]]
+        answer = json.dumps({"acked": ids, "duplicates": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_shipper_signs_batches_as_the_collector_verifies_them(tmp_path: Path) -> None:
+    """What goes on the wire verifies with the collector's own `protocol.verify`."""
+    server = socketserver.TCPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = os.urandom(32)
+    device = Device(id="dev-sig", hostname="h")
+    creds = DeviceCredentials(f"http://127.0.0.1:{server.server_address[1]}", "dev-sig", key)
+    journal = Journal(tmp_path / "j.db", device=device)
+    journal.record(Event(type="T", device=device, channel=Channel.SYSTEM))
+    _Recorder.seen = []
+    shipper = Shipper(journal, creds, device=device, settings=FAST)
+    try:
+        assert shipper.drain(10) and journal.pending_count() == 0
+    finally:
+        shipper.stop()
+        server.shutdown()
+        server.server_close()
+    ((headers, body),) = _Recorder.seen
+    assert headers[protocol.HEADER_DEVICE] == "dev-sig"
+    assert protocol.verify(key, headers[protocol.HEADER_TIMESTAMP], body,
+                           headers[protocol.HEADER_SIGNATURE])
+    assert not protocol.verify(os.urandom(32), headers[protocol.HEADER_TIMESTAMP], body,
+                               headers[protocol.HEADER_SIGNATURE])
 
 
 @pytest.mark.parametrize(("failures", "low", "high"), [
