@@ -269,7 +269,7 @@ class Agent:
             t.join(2.0)
         self._threads.clear()
         if self.delivery is not None:
-            self.delivery.stop(shipper_timeout_s=2.0)
+            self.delivery.stop(shipper_timeout_s=2.0, thread_timeout_s=2.0)
         if self.service_sink is not None:
             self.service_sink.close()
         self.started = False

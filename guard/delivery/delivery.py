@@ -258,13 +258,14 @@ class Delivery:
                 return
             time.sleep(0.05)
 
-    def stop(self, shipper_timeout_s: float = 5.0) -> None:
+    def stop(self, shipper_timeout_s: float = 5.0, thread_timeout_s: float = 10.0) -> None:
         """Stop the background thread, the shipper and the embedded collector; close the journal.
-        Blocks for up to about `shipper_timeout_s` plus an in-flight policy poll."""
+        Blocks for up to `thread_timeout_s` (an in-flight poll or set-up) plus
+        `shipper_timeout_s` (an in-flight batch)."""
         self._stop.set()
         self._poll_now.set()
         if self._thread is not None:
-            self._thread.join(10.0)
+            self._thread.join(thread_timeout_s)
             self._thread = None
         if self.shipper is not None:
             self.shipper.stop(timeout=shipper_timeout_s)
@@ -341,6 +342,9 @@ class Delivery:
             )
         except (CaBundleError, ShipperError) as exc:
             return self._failed(str(exc))
+        if self._stop.is_set():  # stop() came while this set-up ran: start nothing more
+            shipper.stop(timeout=0.0)
+            return False
         shipper.start()
         with self._lock:
             self._reachable = None  # a failed set-up said False; the new shipper has not tried

@@ -28,15 +28,15 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import keyring
-import keyring.backend
 import pytest
 import sqlalchemy as sa
 
 from guard.collector.store import events as stored_table
+from guard.delivery import protocol
 from guard.delivery.enrolment import (
     STORE_FILE,
     STORE_KEYRING,
@@ -47,7 +47,6 @@ from guard.delivery.enrolment import (
     keyring_user,
 )
 from guard.delivery.journal import Journal
-from guard.delivery import protocol
 from guard.delivery.shipper import (
     BATCH_QUARANTINED,
     HEARTBEAT,
@@ -56,30 +55,12 @@ from guard.delivery.shipper import (
     backoff_delay,
 )
 from guard.model import Channel, Device, Event
+from tests.support.keyrings import MemoryKeyring, PlaintextKeyring, active_keyring
 from tests.support.servers import CollectorProcess, free_port, run_collector
 
 REPO = Path(__file__).resolve().parents[3]
 FAST = ShipperSettings(max_events=50, backoff_base_s=0.02, backoff_max_s=0.2, idle_poll_s=0.05,
                        timeout_s=5.0, heartbeat_s=3600)
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A real keyring backend that keeps secrets in memory (for tests only)."""
-
-    priority = -1  # type: ignore[assignment]  # never chosen by discovery
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.secrets.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.secrets[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.secrets.pop((service, username), None)
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +72,8 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
 
 @pytest.fixture
 def memory_keyring() -> Iterator[MemoryKeyring]:
-    before = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
+    with active_keyring(MemoryKeyring()) as backend:
         yield backend
-    finally:
-        keyring.set_keyring(before)
 
 
 class Terminal:
@@ -156,7 +132,7 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
 class _Recorder(http.server.BaseHTTPRequestHandler):
     """A collector stand-in that keeps each request and acknowledges every event."""
 
-    seen: list[tuple[dict[str, str], bytes]] = []
+    seen: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -571,10 +547,6 @@ def test_the_plaintext_keyrings_alt_package_is_not_installed() -> None:
 
 def test_a_keyrings_alt_backend_is_refused_even_if_active(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    class PlaintextKeyring(MemoryKeyring):
-        pass
-
-    PlaintextKeyring.__module__ = "keyrings.alt.file"
     before = keyring.get_keyring()
     backend = PlaintextKeyring()
     keyring.set_keyring(backend)
