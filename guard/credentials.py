@@ -2,8 +2,8 @@
 
 - Secrets are stored only as salted scrypt hashes (``scrypt$n=..,r=..,p=..$salt$hash``, base64).
 - The teller's PIN hash lives in the OS keyring (service ``TellerGuard``,
-  user ``teller-pin:<login>``);
-  where no keyring backend exists it falls back to a 0600 file in the data directory.
+  user ``teller-pin:<login>``) through `guard.secretstore`; where no usable keyring exists
+  (plaintext keyrings are refused) it falls back to a 0600 file in the data directory.
 - The OS password is checked where the platform can (`guard.platforms`: Windows LogonUserW, Linux
   PAM through libpam). Elsewhere only the PIN unlocks.
 - Wrong tries are answered with a growing wait (`Backoff`).
@@ -21,15 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from guard import platforms
-from guard.paths import write_atomic
 from guard.platforms.base import NoPasswordCheck, PasswordCheck, PlatformUnavailable
+from guard.secretstore import FILE, SecretStore, SecretStoreError, Slot
 
 log = logging.getLogger(__name__)
 
-KEYRING_SERVICE = "TellerGuard"
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
@@ -80,66 +78,30 @@ def check_pin_shape(pin: str) -> None:
 
 
 class PinStore:
-    """The teller's PIN hash: keyring first, a 0600 file under the data dir when none exists."""
+    """The teller's PIN hash in `guard.secretstore`: the OS keyring (plaintext keyrings refused),
+    else a 0600 file under the data dir."""
 
     def __init__(self, teller: str, fallback_dir: Path, *, use_keyring: bool = True) -> None:
-        self._user = f"teller-pin:{teller or 'default'}"
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (teller or "default"))
-        self._file = fallback_dir / f"pin-{safe}.hash"
-        self._use_keyring = use_keyring
-        self.backend = "file"
-
-    def _keyring(self) -> Any | None:
-        if not self._use_keyring:
-            return None
-        try:
-            import keyring
-            from keyring.backends import fail
-        except ImportError:
-            return None
-        backend = keyring.get_keyring()
-        if isinstance(backend, fail.Keyring):
-            return None
-        return keyring
+        self._slot = Slot(user=f"teller-pin:{teller or 'default'}",
+                          file=fallback_dir / f"pin-{safe}.hash")
+        self._secrets = SecretStore(use_keyring=use_keyring)
+        self.backend = FILE
 
     def get(self) -> str | None:
-        kr = self._keyring()
-        if kr is not None:
-            import keyring.errors
-
-            try:
-                value = kr.get_password(KEYRING_SERVICE, self._user)
-                self.backend = "keyring"
-                if value:
-                    return str(value)
-            except keyring.errors.KeyringError as exc:
-                log.warning("keyring unusable, using the file store: %s", exc.__class__.__name__)
         try:
-            self.backend = "file"
-            return self._file.read_text(encoding="ascii").strip() or None
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CredentialError(f"{self._file} cannot be read ({exc}); delete it and set "
+            found = self._secrets.get(self._slot, what="PIN hash")
+        except SecretStoreError as exc:
+            raise CredentialError(f"{self._slot.file} cannot be read ({exc}); delete it and set "
                                   "the PIN again") from exc
+        self.backend = found.place if found is not None else FILE
+        return found.value if found is not None else None
 
     def set(self, encoded: str) -> None:
-        kr = self._keyring()
-        if kr is not None:
-            import keyring.errors
-
-            try:
-                kr.set_password(KEYRING_SERVICE, self._user, encoded)
-                self.backend = "keyring"
-                self._file.unlink(missing_ok=True)
-                return
-            except keyring.errors.KeyringError as exc:
-                log.warning("keyring unusable, using the file store: %s", exc.__class__.__name__)
         try:
-            write_atomic(self._file, encoded.encode("ascii"))
-            self.backend = "file"
-        except OSError as exc:
-            raise CredentialError(f"the PIN cannot be stored in {self._file} ({exc}); check "
+            self.backend = self._secrets.put(self._slot, encoded, what="PIN hash")
+        except SecretStoreError as exc:
+            raise CredentialError(f"the PIN cannot be stored in {self._slot.file} ({exc}); check "
                                   "that the data directory is writable") from exc
 
 

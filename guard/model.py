@@ -162,6 +162,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_now_iso(timespec: Literal["seconds", "milliseconds"] = "milliseconds") -> str:
+    """Now as an RFC 3339 UTC timestamp with a ``Z`` suffix (``2026-01-31T08:15:02.123Z``)."""
+    return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 class Event(_Strict):
     """Schema version 1 of the record that reaches the collector."""
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from guard import identity, paths
+from guard import __version__, identity, paths
 from guard.credentials import (
     Backoff,
     PinStore,
@@ -25,6 +24,7 @@ from guard.credentials import (
     os_password_checker,
     verify_secret,
 )
+from guard.delivery.delivery import Delivery, DeliveryError, DeliverySettings
 from guard.model import Action, Channel, Event, Outcome
 from guard.pipeline.pipeline import EventSink, MemorySink, Pipeline, TextScanner
 from guard.pipeline.prompt import Prompter
@@ -116,8 +116,7 @@ class Agent:
 
     def __init__(self, *, pipeline: Pipeline, store: PolicyStore, clipboard: ClipboardWatcher,
                  idle: IdleLock, credentials: TellerCredentials, platform: Platform,
-                 data_dir: Path, journal: Any = None, scanner_problem: str = "",
-                 endpoint: str | None = None, embedded_allowed: bool = True,
+                 data_dir: Path, delivery: Delivery | None = None, scanner_problem: str = "",
                  service_sink: Any = None) -> None:
         self.pipeline = pipeline
         self.store = store
@@ -126,13 +125,10 @@ class Agent:
         self.credentials = credentials
         self.platform = platform
         self.data_dir = data_dir
-        self.journal = journal
+        self.delivery = delivery  # single-process mode: this process journals and ships
+        self.journal = delivery.journal if delivery is not None else None
         self.service_sink = service_sink  # events go to the machine service when it runs
-        self.shipper: Any = None
-        self.embedded: Any = None
-        self.fetcher: CentralPolicyFetcher | None = None
-        self._endpoint = endpoint
-        self._embedded_allowed = embedded_allowed
+        self.fetcher: CentralPolicyFetcher | None = None  # with the service: its collector
         self._scanner_problem = scanner_problem
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[AgentStatus], None]] = []
@@ -140,9 +136,6 @@ class Agent:
         self._last_event = ""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._shipper_seen = (0, 0)
-        self._collector_reachable: bool | None = None
-        self._collector_problem = ""
         self.started = False
 
     # -- composition
@@ -162,8 +155,9 @@ class Agent:
         """Compose the single-process agent.
 
         Scanner, policy store (packaged < machine < central; `policy_file` or the env
-        TELLER_GUARD_POLICY takes the machine layer's place for tests and demos), journal +
-        shipper (to TELLER_GUARD_ENDPOINT or the policy's `agent.endpoint`, else the embedded
+        TELLER_GUARD_POLICY takes the machine layer's place for tests and demos), the machine
+        service's sink when it runs, else `Delivery` (journal + shipper to TELLER_GUARD_ENDPOINT,
+        the policy's `agent.endpoint` or the collector this PC was enrolled at, else the embedded
         local collector under `data_dir`), clipboard watcher, idle lock and the central policy
         poller. Nothing runs until `start()`.
 
@@ -186,7 +180,8 @@ class Agent:
         device = identity.device(data_dir)
         teller = identity.teller()
 
-        journal: Any = None
+        agent: Agent
+        delivery: Delivery | None = None
         service_sink: Any = None
         if sink is None:
             # The machine service owns the journal and shipper when it runs (DESIGN: Processes).
@@ -196,12 +191,11 @@ class Agent:
             sink = service_sink
         if sink is None:
             try:
-                from guard.delivery.journal import Journal
-
-                journal = Journal(data_dir / "journal.db", max_rows=policy.journal.max_events,
-                                  max_bytes=policy.journal.max_bytes, device=device)
-                sink = journal
-            except Exception as exc:  # no journal: keep protecting, events stay in memory
+                delivery = Delivery(DeliverySettings(data_dir=data_dir, tick_s=STATUS_TICK_S),
+                                    device=device, store=store, agent_version=__version__,
+                                    part_states=lambda: agent.status().watchers)
+                sink = delivery.journal
+            except DeliveryError as exc:  # no journal: keep protecting, events stay in memory
                 log.error("journal unavailable (%s); events kept in memory only", exc)
                 sink = MemorySink()
         problem = ""
@@ -236,14 +230,11 @@ class Agent:
         )
         watcher = ClipboardWatcher(pipeline, clipboard, platform=platform,
                                    image_scanner=image_scanner)
-        agent: Agent
         idle = IdleLock(pipeline, platform, locker, creds,
                         on_change=lambda: agent._publish())
-        endpoint = os.environ.get(paths.ENV_ENDPOINT) or policy.agent.endpoint or None
         agent = cls(pipeline=pipeline, store=store, clipboard=watcher, idle=idle,
-                    credentials=creds, platform=platform, data_dir=data_dir, journal=journal,
-                    scanner_problem=problem, endpoint=endpoint,
-                    embedded_allowed=journal is not None, service_sink=service_sink)
+                    credentials=creds, platform=platform, data_dir=data_dir, delivery=delivery,
+                    scanner_problem=problem, service_sink=service_sink)
         pipeline.on_event(agent._on_event)
         store.on_rejected(agent._on_rejected)  # replays the early rejections as events
         store.on_change(agent._on_policy_change)
@@ -258,6 +249,8 @@ class Agent:
         self._stop.clear()
         self.clipboard.start()
         self.idle.start()
+        if self.delivery is not None:
+            self.delivery.start()
         self._spawn(self._background, "agent-background")
         self.pipeline.record("AGENT_STARTED", Channel.SYSTEM, Action.AUDIT, Outcome.RECORDED,
                              detail={"platform": self.platform.name,
@@ -275,12 +268,8 @@ class Agent:
         for t in self._threads:
             t.join(2.0)
         self._threads.clear()
-        if self.shipper is not None:
-            self.shipper.stop(timeout=2.0)
-        if self.embedded is not None:
-            self.embedded.stop()
-        if self.journal is not None:
-            self.journal.close()
+        if self.delivery is not None:
+            self.delivery.stop(shipper_timeout_s=2.0, thread_timeout_s=2.0)
         if self.service_sink is not None:
             self.service_sink.close()
         self.started = False
@@ -291,19 +280,17 @@ class Agent:
         t.start()
 
     def _background(self) -> None:
-        """Shipping set-up (may take a moment: the embedded collector), then the periodic policy
-        poll and status refresh."""
+        """The periodic status refresh and, when `Delivery` does not (the machine service
+        ships), the policy poll."""
         try:
-            self._start_shipping()
-        except Exception as exc:  # shipping failing leaves events queued, protection on
-            log.exception("event shipping not started")
-            self._collector_problem = f"{exc.__class__.__name__}: {exc}"[:200]
-            self._collector_reachable = False
+            self._follow_the_service()
+        except Exception:  # no central poll then; protection stays on
+            log.exception("the machine service's collector is unknown")
         next_poll = 0.0
         elapsed = 0.0
         while not self._stop.is_set():
             try:
-                if elapsed >= next_poll:
+                if self.delivery is None and elapsed >= next_poll:
                     # Re-read the machine layers (IT may have changed them), ask the collector.
                     self.store.reload()
                     if self.fetcher is not None:
@@ -315,63 +302,13 @@ class Agent:
             self._stop.wait(STATUS_TICK_S)
             elapsed += STATUS_TICK_S
 
-    def _start_shipping(self) -> None:
+    def _follow_the_service(self) -> None:
+        """With the machine service: poll the central policy from the collector it ships to."""
         if self.service_sink is not None:
             status = self.service_sink.service_status()
             if status is not None and status.endpoint:
                 self.fetcher = CentralPolicyFetcher(self.store, status.endpoint,
                                                     self.pipeline.device.id)
-            return
-        if self.journal is None:
-            return
-        from guard.delivery.enrolment import DeviceCredentials, DeviceKeyError, DeviceKeyStore
-        from guard.delivery.shipper import Shipper, ShipperSettings
-
-        keys = DeviceKeyStore(self.data_dir)
-        endpoint = self._endpoint
-        creds: DeviceCredentials | None = keys.load()
-        if endpoint is None and creds is not None and not _is_loopback(creds.endpoint):
-            endpoint = creds.endpoint  # enrolled with `teller-guard enroll URL TOKEN`
-        if endpoint is None and self._embedded_allowed:
-            from guard.collector.embedded import TOKENS_FILE, start_embedded
-
-            self.embedded = start_embedded(self.data_dir / "collector")
-            endpoint = self.embedded.url
-            log.info("no central endpoint configured: events go to the local collector at %s "
-                     "(dashboard %s/ ; its admin token is in %s)", endpoint, endpoint,
-                     self.data_dir / "collector" / TOKENS_FILE)
-            if creds is None or creds.endpoint.rstrip("/") != endpoint:
-                creds = _enroll(endpoint, self.embedded.enroll_token, self.pipeline.device)
-                keys.save(creds)
-        if endpoint is None:
-            return
-        if creds is None:
-            self._collector_problem = "not enrolled: run `teller-guard enroll URL TOKEN`"
-            log.warning("events are kept locally: this PC is not enrolled with %s", endpoint)
-        policy = self.store.current()
-        embedded_creds = creds
-
-        def current_creds() -> DeviceCredentials | None:
-            if self.embedded is not None:
-                return embedded_creds
-            try:
-                return keys.load()  # re-read: IT may enrol again while the agent runs
-            except DeviceKeyError as exc:
-                self._collector_problem = str(exc)[:200]
-                return None
-
-        self.shipper = Shipper(
-            self.journal, current_creds,
-            device=self.pipeline.device,
-            settings=ShipperSettings(heartbeat_s=policy.agent.heartbeat_interval_s),
-            agent_version=self.pipeline.agent_version,
-            policy_version=lambda: self.store.current().version,
-            watcher_states=lambda: self.status().watchers,
-        )
-        self.shipper.start()
-        if self.embedded is None:
-            # The embedded collector serves the packaged default: it is no central policy.
-            self.fetcher = CentralPolicyFetcher(self.store, endpoint, self.pipeline.device.id)
 
     # -- events and policy
     def _on_event(self, event: Event) -> None:
@@ -446,7 +383,7 @@ class Agent:
                     queue = int(self.journal.pending_count())
                 except Exception:  # a journal in trouble shows as alert through sink_error
                     queue = 0
-            reachable = self._reachability()
+            reachable = self.delivery.reachable() if self.delivery is not None else None
         with self._lock:
             alert = bool(self.store.active_rejections()) or self.pipeline.sink_error is not None
             last_event = self._last_event
@@ -458,23 +395,6 @@ class Agent:
         return AgentStatus(state=state, watchers=watchers, last_event=last_event,
                            queue_depth=queue, policy_version=self.store.current().version,
                            collector_reachable=reachable, locked=self.idle.locked)
-
-    def _reachability(self) -> bool | None:
-        shipper = self.shipper
-        if shipper is None:
-            return self._collector_reachable
-        stats = shipper.stats
-        seen = (int(stats.acked) + int(stats.duplicates), int(stats.failures))
-        with self._lock:
-            before, self._shipper_seen = self._shipper_seen, seen
-            if seen[0] > before[0]:
-                self._collector_reachable = True
-            elif seen[1] > before[1]:
-                self._collector_reachable = False
-            if self.fetcher is not None and self.fetcher.reachable is not None and (
-                    self._collector_reachable is None):
-                self._collector_reachable = self.fetcher.reachable
-            return self._collector_reachable
 
     def subscribe(self, callback: Callable[[AgentStatus], None]) -> None:
         """Call `callback(status)` whenever the status changes (from any thread)."""
@@ -493,28 +413,3 @@ class Agent:
                 cb(status)
             except Exception:
                 log.exception("status subscriber failed")
-
-
-def _is_loopback(url: str) -> bool:
-    """True for an embedded collector's address (the agent enrolled there itself)."""
-    from urllib.parse import urlparse
-
-    return (urlparse(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
-
-
-def _enroll(endpoint: str, token: str, device: Any) -> Any:
-    """Enrol this device with a collector (docs/PROTOCOL.md) and return its credentials."""
-    import base64
-
-    import httpx
-
-    from guard.delivery.enrolment import DeviceCredentials
-
-    resp = httpx.post(f"{endpoint}/api/v1/enroll", timeout=10.0,
-                      json={"token": token, "hostname": device.hostname, "branch": device.branch,
-                            "device_id": device.id})
-    if resp.status_code != 200:
-        raise RuntimeError(f"enrolment with {endpoint} refused ({resp.status_code})")
-    body = resp.json()
-    return DeviceCredentials(endpoint=endpoint, device_id=str(body["device_id"]),
-                             key=base64.b64decode(body["key"]))

@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,10 +75,6 @@ def _process_exists(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by another user (root)
     return True
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def read_status(data_dir: Path | None = None) -> ServiceStatus | None:

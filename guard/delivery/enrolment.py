@@ -1,10 +1,10 @@
 """Where this device's collector identity lives: endpoint and id in a file, key in the OS keyring.
 
-The key signs every event batch (docs/PROTOCOL.md). It is kept in the OS keyring (service
-``TellerGuard``, user ``device-key:<device_id>``): Windows Credential Manager, Secret Service on a
-Linux desktop. A headless machine has no usable keyring (keyring's ``fail`` backend); then the key
-goes to a file readable only by its owner (mode 0600) in the data directory, and a log line says so.
-The plaintext ``keyrings.alt`` backends are never used, even if installed.
+The key signs every event batch (docs/PROTOCOL.md). It is kept by `guard.secretstore` in the OS
+keyring (service ``TellerGuard``, user ``device-key:<device_id>``). Where no usable keyring exists
+(a headless machine; the plaintext ``keyrings.alt`` backends are refused) the key goes to a file
+readable only by its owner (mode 0600) in the data directory, and a log line says so.
+`enroll()` asks a collector for the key with an enrolment token (docs/PROTOCOL.md).
 """
 
 from __future__ import annotations
@@ -15,20 +15,25 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from guard.delivery.tls import CaBundleError, ssl_context
+from guard.model import utc_now_iso
 from guard.paths import ENV_ENDPOINT, write_atomic
+from guard.secretstore import FILE, KEYRING, SERVICE, SecretStore, SecretStoreError, Slot
 
 log = logging.getLogger(__name__)
 
-SERVICE = "TellerGuard"
+__all__ = ["SERVICE", "STORE_FILE", "STORE_KEYRING", "DeviceCredentials", "DeviceKeyError",
+           "DeviceKeyStore", "Enrolment", "enroll", "keyring_user"]
+
 ENROLLMENT_FILE = "enrollment.json"
 KEY_FILE = "device.key"
 
-STORE_KEYRING = "keyring"
-STORE_FILE = "file"
+STORE_KEYRING = KEYRING
+STORE_FILE = FILE
+BY_TOKEN = "token"  # enrolled with IT's token (`teller-guard enroll`, `service --enroll-token`)
+BY_EMBEDDED = "embedded"  # enrolled by the guard itself at its embedded local collector
 
 
 class DeviceKeyError(Exception):
@@ -51,28 +56,6 @@ def keyring_user(device_id: str) -> str:
     return f"device-key:{device_id}"
 
 
-def _usable_keyring() -> Any | None:
-    """The active keyring backend if it really keeps secrets, else None (with the reason logged)."""
-    try:
-        import keyring
-        from keyring.backends import fail
-    except ImportError:
-        log.warning("devicekey: the keyring package is not installed")
-        return None
-    backend = keyring.get_keyring()
-    module = type(backend).__module__
-    if module.startswith("keyrings.alt"):
-        log.error("devicekey: refusing the plaintext keyring backend %s; uninstall keyrings.alt",
-                  type(backend).__name__)
-        return None
-    if isinstance(backend, fail.Keyring):
-        return None
-    chained = getattr(backend, "backends", None)
-    if chained is not None and not chained:
-        return None
-    return backend
-
-
 class DeviceKeyStore:
     """Reads and writes this device's credentials under a data directory."""
 
@@ -82,6 +65,7 @@ class DeviceKeyStore:
 
             data_dir = paths.data_dir()
         self.data_dir = Path(data_dir)
+        self._secrets = SecretStore()
 
     @property
     def enrollment_path(self) -> Path:
@@ -91,35 +75,31 @@ class DeviceKeyStore:
     def key_path(self) -> Path:
         return self.data_dir / KEY_FILE
 
-    def save(self, creds: DeviceCredentials) -> str:
-        """Store the credentials; returns where the key went (``keyring`` or ``file``)."""
+    def _slot(self, device_id: str) -> Slot:
+        return Slot(user=keyring_user(device_id), file=self.key_path)
+
+    def save(self, creds: DeviceCredentials, *, enrolled_by: str = BY_TOKEN) -> str:
+        """Store the credentials; returns where the key went (``keyring`` or ``file``).
+
+        `enrolled_by` says who enrolled: ``token`` (IT's enrolment token) or ``embedded`` (the
+        guard itself, at its embedded local collector).
+        """
         encoded = base64.b64encode(creds.key).decode("ascii")
-        where = STORE_FILE
-        backend = _usable_keyring()
-        if backend is not None:
-            try:
-                backend.set_password(SERVICE, keyring_user(creds.device_id), encoded)
-                # a backend that accepts a secret it cannot give back is no store at all
-                if backend.get_password(SERVICE, keyring_user(creds.device_id)) == encoded:
-                    where = STORE_KEYRING
-                else:
-                    log.warning("devicekey: the OS keyring did not return the device key it "
-                                "accepted; keeping it in a private file instead")
-            except Exception as exc:  # keyring backends raise many types (D-Bus, Win32, locked)
-                log.warning("devicekey: the OS keyring refused the device key (%s: %s)",
-                            type(exc).__name__, exc)
+        try:
+            where = self._secrets.put(self._slot(creds.device_id), encoded, what="device key")
+        except SecretStoreError as exc:
+            raise DeviceKeyError(f"the device key cannot be stored ({exc}); check that the data "
+                                 "directory is writable") from exc
         if where == STORE_FILE:
-            write_atomic(self.key_path, encoded.encode("ascii"))
             log.warning("devicekey: no usable OS keyring on this machine (headless?); the device "
                         "key is stored in %s, readable only by its owner (mode 0600)",
                         self.key_path)
-        else:
-            self.key_path.unlink(missing_ok=True)  # an older file copy must not linger
         meta = {
             "endpoint": creds.endpoint,
             "device_id": creds.device_id,
             "key_store": where,
-            "enrolled_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "enrolled_by": enrolled_by,
+            "enrolled_at": utc_now_iso("seconds"),
         }
         write_atomic(self.enrollment_path, json.dumps(meta, indent=2).encode("utf-8"))
         return where
@@ -144,23 +124,18 @@ class DeviceKeyStore:
         if meta is None:
             return None
         device_id = meta["device_id"]
-        encoded: str | None = None
-        backend = _usable_keyring()
-        if backend is not None and meta.get("key_store") == STORE_KEYRING:
-            try:
-                encoded = backend.get_password(SERVICE, keyring_user(device_id))
-            except Exception as exc:  # see save()
-                log.warning("devicekey: cannot read the device key from the OS keyring (%s: %s)",
-                            type(exc).__name__, exc)
-        if encoded is None:
-            try:
-                encoded = self.key_path.read_text("ascii").strip()
-            except FileNotFoundError:
-                raise DeviceKeyError(
-                    f"the device key for {device_id} is in neither the OS keyring nor "
-                    f"{self.key_path}; enrol again with `teller-guard enroll URL TOKEN`") from None
-            except (OSError, UnicodeDecodeError) as exc:
-                raise DeviceKeyError(f"cannot read {self.key_path}: {exc}") from exc
+        try:
+            found = self._secrets.get(self._slot(device_id),
+                                      keyring_first=meta.get("key_store") == STORE_KEYRING,
+                                      what="device key")
+        except SecretStoreError as exc:
+            raise DeviceKeyError(f"{exc}; enrol again with `teller-guard enroll URL TOKEN`"
+                                 ) from exc
+        if found is None:
+            raise DeviceKeyError(
+                f"the device key for {device_id} is in neither the OS keyring nor "
+                f"{self.key_path}; enrol again with `teller-guard enroll URL TOKEN`")
+        encoded = found.value
         try:
             key = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -182,14 +157,14 @@ class Enrolment:
 
 def enroll(endpoint: str, token: str, *, hostname: str, branch: str = "",
            device_id: str | None = None, store: DeviceKeyStore | None = None,
-           ca_bundle: str | None = None, timeout_s: float = 15.0) -> Enrolment:
-    """Enrol this device at a collector with IT's enrolment token and store its key.
+           ca_bundle: str | None = None, timeout_s: float = 15.0,
+           enrolled_by: str = BY_TOKEN) -> Enrolment:
+    """Enrol this device at a collector with an enrolment token and store its key.
 
-    Raises `DeviceKeyError` with the collector's reason when it refuses (wrong token: 403).
+    Raises `DeviceKeyError` with the collector's reason when it refuses (wrong token: 403), or
+    when it cannot be reached or the CA bundle cannot be loaded.
     """
     import httpx
-
-    from guard.delivery.shipper import ssl_context
 
     endpoint = endpoint.rstrip("/")
     if not endpoint.startswith(("https://", "http://")):
@@ -199,7 +174,11 @@ def enroll(endpoint: str, token: str, *, hostname: str, branch: str = "",
     if device_id:
         body["device_id"] = device_id
     try:
-        with httpx.Client(verify=ssl_context(ca_bundle), trust_env=True,
+        verify = ssl_context(ca_bundle)
+    except CaBundleError as exc:
+        raise DeviceKeyError(str(exc)) from exc
+    try:
+        with httpx.Client(verify=verify, trust_env=True,
                           timeout=timeout_s) as client:
             resp = client.post(endpoint + "/api/v1/enroll", json=body)
     except httpx.HTTPError as exc:
@@ -222,7 +201,8 @@ def enroll(endpoint: str, token: str, *, hostname: str, branch: str = "",
     if len(key) < 16:
         raise DeviceKeyError("the collector gave a key shorter than 16 bytes; refusing it")
     store = store or DeviceKeyStore()
-    where = store.save(DeviceCredentials(endpoint=endpoint, device_id=new_id, key=key))
+    where = store.save(DeviceCredentials(endpoint=endpoint, device_id=new_id, key=key),
+                       enrolled_by=enrolled_by)
     return Enrolment(endpoint=endpoint, device_id=new_id, key_store=where)
 
 

@@ -6,10 +6,11 @@ its own sequence number and canonical body, so an edited, inserted or deleted ro
 and `verify()` names the first broken link. Rows leave the outbox only after the collector
 acknowledged them (`mark_shipped`) or the collector refused them for good (`quarantine`).
 
-The journal is bounded in rows and bytes: done rows (shipped or quarantined) are pruned first; if
-pending rows must go too, the oldest go and one ``EVENTS_DROPPED`` event with their count is
-appended in their place. Pruning only ever removes the oldest rows and records the hash of the last
-removed row as the chain's anchor, so the remaining chain still verifies.
+Done rows (shipped or quarantined) older than the policy's ``journal.max_age_days`` are pruned
+(`prune_expired`); pending rows never are. The journal is also bounded in rows and bytes: done
+rows are pruned first; if pending rows must go too, the oldest go and one ``EVENTS_DROPPED`` event
+with their count is appended in their place. Pruning only ever removes the oldest rows and records
+the hash of the last removed row as the chain's anchor, so the remaining chain still verifies.
 
 A journal file that is corrupt or cannot be written is moved aside (renamed with a timestamp), a
 clear line is logged and a new journal is started; if the directory itself cannot be written, a
@@ -27,10 +28,10 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from guard.model import Channel, Device, Event
+from guard.model import Channel, Device, Event, utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,6 @@ def row_hash(prev_hash: str, seq: int, body: str) -> str:
     return h.hexdigest()
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _error_code(exc: sqlite3.Error) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
     return None if code is None else int(code) & 0xFF
@@ -178,6 +175,7 @@ class Journal:
         max_page_count: int | None = None,
         reserve_bytes: int = 1024 * 1024,
         read_only: bool = False,
+        max_age_days: int | None = None,
     ) -> None:
         if max_rows < 10:
             raise JournalError("max_rows must be at least 10 (room for an EVENTS_DROPPED event)")
@@ -188,6 +186,7 @@ class Journal:
             tempfile.gettempdir()) / f"teller-guard-{os.getuid() if hasattr(os, 'getuid') else 0}"
         self.max_rows = max_rows
         self.max_bytes = max_bytes
+        self.max_age_days = max_age_days  # done rows older than this go (`prune_expired`)
         self._device = device
         self._synchronous = synchronous.upper()
         self._max_page_count = max_page_count
@@ -275,7 +274,7 @@ class Journal:
             # A write proves the file is writable now rather than at the first event.
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('created', ?)",
-                         (_now_iso(),))
+                         (utc_now_iso(),))
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
@@ -644,6 +643,62 @@ class Journal:
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
         return pruned
 
+    def prune_expired(self, now: datetime | None = None) -> int:
+        """Delete the done rows whose event is older than `max_age_days`; returns how many.
+
+        Only the oldest done rows go (the prefix before the first pending row, as when over the
+        bounds), so the chain still verifies; the first row that is younger, pending or has no
+        readable time ends the cut. Pending rows are never pruned by age: nothing unshipped is
+        lost to it.
+        """
+        days = self.max_age_days
+        if days is None or self.read_only:
+            return 0
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+        cutoff_jd = cutoff.timestamp() / 86400.0 + 2440587.5  # Julian day, as SQLite counts
+        pruned = 0
+
+        def write() -> None:
+            nonlocal pruned
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                first_pending = db.execute(
+                    "SELECT MIN(seq) FROM events WHERE state = ?", (PENDING,)).fetchone()[0]
+                sql = ("SELECT seq, hash, size, CASE WHEN json_valid(body) THEN "
+                       "julianday(json_extract(body, '$.time')) END FROM events")
+                params: tuple[int, ...] = ()
+                if first_pending is not None:
+                    sql += " WHERE seq < ?"
+                    params = (int(first_pending),)
+                cut: int | None = None
+                anchor = ""
+                rows = nbytes = 0
+                cur = db.execute(sql + " ORDER BY seq", params)
+                try:
+                    for seq, h, size, day in cur:
+                        if day is None or float(day) >= cutoff_jd:
+                            break
+                        cut, anchor = int(seq), str(h)
+                        rows, nbytes = rows + 1, nbytes + int(size)
+                finally:
+                    cur.close()
+                if cut is not None:
+                    db.execute("DELETE FROM events WHERE seq <= ?", (cut,))
+                    self._set_meta_in(db, META_ANCHOR_SEQ, str(cut))
+                    self._set_meta_in(db, META_ANCHOR_HASH, anchor)
+                db.execute("COMMIT")
+            except BaseException:
+                self._rollback_quietly()
+                raise
+            self._rows, self._bytes = self._rows - rows, self._bytes - nbytes
+            pruned = rows
+
+        self._write_with_recovery(write)
+        if pruned:
+            log.info("journal: pruned %d done events older than %d days", pruned, days)
+        return pruned
+
     # ------------------------------------------------------------------ the outbox
 
     def next_batch(self, max_events: int = 500, max_bytes: int = 1024 * 1024,
@@ -671,7 +726,7 @@ class Journal:
 
     def mark_shipped(self, seqs: Iterable[int], ack_time: str | None = None) -> None:
         """Mark rows acknowledged by the collector; call only after the acknowledgement."""
-        self._set_state(list(seqs), SHIPPED, None, ack_time or _now_iso())
+        self._set_state(list(seqs), SHIPPED, None, ack_time or utc_now_iso())
 
     def quarantine(self, seqs: Iterable[int], reason: str) -> None:
         """Take rows out of the queue for good (the collector refused them), keeping them."""
@@ -754,7 +809,7 @@ class Journal:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             self._set_meta_in(db, META_LAST_ERROR, message[:500])
-            self._set_meta_in(db, META_LAST_ERROR_TIME, _now_iso())
+            self._set_meta_in(db, META_LAST_ERROR_TIME, utc_now_iso())
             db.execute("COMMIT")
 
         self._write_with_recovery(write)

@@ -1,15 +1,15 @@
 """The shipper: a background thread that moves journaled events to the collector in signed batches.
 
 It knows nothing about detection: it takes opaque JSON records from the journal's outbox, sends them
-in batches (up to N events or M bytes, gzip), signs each batch with the device key (HMAC-SHA256 over
-``timestamp + "." + body``, docs/PROTOCOL.md), and marks rows shipped only after a 200 answer that
+in batches (up to N events or M bytes, gzip), signs each batch with the device key
+(`guard.delivery.protocol`, docs/PROTOCOL.md), and marks rows shipped only after a 200 answer that
 acknowledges them. Network errors, 401, 408, 429 and 5xx are retried with exponential backoff and
 jitter; any other 4xx is narrowed down by halving the batch until the one refused event is found,
 which is quarantined with a ``BATCH_QUARANTINED`` event so the queue moves on. A ``HEARTBEAT``
 event is journaled every few minutes with the queue depth, policy version and watcher states.
 
-TLS is verified against the OS trust store (`truststore`) or a configured CA bundle; HTTP proxies
-come from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``).
+TLS is verified as `guard.delivery.tls` says (OS trust store or a configured CA bundle); HTTP
+proxies come from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``).
 """
 
 from __future__ import annotations
@@ -17,23 +17,22 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import hmac
 import json
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from guard.delivery.enrolment import DeviceCredentials
 from guard.delivery.journal import Journal, JournalError, JournalRecord
-from guard.model import Channel, Device, Event, Outcome
+from guard.delivery.protocol import signed_headers
+from guard.delivery.tls import CaBundleError, ssl_context
+from guard.model import Channel, Device, Event, Outcome, utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -106,28 +105,6 @@ def backoff_delay(failures: int, base_s: float, max_s: float,
     return step / 2.0 + step / 2.0 * r
 
 
-def sign(key: bytes, timestamp: int, body: bytes) -> str:
-    """Lowercase hex HMAC-SHA256 of ``timestamp + "." + body`` (docs/PROTOCOL.md)."""
-    return hmac.new(key, str(timestamp).encode("ascii") + b"." + body,
-                    hashlib.sha256).hexdigest()
-
-
-def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """TLS verification: the configured CA bundle, else the OS trust store."""
-    if ca_bundle:
-        try:
-            return ssl.create_default_context(cafile=ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ShipperError(f"cannot load the CA bundle {ca_bundle}: {exc}") from exc
-    import truststore
-
-    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Shipper:
     """Moves the journal's outbox to the collector on a background thread.
 
@@ -158,12 +135,18 @@ class Shipper:
         self._watcher_states = watcher_states or dict
         self._rng = rng or random.Random()
         self._own_client = client is None
-        self._client = client or httpx.Client(
-            verify=ssl_context(self.settings.ca_bundle),
-            trust_env=True,
-            timeout=self.settings.timeout_s,
-            headers={"User-Agent": f"teller-guard/{agent_version or 'dev'}"},
-        )
+        if client is None:
+            try:
+                verify = ssl_context(self.settings.ca_bundle)
+            except CaBundleError as exc:
+                raise ShipperError(str(exc)) from exc
+            client = httpx.Client(
+                verify=verify,
+                trust_env=True,
+                timeout=self.settings.timeout_s,
+                headers={"User-Agent": f"teller-guard/{agent_version or 'dev'}"},
+            )
+        self._client = client
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -293,10 +276,7 @@ class Shipper:
         if self.settings.gzip:
             body = gzip.compress(body, compresslevel=5, mtime=0)
             headers["Content-Encoding"] = "gzip"
-        ts = self._timestamp(body)
-        headers["X-TG-Device"] = creds.device_id
-        headers["X-TG-Timestamp"] = str(ts)
-        headers["X-TG-Signature"] = sign(creds.key, ts, body)
+        headers.update(signed_headers(creds.device_id, creds.key, body, self._timestamp(body)))
         url = creds.endpoint.rstrip("/") + EVENTS_PATH
         self.stats.batches += 1
         try:
@@ -345,7 +325,7 @@ class Shipper:
         except (ValueError, AttributeError) as exc:
             return self._failed(len(batch), 200, f"unreadable acknowledgement: {exc}")
         seqs = [r.seq for r in batch if r.event_id in acked]
-        self.journal.mark_shipped(seqs, _now_iso())
+        self.journal.mark_shipped(seqs, utc_now_iso())
         self.stats.acked += len(seqs)
         self.stats.duplicates += len(duplicates) if isinstance(duplicates, list) else 0
         if len(seqs) < len(batch):

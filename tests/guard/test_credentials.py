@@ -9,7 +9,6 @@ from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
 from guard.credentials import (
@@ -22,6 +21,7 @@ from guard.credentials import (
 from guard.platforms._fake import FakePasswordCheck
 from guard.platforms._linux.password import PamPasswordChecker
 from guard.platforms._windows.password import WindowsPasswordChecker
+from tests.support.keyrings import MemoryKeyring, active_keyring
 
 
 def test_hash_is_salted_and_verifies() -> None:
@@ -38,28 +38,10 @@ def test_malformed_hashes_never_verify(bad: str) -> None:
     assert not verify_secret("anything", bad)
 
 
-class MemoryKeyring(KeyringBackend):
-    priority = -1  # type: ignore[assignment]  # never chosen by discovery
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.store.pop((service, username), None)
-
-
 @pytest.fixture
 def restore_keyring():  # type: ignore[no-untyped-def]
-    before = keyring.get_keyring()
-    yield
-    keyring.set_keyring(before)
+    with active_keyring(fail.Keyring()):
+        yield
 
 
 def test_pin_goes_to_the_keyring_when_there_is_one(tmp_path: Path, restore_keyring) -> None:  # type: ignore[no-untyped-def]
@@ -68,7 +50,7 @@ def test_pin_goes_to_the_keyring_when_there_is_one(tmp_path: Path, restore_keyri
     store = PinStore("teller1", tmp_path)
     store.set(hash_secret("135790"))
     assert store.backend == "keyring"
-    assert list(backend.store) == [("TellerGuard", "teller-pin:teller1")]
+    assert list(backend.secrets) == [("TellerGuard", "teller-pin:teller1")]
     assert not list(tmp_path.iterdir())
     assert verify_secret("135790", store.get() or "")
 

@@ -51,15 +51,18 @@ def test_single_process_end_to_end(tmp_path: Path, data_dir: Path) -> None:
         agent.on_clipboard_changed(port.copy(TEXT))
         assert wait_until(lambda: port.sets != [])
         assert port.sets == ["客户卡号 622202******0121，身份证 110***********002X。"]
-        assert wait_until(lambda: agent.embedded is not None and agent.shipper is not None, 30)
+        delivery = agent.delivery
+        assert delivery is not None
+        assert wait_until(lambda: delivery.embedded is not None and delivery.shipper is not None,
+                          30)
         assert wait_until(lambda: agent.status().queue_depth == 0
                           and agent.status().collector_reachable is True, 60)
         status = agent.status()
         assert status.state == "protected", status
         assert status.watchers == {"clipboard": "running", "idle": "running"}
         assert status.last_event.startswith(("CLIPBOARD_COPY", "HEARTBEAT", "POLICY"))
-        resp = httpx.get(f"{agent.embedded.url}/api/v1/events",
-                         headers={"Authorization": f"Bearer {agent.embedded.admin_token}"},
+        resp = httpx.get(f"{delivery.embedded.url}/api/v1/events",
+                         headers={"Authorization": f"Bearer {delivery.embedded.admin_token}"},
                          params={"type": "CLIPBOARD_COPY"}, timeout=10)
         assert resp.status_code == 200
         (event,) = resp.json()["events"]
@@ -174,10 +177,9 @@ def test_central_endpoint_policy_and_shipping(tmp_path: Path, data_dir: Path,
     """A configured collector: its policy becomes the central layer, events are shipped to it."""
     import socket
 
-    from guard.app.session import _enroll
     from guard.collector.app import Settings, create_app
     from guard.collector.serve import BackgroundServer, config
-    from guard.delivery.enrolment import DeviceKeyStore
+    from guard.delivery.enrolment import DeviceKeyStore, enroll
     from guard.identity import device
 
     central = tmp_path / "central.toml"
@@ -192,7 +194,9 @@ def test_central_endpoint_policy_and_shipping(tmp_path: Path, data_dir: Path,
     server.start()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        DeviceKeyStore(data_dir).save(_enroll(url, "enrol", device()))
+        pc = device()
+        enroll(url, "enrol", hostname=pc.hostname, branch=pc.branch, device_id=pc.id,
+               store=DeviceKeyStore(data_dir))
         monkeypatch.setenv("TELLER_GUARD_ENDPOINT", url)
         port = FakeClipboard()
         agent = Agent.create(prompter=ScriptedPrompter(), clipboard=port, locker=FakeLocker(),
@@ -201,7 +205,8 @@ def test_central_endpoint_policy_and_shipping(tmp_path: Path, data_dir: Path,
         agent.start()
         try:
             assert wait_until(lambda: agent.status().policy_version == "hq-7", 30)
-            assert agent.embedded is None and agent.fetcher is not None
+            assert agent.delivery is not None
+            assert agent.delivery.embedded is None and agent.delivery.fetcher is not None
             agent.on_clipboard_changed(port.copy(TEXT))
             assert wait_until(lambda: port.clears == 1)
             assert wait_until(lambda: agent.status().queue_depth == 0

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,45 @@ def test_bounds_prune_shipped_rows_first_and_chain_still_verifies(tmp_path: Path
     assert not any(EVENTS_DROPPED in r.body for r in j.records())
     result = j.verify()
     assert result.ok and result.first_seq is not None and result.first_seq > 1
+
+
+def _aged(i: int, days: float) -> Event:
+    return Event(type="CLIPBOARD_COPY", device=DEVICE, channel=Channel.CLIPBOARD,
+                 time=datetime.now(UTC) - timedelta(days=days), detail={"i": i})
+
+
+def test_max_age_prunes_old_shipped_rows_and_never_pending_ones(tmp_path: Path) -> None:
+    j = _journal(tmp_path, max_age_days=30)
+    old_shipped = [_aged(i, 40) for i in range(5)]
+    young_shipped = [_aged(10, 2)]
+    old_pending = [_aged(20, 90)]
+    old_shipped_later = [_aged(30, 60)]
+    for e in old_shipped + young_shipped:
+        j.record(e)
+    j.mark_shipped([r.seq for r in j.next_batch(100, 1 << 20)])
+    for e in old_pending + old_shipped_later:
+        j.record(e)
+    j.mark_shipped([j.records()[-1].seq])  # shipped, but behind the pending row
+
+    assert j.prune_expired() == 5  # the young shipped row ends the cut
+    kept = [r.event_id for r in j.records()]
+    assert kept == [str(e.id) for e in young_shipped + old_pending + old_shipped_later]
+    assert j.verify().ok
+
+    # Much later: everything is old, yet the pending row stays (nothing unshipped is lost).
+    assert j.prune_expired(now=datetime.now(UTC) + timedelta(days=365)) == 1
+    assert [r.event_id for r in j.records()] == [str(e.id) for e in old_pending
+                                                 + old_shipped_later]
+    assert j.pending_count() == 1 and j.status().dropped_total == 0
+    assert j.verify().ok
+    assert j.prune_expired(now=datetime.now(UTC) + timedelta(days=365)) == 0
+
+
+def test_without_an_age_limit_nothing_is_pruned_by_age(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    j.record(_aged(0, 4000))
+    j.mark_shipped([r.seq for r in j.next_batch(10, 1 << 20)])
+    assert j.prune_expired() == 0 and len(j.records()) == 1
 
 
 def test_bounds_drop_oldest_unshipped_with_an_events_dropped_event(tmp_path: Path) -> None:

@@ -8,6 +8,9 @@ the 0600 file fallback, and the `enroll`, `events status` commands.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import hmac
 import http.client
 import http.server
 import importlib.metadata
@@ -25,15 +28,15 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import keyring
-import keyring.backend
 import pytest
 import sqlalchemy as sa
 
 from guard.collector.store import events as stored_table
+from guard.delivery import protocol
 from guard.delivery.enrolment import (
     STORE_FILE,
     STORE_KEYRING,
@@ -44,40 +47,20 @@ from guard.delivery.enrolment import (
     keyring_user,
 )
 from guard.delivery.journal import Journal
-from guard.delivery.protocol import sign as collector_sign
 from guard.delivery.shipper import (
     BATCH_QUARANTINED,
     HEARTBEAT,
     Shipper,
     ShipperSettings,
     backoff_delay,
-    sign,
 )
 from guard.model import Channel, Device, Event
+from tests.support.keyrings import MemoryKeyring, PlaintextKeyring, active_keyring
 from tests.support.servers import CollectorProcess, free_port, run_collector
 
 REPO = Path(__file__).resolve().parents[3]
 FAST = ShipperSettings(max_events=50, backoff_base_s=0.02, backoff_max_s=0.2, idle_poll_s=0.05,
                        timeout_s=5.0, heartbeat_s=3600)
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A real keyring backend that keeps secrets in memory (for tests only)."""
-
-    priority = -1  # type: ignore[assignment]  # never chosen by discovery
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.secrets.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.secrets[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.secrets.pop((service, username), None)
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +72,8 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
 
 @pytest.fixture
 def memory_keyring() -> Iterator[MemoryKeyring]:
-    before = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
+    with active_keyring(MemoryKeyring()) as backend:
         yield backend
-    finally:
-        keyring.set_keyring(before)
 
 
 class Terminal:
@@ -143,9 +121,57 @@ def _db_of(collector: CollectorProcess) -> str:
 # ----------------------------------------------------------------------------- pure parts
 
 
-def test_signature_matches_the_collector_side() -> None:
+def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
     key, body = os.urandom(32), b'{"events":[]}'
-    assert sign(key, 1700000000, body) == collector_sign(key, 1700000000, body)
+    expected = hmac.new(key, b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert protocol.sign(key, 1700000000, body) == expected
+    assert protocol.verify(key, "1700000000", body, expected.upper())
+    assert not protocol.verify(key, "1700000001", body, expected)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A collector stand-in that keeps each request and acknowledges every event."""
+
+    seen: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        _Recorder.seen.append((dict(self.headers.items()), body))
+        ids = [e["id"] for e in json.loads(gzip.decompress(body))["events"]]
+        answer = json.dumps({"acked": ids, "duplicates": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_shipper_signs_batches_as_the_collector_verifies_them(tmp_path: Path) -> None:
+    """What goes on the wire verifies with the collector's own `protocol.verify`."""
+    server = socketserver.TCPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = os.urandom(32)
+    device = Device(id="dev-sig", hostname="h")
+    creds = DeviceCredentials(f"http://127.0.0.1:{server.server_address[1]}", "dev-sig", key)
+    journal = Journal(tmp_path / "j.db", device=device)
+    journal.record(Event(type="T", device=device, channel=Channel.SYSTEM))
+    _Recorder.seen = []
+    shipper = Shipper(journal, creds, device=device, settings=FAST)
+    try:
+        assert shipper.drain(10) and journal.pending_count() == 0
+    finally:
+        shipper.stop()
+        server.shutdown()
+        server.server_close()
+    ((headers, body),) = _Recorder.seen
+    assert headers[protocol.HEADER_DEVICE] == "dev-sig"
+    assert protocol.verify(key, headers[protocol.HEADER_TIMESTAMP], body,
+                           headers[protocol.HEADER_SIGNATURE])
+    assert not protocol.verify(os.urandom(32), headers[protocol.HEADER_TIMESTAMP], body,
+                               headers[protocol.HEADER_SIGNATURE])
 
 
 @pytest.mark.parametrize(("failures", "low", "high"), [
@@ -521,10 +547,6 @@ def test_the_plaintext_keyrings_alt_package_is_not_installed() -> None:
 
 def test_a_keyrings_alt_backend_is_refused_even_if_active(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    class PlaintextKeyring(MemoryKeyring):
-        pass
-
-    PlaintextKeyring.__module__ = "keyrings.alt.file"
     before = keyring.get_keyring()
     backend = PlaintextKeyring()
     keyring.set_keyring(backend)
