@@ -10,8 +10,9 @@ import socket
 import uuid
 from pathlib import Path
 
+from guard.files import read_or_create
 from guard.model import Device
-from guard.paths import ConfigError, _read_or_create, data_dir
+from guard.paths import ConfigError, data_dir
 
 ENV_HASH_KEY = "TELLER_GUARD_HASH_KEY"
 ENV_BRANCH = "TELLER_GUARD_BRANCH"
@@ -30,7 +31,7 @@ def hash_key(base: Path | None = None) -> bytes:
         except ValueError as exc:
             raise ConfigError(f"{ENV_HASH_KEY} must be hex, e.g. 64 hex digits") from exc
     where = (base or data_dir()) / "install.key"
-    raw = _read_or_create(where, secrets.token_hex(32).encode())
+    raw = read_or_create(where, secrets.token_hex(32).encode())
     try:
         return bytes.fromhex(raw.decode().strip())
     except ValueError as exc:
@@ -42,7 +43,7 @@ def device(base: Path | None = None) -> Device:
 
     `base` is the data directory that holds it (default `data_dir()`)."""
     path = (base or data_dir()) / "device.json"
-    raw = _read_or_create(path, json.dumps({"id": str(uuid.uuid4())}).encode())
+    raw = read_or_create(path, json.dumps({"id": str(uuid.uuid4())}).encode())
     try:
         stored = json.loads(raw)
         device_id = str(stored["id"])

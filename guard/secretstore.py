@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from guard.paths import write_atomic
+from guard.files import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,12 @@
-"""The machine service's composition root: delivery (journal, shipper, policy download) and the
-local channel session agents hand their events over."""
+"""The machine service's composition root: delivery, the local channel, and the service's pipeline.
+
+One machine service runs per PC (root under systemd, SYSTEM under the Windows service manager). It
+owns what a teller must not be able to switch off or edit: `Delivery` (journal, shipper, policy
+download), the local channel's server that session agents hand their events to, and a pipeline
+for the channels the service enforces itself (`channels`: each makes a watcher from the pipeline),
+which asks the teller through the local channel (`RemotePrompter`) and takes the safe choice
+when no session answers.
+"""
 
 
 from __future__ import annotations
@@ -7,38 +14,39 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from guard import __version__, identity, paths
-from guard.app.status import ServiceState, ServiceStatus
+from guard import __version__, identity, paths, platforms
+from guard.app import local_collector
 from guard.delivery.delivery import Delivery, DeliveryError, DeliverySettings, endpoint_setting
 from guard.delivery.journal import JournalError
+from guard.events import EventType, new_event
+from guard.files import write_atomic
 from guard.ipc.agent_side import _answers
 from guard.ipc.messages import LocalChannelUnavailable
+from guard.ipc.remote_prompter import RemotePrompter
 from guard.ipc.server import LocalChannelServer
+from guard.ipc.status import STATUS_FILE, ServiceState, ServiceStatus
 from guard.ipc.unix import default_socket_path
-from guard.model import Action, Channel, Event, Outcome, utc_now_iso
+from guard.model import Outcome, utc_now_iso
+from guard.pipeline.pipeline import Pipeline
+from guard.platforms.base import DataDirBusy, HeldLock, PlatformUnavailable
 from guard.policy.schema import Policy
 from guard.policy.store import PolicyStore, Rejection
+from guard.scan.engine import Scanner
+from guard.watchers.base import Watcher
 
 log = logging.getLogger(__name__)
 
 ENV_SOCKET = "TELLER_GUARD_SOCKET"
 ENV_ENROLL_TOKEN = "TELLER_GUARD_ENROLL_TOKEN"
-STATUS_FILE = "service-status.json"
-AGENT_SPOOL_DIR = "agent-spool"
-RUN_DIR = Path("/run/teller-guard")
-LOCK_FILE = "service.lock"
 STATUS_REFRESH_S = 60.0
 
-SERVICE_STARTED = "SERVICE_STARTED"
-SERVICE_STOPPED = "SERVICE_STOPPED"
-POLICY_APPLIED = "POLICY_APPLIED"
-POLICY_REJECTED = "POLICY_REJECTED"
+ChannelFactory = Callable[[Pipeline], Watcher]
+"""Makes one of the service's own channels (a watcher) from the service's pipeline."""
 
 
 class ServiceError(Exception):
@@ -69,28 +77,24 @@ class ServiceSettings:
 
 def _write_public(path: Path, text: str) -> None:
     """Write a file atomically, readable by everyone (mode 0644): it holds no secret."""
-    paths.write_atomic(path, text.encode("utf-8"), mode=0o644)
+    write_atomic(path, text.encode("utf-8"), mode=0o644)
 
 
-def _lock_data_dir(data_dir: Path) -> Any:
-    """Hold an exclusive lock on the data directory for this process's lifetime (Unix), so a
-    second service cannot journal and ship the same rows. Returns the open lock file."""
-    if sys.platform == "win32":
+def _lock_data_dir(data_dir: Path) -> HeldLock | None:
+    """Hold an exclusive lock on the data directory for this process's lifetime, so a second
+    service cannot journal and ship the same rows."""
+    try:
+        lock = platforms.current_machine().data_lock
+    except PlatformUnavailable as exc:
+        log.warning("data directory not locked: %s", exc)
         return None
-    import fcntl
-
-    path = data_dir / LOCK_FILE
     try:
-        handle = open(path, "a+")  # held open (and locked) until stop()
-    except OSError as exc:
-        raise ServiceError(f"cannot create {path}: {exc}") from exc
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+        return lock.hold(data_dir)
+    except DataDirBusy:
         raise ServiceError(f"another machine service already uses {data_dir}; stop it first "
                            f"(systemctl stop teller-guard)") from None
-    return handle
+    except OSError as exc:
+        raise ServiceError(f"cannot lock the data directory {data_dir}: {exc}") from exc
 
 
 class MachineService:
@@ -102,8 +106,12 @@ class MachineService:
     `status()` from any thread.
     """
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, *,
+                 channels: Sequence[ChannelFactory] = ()) -> None:
         self.settings = settings
+        self._channels = tuple(channels)
+        self.pipeline: Pipeline | None = None
+        self.watchers: tuple[Watcher, ...] = ()
         self.data_dir = Path(settings.data_dir)
         self.socket_path = Path(settings.socket_path) if settings.socket_path else None
         self.store: PolicyStore | None = None
@@ -112,7 +120,7 @@ class MachineService:
         self._counted: LocalChannelServer | None = None  # the stopped server, for its counters
         self._state: ServiceState = "stopped"
         self._started_at = ""
-        self._lock_file: Any = None
+        self._lock_file: HeldLock | None = None
         self._last_written: tuple[ServiceStatus, float] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -135,9 +143,12 @@ class MachineService:
             raise
         assert self.delivery is not None
         configured = self.delivery.configured_endpoint
-        self._record(SERVICE_STARTED, {"pid": os.getpid(), "socket": str(self.socket_path),
-                                       "endpoint": configured or "embedded"})
+        self._record(EventType.SERVICE_STARTED,
+                     {"pid": os.getpid(), "socket": str(self.socket_path),
+                      "endpoint": configured or "embedded"})
         self.delivery.start()
+        for watcher in self.watchers:
+            watcher.start()
         self._state = "running"
         self._write_status()
         log.info("service running: socket %s, data %s, collector %s", self.socket_path,
@@ -152,10 +163,8 @@ class MachineService:
         if not os.access(data, os.W_OK):
             raise ServiceError(f"the data directory {data} is not writable by this user")
         self._lock_file = _lock_data_dir(data)
-        # One data directory for every part of this process (device id, install key, keys).
-        os.environ[paths.ENV_DATA_DIR] = str(data)
         try:
-            device = identity.device()
+            device = identity.device(data)
         except paths.ConfigError as exc:
             raise ServiceError(str(exc)) from exc
         store = PolicyStore(override_file=self.settings.policy_file, cache_dir=data)
@@ -169,7 +178,8 @@ class MachineService:
                                  tick_s=self.settings.status_tick_s,
                                  setup_retry_s=self.settings.setup_retry_s),
                 device=device, store=store, agent_version=__version__,
-                part_states=self._part_states, on_tick=self._write_status)
+                part_states=self._part_states, on_tick=self._write_status,
+                local_collector=local_collector.start)
         except DeliveryError as exc:
             raise ServiceError(str(exc)) from exc
         self.store, self.delivery = store, delivery
@@ -183,7 +193,8 @@ class MachineService:
         try:
             server = LocalChannelServer(delivery.journal, self.socket_path,
                                         allowed_uids=self.settings.allowed_uids,
-                                        hash_key=identity.hash_key(self.data_dir))
+                                        hash_key=identity.hash_key(self.data_dir),
+                                        status_provider=lambda: dataclasses.asdict(self.status()))
             server.start()
         except LocalChannelUnavailable as exc:
             raise ServiceError(f"{exc}") from exc
@@ -191,6 +202,12 @@ class MachineService:
             raise ServiceError(f"cannot listen on {self.socket_path}: {exc} (is the directory "
                                f"there and writable, and the path short enough?)") from exc
         self.server = server
+        key = identity.hash_key(data)
+        scanner = Scanner(key=key, min_confidence=min(policy.thresholds.values(), default=0.5))
+        self.pipeline = Pipeline(scanner=scanner, policy=store.current,
+                                 prompter=RemotePrompter(server), sink=delivery.journal,
+                                 device=device)
+        self.watchers = tuple(make(self.pipeline) for make in self._channels)
 
     def stop(self) -> None:
         """Stop taking events, let the shipper finish briefly, stop everything, close the journal.
@@ -200,10 +217,12 @@ class MachineService:
         if self._state in ("stopped", "stopping"):
             return
         self._state = "stopping"
+        for watcher in self.watchers:
+            watcher.stop()
         if self.server is not None:
             self.server.stop()  # agents spool from now on
             self._counted, self.server = self.server, None
-        self._record(SERVICE_STOPPED, {"pid": os.getpid()})
+        self._record(EventType.SERVICE_STOPPED, {"pid": os.getpid()})
         if self.delivery is not None:
             self.delivery.flush(self.settings.final_flush_s)
         last = self.status()  # the final counters, before the parts are taken down
@@ -220,7 +239,7 @@ class MachineService:
         if self.delivery is not None:
             self.delivery.stop(shipper_timeout_s=5.0)
         if self._lock_file is not None:
-            self._lock_file.close()  # releases the lock
+            self._lock_file.release()
             self._lock_file = None
 
     def reload_policy(self) -> None:
@@ -232,26 +251,25 @@ class MachineService:
 
     # ------------------------------------------------------------------ events
 
-    def _record(self, type_: str, detail: dict[str, str | int | float | bool | None],
+    def _record(self, type_: EventType, detail: dict[str, str | int | float | bool | None],
                 outcome: Outcome = Outcome.RECORDED) -> None:
         if self.delivery is None:
             return
         version = self.store.current().version if self.store is not None else ""
-        event = Event(type=type_, device=self.delivery.device, channel=Channel.SYSTEM,
-                      action=Action.AUDIT, outcome=outcome, agent_version=__version__,
-                      policy_version=version, detail=detail)
+        event = new_event(type_, device=self.delivery.device, outcome=outcome,
+                          agent_version=__version__, policy_version=version, detail=detail)
         try:
             self.delivery.journal.record(event)
         except JournalError as exc:
             log.error("%s not journaled: %s", type_, exc)
 
     def _on_rejected(self, rejection: Rejection) -> None:
-        self._record(POLICY_REJECTED, {"source": rejection.source[:200],
+        self._record(EventType.POLICY_REJECTED, {"source": rejection.source[:200],
                                        "reason": rejection.reason[:500]}, Outcome.FAILED)
 
     def _on_policy_change(self, policy: Policy) -> None:
         log.info("policy %s applied", policy.version)
-        self._record(POLICY_APPLIED, {"version": policy.version})
+        self._record(EventType.POLICY_APPLIED, {"version": policy.version})
 
     # ------------------------------------------------------------------ status
 
@@ -259,7 +277,8 @@ class MachineService:
         """The service's parts for the heartbeat event."""
         fetch = self.delivery.policy_fetch if self.delivery is not None else ""
         return {
-            "local_channel": "running" if self.server is not None else "stopped",
+            "local_channel": self.server.state if self.server is not None else "stopped",
+            **{w.name: w.state for w in self.watchers},
             "policy_fetch": fetch or "pending",
         }
 

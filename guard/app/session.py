@@ -1,21 +1,21 @@
-"""The core agent's composition root: wires scanner, policy, journal, watchers and idle lock.
+"""The teller's process: composes the session's watchers, the pipeline, the prompts and delivery.
 
 `ui/app.py` creates one `Agent` per desktop session with its Qt implementations of the
 prompter and the ports, calls `start()`, forwards every clipboard change and reads `status()`.
-Nothing here imports Qt.
+Events go to the machine service over the local channel when it answers; otherwise the agent runs
+its own delivery (single-process mode, `guard.app.single_process`). Nothing here imports Qt.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
 
-from guard import __version__, identity, paths
+from guard import identity, paths, platforms
+from guard.app import single_process
+from guard.app.status import AgentState, AgentStatus, overall
 from guard.credentials import (
     Backoff,
     PinStore,
@@ -24,7 +24,9 @@ from guard.credentials import (
     os_password_checker,
     verify_secret,
 )
-from guard.delivery.delivery import Delivery, DeliveryError, DeliverySettings
+from guard.delivery.delivery import Delivery, DeliveryError
+from guard.events import EventType
+from guard.ipc.agent_side import ServiceSink, agent_sink
 from guard.model import Action, Channel, Event, Outcome
 from guard.pipeline.pipeline import EventSink, MemorySink, Pipeline, TextScanner
 from guard.pipeline.prompt import Prompter
@@ -33,95 +35,57 @@ from guard.policy.fetch import CentralPolicyFetcher
 from guard.policy.schema import Policy
 from guard.policy.store import PolicyStore, Rejection
 from guard.ports import ClipboardContent, ClipboardPort, LockPort
-from guard.watchers.clipboard import ClipboardWatcher, ImageScanner
+from guard.scan.engine import Scanner
+from guard.watchers.base import Watcher
+from guard.watchers.clipboard import ClipboardWatcher
 from guard.watchers.idle import IdleLock
 
 __all__ = ["Agent", "AgentState", "AgentStatus", "UnlockResult"]
 
 log = logging.getLogger(__name__)
 
-AgentState = Literal["protected", "degraded", "alert"]
 STATUS_TICK_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class AgentStatus:
-    """What the tray shows: overall state and the parts it is made of.
-
-    `state` is ``protected`` (all watchers running, events reaching the collector), ``degraded``
-    (a watcher unavailable or the collector unreachable) or ``alert`` (events cannot be
-    recorded, or the last policy load rejected a layer, so protection may differ from what IT
-    intended). `watchers` maps a watcher name (``clipboard``, ``idle``) to ``running`` or
-    ``unavailable: <reason>``. `last_event` is a short machine-readable description
-    (``<TYPE> <outcome>``, e.g. ``CLIPBOARD_COPY notified``, or ""); `locked` whether the guard
-    holds the screen locked now.
-    """
-
-    state: AgentState
-    watchers: dict[str, str] = field(default_factory=dict)
-    last_event: str = ""
-    queue_depth: int = 0
-    policy_version: str = ""
-    collector_reachable: bool | None = None
-    locked: bool = False
-
-
-class _NoPlatform:
-    """Stands in when no desktop backend can run: everything reports why."""
-
-    name = "none"
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def idle_seconds(self) -> float:
-        raise PlatformUnavailable(self.reason)
-
-    def lock_os(self) -> bool:
-        return False
-
-    def is_os_locked(self) -> bool | None:
-        return None
-
-    def clipboard_owner_app(self) -> str | None:
-        return None
-
-    def os_locale(self) -> str:
-        return "en_US"
-
-
-def _load_scanner(policy: Policy, key: bytes) -> tuple[TextScanner | None, ImageScanner | None,
-                                                        str]:
+def _load_scanner(policy: Policy, key: bytes) -> tuple[TextScanner | None, str]:
     """The detection core's scanner, or None and the reason it cannot be loaded.
 
     It keeps every finding the lowest policy threshold could want; `decide` applies the
     per-type thresholds, so the policy stays the one place they are set."""
     try:
-        module = importlib.import_module("guard.scan.engine")
-        scanner = module.Scanner(key=key,
-                                 min_confidence=min(policy.thresholds.values(), default=0.5))
-    except Exception as exc:  # ImportError, or a detector table that fails to load
-        return None, None, f"scanner unavailable ({exc.__class__.__name__}: {exc})"[:200]
-    image = getattr(scanner, "scan_image", None)
-    return scanner, image if callable(image) else None, ""
+        scanner = Scanner(key=key, min_confidence=min(policy.thresholds.values(), default=0.5))
+    except Exception as exc:  # a detector table that fails to load: protect what is left
+        return None, f"scanner unavailable ({exc.__class__.__name__}: {exc})"[:200]
+    return scanner, ""
+
+
+def _session_platform() -> Platform:
+    try:
+        return platforms.current_session()
+    except PlatformUnavailable as exc:
+        return platforms.unavailable_session(str(exc))
 
 
 class Agent:
     """The session agent's core: one per desktop session, driven by the UI.
 
-    Thread model: `on_clipboard_changed` is called on the Qt thread and returns at once; scanning,
-    prompting and enforcement happen on worker threads which call the prompter and the ports
-    (the UI marshals them to the Qt thread). Subscribers are called from any thread.
+    `watchers` are the session's channels (the clipboard guard and the idle lock today); the
+    agent starts, stops and reports them without knowing which they are. Thread model:
+    `on_clipboard_changed` is called on the Qt thread and returns at once; scanning, prompting and
+    enforcement happen on worker threads which call the prompter and the ports (the UI marshals
+    them to the Qt thread). Subscribers are called from any thread.
     """
 
     def __init__(self, *, pipeline: Pipeline, store: PolicyStore, clipboard: ClipboardWatcher,
                  idle: IdleLock, credentials: TellerCredentials, platform: Platform,
-                 data_dir: Path, delivery: Delivery | None = None, scanner_problem: str = "",
-                 service_sink: Any = None) -> None:
+                 data_dir: Path, watchers: Sequence[Watcher] = (),
+                 delivery: Delivery | None = None, scanner_problem: str = "",
+                 service_sink: ServiceSink | None = None) -> None:
         self.pipeline = pipeline
         self.store = store
         self.clipboard = clipboard
         self.idle = idle
+        self.watchers: tuple[Watcher, ...] = tuple(watchers) or (clipboard, idle)
         self.credentials = credentials
         self.platform = platform
         self.data_dir = data_dir
@@ -129,6 +93,8 @@ class Agent:
         self.journal = delivery.journal if delivery is not None else None
         self.service_sink = service_sink  # events go to the machine service when it runs
         self.fetcher: CentralPolicyFetcher | None = None  # with the service: its collector
+        # What cannot run at all, by watcher name (the scanner missing disables scanning).
+        self._problems = {clipboard.name: scanner_problem} if scanner_problem else {}
         self._scanner_problem = scanner_problem
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[AgentStatus], None]] = []
@@ -152,14 +118,15 @@ class Agent:
         platform: Platform | None = None,
         scanner: TextScanner | None = None,
     ) -> Agent:
-        """Compose the single-process agent.
+        """Compose the teller's agent.
 
         Scanner, policy store (packaged < machine < central; `policy_file` or the env
         TELLER_GUARD_POLICY takes the machine layer's place for tests and demos), the machine
-        service's sink when it runs, else `Delivery` (journal + shipper to TELLER_GUARD_ENDPOINT,
-        the policy's `agent.endpoint` or the collector this PC was enrolled at, else the embedded
-        local collector under `data_dir`), clipboard watcher, idle lock and the central policy
-        poller. Nothing runs until `start()`.
+        service's sink when it answers (it may then ask this teller through `prompter`), else
+        single-process delivery (journal + shipper to TELLER_GUARD_ENDPOINT, the policy's
+        `agent.endpoint` or the collector this PC was enrolled at, else the embedded local
+        collector under `data_dir`), the session's watchers (clipboard guard, idle lock) and the
+        central policy poller. Nothing runs until `start()`.
 
         `sink`, `platform` and `scanner` replace the journal, the desktop backend and the real
         scanner (tests, benchmarks); with a `sink` nothing is shipped. The install key and the
@@ -182,24 +149,21 @@ class Agent:
 
         agent: Agent
         delivery: Delivery | None = None
-        service_sink: Any = None
+        service_sink: ServiceSink | None = None
         if sink is None:
             # The machine service owns the journal and shipper when it runs (DESIGN: Processes).
-            from guard.ipc.agent_side import agent_sink
-
-            service_sink = agent_sink(data_dir, device=device, teller=teller)
+            service_sink = agent_sink(data_dir, device=device, teller=teller, prompter=prompter)
             sink = service_sink
         if sink is None:
             try:
-                delivery = Delivery(DeliverySettings(data_dir=data_dir, tick_s=STATUS_TICK_S),
-                                    device=device, store=store, agent_version=__version__,
-                                    part_states=lambda: agent.status().watchers)
+                delivery = single_process.open_delivery(
+                    data_dir, device=device, store=store, tick_s=STATUS_TICK_S,
+                    part_states=lambda: agent.status().watchers)
                 sink = delivery.journal
             except DeliveryError as exc:  # no journal: keep protecting, events stay in memory
                 log.error("journal unavailable (%s); events kept in memory only", exc)
                 sink = MemorySink()
         problem = ""
-        image_scanner: ImageScanner | None = None
         if scanner is None:
             key = service_sink.hash_key() if service_sink is not None else None
             if key is None:
@@ -207,19 +171,11 @@ class Agent:
                     log.warning("the machine service shares no hash key; this agent's keyed "
                                 "hashes use its own key")
                 key = identity.hash_key(data_dir)
-            scanner, image_scanner, problem = _load_scanner(policy, key)
-        else:
-            candidate = getattr(scanner, "scan_image", None)
-            image_scanner = candidate if callable(candidate) else None
+            scanner, problem = _load_scanner(policy, key)
         pipeline = Pipeline(scanner=scanner, policy=store.current, prompter=prompter, sink=sink,
                             device=device, teller=teller)
         if platform is None:
-            try:
-                from guard import platforms
-
-                platform = platforms.current()
-            except PlatformUnavailable as exc:
-                platform = _NoPlatform(str(exc))
+            platform = _session_platform()
         creds = TellerCredentials(
             teller=teller,
             pins=PinStore(teller, data_dir),
@@ -228,13 +184,13 @@ class Agent:
                             policy.idle.backoff_max_s),
             mode=lambda: store.current().idle.unlock,
         )
-        watcher = ClipboardWatcher(pipeline, clipboard, platform=platform,
-                                   image_scanner=image_scanner)
+        watcher = ClipboardWatcher(pipeline, clipboard, platform=platform)
         idle = IdleLock(pipeline, platform, locker, creds,
                         on_change=lambda: agent._publish())
         agent = cls(pipeline=pipeline, store=store, clipboard=watcher, idle=idle,
-                    credentials=creds, platform=platform, data_dir=data_dir, delivery=delivery,
-                    scanner_problem=problem, service_sink=service_sink)
+                    watchers=(watcher, idle), credentials=creds, platform=platform,
+                    data_dir=data_dir, delivery=delivery, scanner_problem=problem,
+                    service_sink=service_sink)
         pipeline.on_event(agent._on_event)
         store.on_rejected(agent._on_rejected)  # replays the early rejections as events
         store.on_change(agent._on_policy_change)
@@ -247,12 +203,13 @@ class Agent:
             return
         self.started = True
         self._stop.clear()
-        self.clipboard.start()
-        self.idle.start()
+        for watcher in self.watchers:
+            watcher.start()
         if self.delivery is not None:
             self.delivery.start()
         self._spawn(self._background, "agent-background")
-        self.pipeline.record("AGENT_STARTED", Channel.SYSTEM, Action.AUDIT, Outcome.RECORDED,
+        self.pipeline.record(EventType.AGENT_STARTED, Channel.SYSTEM,
+                             Action.AUDIT, Outcome.RECORDED,
                              detail={"platform": self.platform.name,
                                      "scanner": self._scanner_problem or "loaded"})
         self._publish()
@@ -261,10 +218,11 @@ class Agent:
         """Stop everything and flush the journal; blocks ≤ ~2 s (more if a prompt is open)."""
         if not self.started:
             return
-        self.pipeline.record("AGENT_STOPPED", Channel.SYSTEM, Action.AUDIT, Outcome.RECORDED)
+        self.pipeline.record(EventType.AGENT_STOPPED, Channel.SYSTEM,
+                             Action.AUDIT, Outcome.RECORDED)
         self._stop.set()
-        self.clipboard.stop()
-        self.idle.stop()
+        for watcher in self.watchers:
+            watcher.stop()
         for t in self._threads:
             t.join(2.0)
         self._threads.clear()
@@ -317,12 +275,14 @@ class Agent:
         self._publish()
 
     def _on_rejected(self, rejection: Rejection) -> None:
-        self.pipeline.record("POLICY_REJECTED", Channel.SYSTEM, Action.AUDIT, Outcome.FAILED,
+        self.pipeline.record(EventType.POLICY_REJECTED, Channel.SYSTEM,
+                             Action.AUDIT, Outcome.FAILED,
                              detail={"source": rejection.source[:200],
                                      "reason": rejection.reason[:500]})
 
     def _on_policy_change(self, policy: Policy) -> None:
-        self.pipeline.record("POLICY_APPLIED", Channel.SYSTEM, Action.AUDIT, Outcome.RECORDED,
+        self.pipeline.record(EventType.POLICY_APPLIED, Channel.SYSTEM,
+                             Action.AUDIT, Outcome.RECORDED,
                              detail={"version": policy.version})
 
     # -- the UI's calls
@@ -353,25 +313,25 @@ class Agent:
         """Store the teller's first-run PIN (salted scrypt hash). Raises `ValueError` (with a
         message key as its text: ``pin_too_short`` / ``pin_not_digits``) when it is unacceptable."""
         self.credentials.set_pin(pin)
-        self.pipeline.record("PIN_SET", Channel.SYSTEM, Action.AUDIT, Outcome.RECORDED,
+        self.pipeline.record(EventType.PIN_SET, Channel.SYSTEM,
+                             Action.AUDIT, Outcome.RECORDED,
                              detail={"store": self.credentials.pins.backend})
 
     def verify_it_credential(self, secret: str) -> bool:
         """True when `secret` matches the IT credential hash in policy (needed to quit)."""
         encoded = self.store.current().agent.it_credential_hash
         ok = bool(encoded) and verify_secret(secret, encoded)
-        self.pipeline.record("IT_CREDENTIAL_CHECK", Channel.SYSTEM, Action.AUDIT,
+        self.pipeline.record(EventType.IT_CREDENTIAL_CHECK, Channel.SYSTEM, Action.AUDIT,
                              Outcome.ALLOWED if ok else Outcome.FAILED)
         return ok
 
     def status(self) -> AgentStatus:
         """The current status (any thread; returns at once)."""
-        watchers = {self.clipboard.name: self.clipboard.state, self.idle.name: self.idle.state}
-        if self._scanner_problem:
-            watchers[self.clipboard.name] = f"unavailable: {self._scanner_problem}"
+        watchers = {w.name: w.state for w in self.watchers}
+        for name, problem in self._problems.items():
+            watchers[name] = f"unavailable: {problem}"
         queue = 0
         if self.service_sink is not None:
-            # the service's own status file says what it ships (read once per status)
             service = self.service_sink.service_status()
             if service is not None and not service.running:
                 service = None
@@ -387,13 +347,9 @@ class Agent:
         with self._lock:
             alert = bool(self.store.active_rejections()) or self.pipeline.sink_error is not None
             last_event = self._last_event
-        state: AgentState = "protected"
-        if alert:
-            state = "alert"
-        elif any(v != "running" for v in watchers.values()) or reachable is False:
-            state = "degraded"
-        return AgentStatus(state=state, watchers=watchers, last_event=last_event,
-                           queue_depth=queue, policy_version=self.store.current().version,
+        return AgentStatus(state=overall(watchers, alert=alert, reachable=reachable),
+                           watchers=watchers, last_event=last_event, queue_depth=queue,
+                           policy_version=self.store.current().version,
                            collector_reachable=reachable, locked=self.idle.locked)
 
     def subscribe(self, callback: Callable[[AgentStatus], None]) -> None:

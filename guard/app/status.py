@@ -1,123 +1,47 @@
-"""What the machine service publishes about itself, and how commands and agents read it."""
+"""What the tray shows about a teller's agent: one state made of its parts' states.
 
+`summarise` is the one place that turns the parts (each watcher's state, the event sink, the
+policy layers, the way to the collector) into protected / degraded / alert.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
-import os
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
 
-from guard import paths
-
-log = logging.getLogger(__name__)
-
-STATUS_FILE = "service-status.json"
-ServiceState = Literal["starting", "running", "stopping", "stopped"]
+AgentState = Literal["protected", "degraded", "alert"]
+RUNNING = "running"
 
 
 @dataclass(frozen=True, slots=True)
-class ServiceStatus:
-    """What `teller-guard events status` and session agents learn about the running service.
+class AgentStatus:
+    """What the tray shows: overall state and the parts it is made of.
 
-    Holds no secret: no key, no token, no customer data.
+    `state` is ``protected`` (all watchers running, events reaching the collector), ``degraded``
+    (a watcher unavailable or the collector unreachable) or ``alert`` (events cannot be
+    recorded, or the last policy load rejected a layer, so protection may differ from what IT
+    intended). `watchers` maps each watcher's name (``clipboard``, ``idle`` …) to ``running`` or
+    ``unavailable: <reason>``. `last_event` is a short machine-readable description
+    (``<TYPE> <outcome>``, e.g. ``CLIPBOARD_COPY notified``, or ""); `locked` whether the guard
+    holds the screen locked now.
     """
 
-    state: ServiceState
-    pid: int
-    version: str
-    started_at: str
-    updated_at: str
-    data_dir: str
-    socket: str
-    endpoint: str = ""
-    embedded: bool = False
-    enrolled: bool = False
-    device_id: str = ""
+    state: AgentState
+    watchers: dict[str, str] = field(default_factory=dict)
+    last_event: str = ""
     queue_depth: int = 0
-    agent_events: int = 0
-    agent_refused: int = 0
-    shipped: int = 0
-    ship_failures: int = 0
-    collector_reachable: bool | None = None
     policy_version: str = ""
-    policy_etag: str = ""
-    policy_fetch: str = ""
-    problem: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ServiceStatus:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    @property
-    def running(self) -> bool:
-        """True when the file says the service is up and its process still exists."""
-        return self.state in ("starting", "running") and _process_exists(self.pid)
+    collector_reachable: bool | None = None
+    locked: bool = False
 
 
-def _process_exists(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":
-        return True  # no cheap check without a handle; the state field has to do
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user (root)
-    return True
-
-
-def read_status(data_dir: Path | None = None) -> ServiceStatus | None:
-    """The last status the machine service wrote in `data_dir`, or None when there is none."""
-    path = Path(data_dir if data_dir is not None else paths.data_dir()) / STATUS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("service status %s unreadable (%s)", path, exc)
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return ServiceStatus.from_dict(data)
-    except TypeError as exc:
-        log.warning("service status %s incomplete (%s)", path, exc)
-        return None
-
-
-def format_status(status: ServiceStatus | None) -> list[str]:
-    """Lines for `teller-guard events status` about the machine service."""
-    if status is None:
-        return ["service:      not running here (single-process mode, or never started)"]
-    if not status.running:
-        how = "stopped" if status.state == "stopped" else "not running (ended without stopping)"
-        return [f"service:      {how}; last seen {status.updated_at} (pid {status.pid})"]
-    collector = status.endpoint or "not configured"
-    if status.embedded:
-        collector += " (embedded local collector)"
-    reach = {True: "reachable", False: "unreachable", None: "not tried yet"}
-    lines = [
-        f"service:      running since {status.started_at} (pid {status.pid}), agents hand "
-        f"events over {status.socket}",
-        f"agents:       {status.agent_events} event(s) taken, {status.agent_refused} refused",
-        f"shipping to:  {collector}, {reach[status.collector_reachable]}; "
-        f"{status.shipped} shipped since start",
-        f"policy:       {status.policy_version or '?'} (last central poll: "
-        f"{status.policy_fetch or 'not yet'})",
-    ]
-    if status.problem:
-        lines.append(f"problem:      {status.problem}")
-    return lines
-
-
+def overall(watchers: Mapping[str, str], *, alert: bool,
+            reachable: bool | None) -> AgentState:
+    """``alert`` when events cannot be recorded or a policy layer was refused; ``degraded`` when
+    a watcher is not running or the collector is unreachable; else ``protected``."""
+    if alert:
+        return "alert"
+    if any(state != RUNNING for state in watchers.values()) or reachable is False:
+        return "degraded"
+    return "protected"

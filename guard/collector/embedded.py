@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from guard.collector.app import Settings, create_app, new_token
 from guard.collector.serve import BackgroundServer, config
 from guard.collector.store import StoreUnavailable
-from guard.paths import write_atomic
+from guard.files import write_atomic
 
 TOKENS_FILE = "embedded-collector.json"
 DB_FILE = "embedded-collector.db"

@@ -20,9 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def status(args: argparse.Namespace) -> int:
     from guard import paths
-    from guard.app.status import format_status, read_status
     from guard.delivery.enrolment import DeviceKeyError, DeviceKeyStore
     from guard.delivery.journal import Journal, JournalError, default_path
+    from guard.ipc.status import format_status, read_status
 
     path = args.path or default_path()
     if not path.exists():

@@ -81,10 +81,9 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("guard.app.machine")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per batch is noise
-    if args.data_dir is not None:
-        os.environ[paths.ENV_DATA_DIR] = str(args.data_dir)
     try:
-        data_dir = paths.data_dir()
+        data_dir = Path(args.data_dir) if args.data_dir is not None else paths.data_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"teller-guard service: cannot use the data directory: {exc}", file=sys.stderr)
         return EXIT_CONFIG

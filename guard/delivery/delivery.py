@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from guard import paths
@@ -51,6 +51,23 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 class DeliveryError(Exception):
     """Delivery cannot run as configured; the message says what to change."""
+
+
+class LocalCollector(Protocol):
+    """A collector this process runs for itself (the embedded one): where it listens, the token
+    that enrols this PC there, and how to stop it."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def enroll_token(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+LocalCollectorFactory = Callable[[Path], LocalCollector]
+"""Starts the local collector with its data in the given folder; raises `DeliveryError`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +185,13 @@ class Delivery:
     def __init__(self, settings: DeliverySettings, *, device: Device, store: PolicyStore,
                  agent_version: str = "",
                  part_states: Callable[[], dict[str, str]] | None = None,
-                 on_tick: Callable[[], None] | None = None) -> None:
+                 on_tick: Callable[[], None] | None = None,
+                 local_collector: LocalCollectorFactory | None = None) -> None:
         """Open the journal (raises `DeliveryError` when it cannot) and work out the endpoint.
+
+        `local_collector` starts the embedded collector when no endpoint is configured (the
+        composition root passes `guard.app.local_collector.start`, so only the processes that
+        may run a collector import it); without one such a PC keeps its events journaled.
 
         A bad endpoint URL does not stop the journal: it is the `problem`, and shipping never
         starts (`endpoint_setting` lets an owner refuse it up front).
@@ -181,6 +203,7 @@ class Delivery:
         self.agent_version = agent_version
         self._part_states = part_states or dict
         self._on_tick = on_tick
+        self._local_collector = local_collector
         self.keys = DeviceKeyStore(self.data_dir)
         self.problem = ""
         self._endpoint_problem = ""
@@ -199,7 +222,7 @@ class Delivery:
         except JournalError as exc:
             raise DeliveryError(f"cannot open the journal in {self.data_dir}: {exc}") from exc
         self.shipper: Shipper | None = None
-        self.embedded: Any = None
+        self.embedded: LocalCollector | None = None
         self.fetcher: CentralPolicyFetcher | None = None
         self.endpoint: str | None = None  # where the shipper sends, once it runs
         self.enrolled = False
@@ -406,22 +429,15 @@ class Delivery:
                                f"{endpoint} TOKEN` (events are kept in the journal meanwhile)")
         return CachedCredentials(keys, endpoint, self._adopt_identity), endpoint
 
-    def _embedded(self) -> Any:
+    def _embedded(self) -> LocalCollector:
         """The embedded local collector, started on first use (a retry keeps the first one).
-        Imported only here: a process with a configured endpoint never loads the server."""
+        The owner composes it (`local_collector`); without one, events stay journaled."""
         if self.embedded is not None:
             return self.embedded
-        from guard.collector.embedded import TOKENS_FILE, EmbeddedError, start_embedded
-        from guard.collector.serve import ServeError
-
-        where = self.data_dir / EMBEDDED_DIR
-        try:
-            self.embedded = start_embedded(where)
-        except (EmbeddedError, ServeError) as exc:
-            raise DeliveryError(str(exc)) from exc
-        log.info("no central endpoint configured: events go to the local collector at %s "
-                 "(dashboard %s/ ; its admin token is in %s)", self.embedded.url,
-                 self.embedded.url, where / TOKENS_FILE)
+        if self._local_collector is None:
+            raise DeliveryError("no collector endpoint is configured and this process runs no "
+                                "local collector: set TELLER_GUARD_ENDPOINT or agent.endpoint")
+        self.embedded = self._local_collector(self.data_dir / EMBEDDED_DIR)
         return self.embedded
 
     def _adopt_identity(self, creds: DeviceCredentials) -> None:

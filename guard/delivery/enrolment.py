@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard.delivery.tls import CaBundleError, ssl_context
+from guard.files import write_atomic
 from guard.model import utc_now_iso
-from guard.paths import ENV_ENDPOINT, write_atomic
+from guard.paths import ENV_ENDPOINT
 from guard.secretstore import FILE, KEYRING, SERVICE, SecretStore, SecretStoreError, Slot
 
 log = logging.getLogger(__name__)

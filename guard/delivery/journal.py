@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from guard.model import Channel, Device, Event, utc_now_iso
+from guard.events import EventType, new_event
+from guard.model import Device, Event, utc_now_iso
 
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.db"
 GENESIS_HASH = "0" * 64
-EVENTS_DROPPED = "EVENTS_DROPPED"
 
 PENDING = 0
 SHIPPED = 1
@@ -603,9 +603,9 @@ class Journal:
             from guard import identity
 
             device = identity.device()
-        return Event(type=EVENTS_DROPPED, device=device, channel=Channel.SYSTEM,
-                     detail={"count": count, "total": total, "max_rows": self.max_rows,
-                             "max_bytes": self.max_bytes})
+        return new_event(EventType.EVENTS_DROPPED, device=device,
+                         detail={"count": count, "total": total, "max_rows": self.max_rows,
+                                 "max_bytes": self.max_bytes})
 
     def _prune_done_for_space(self, chunk: int = 256) -> bool:
         """When the disk is full: delete the done prefix so SQLite can reuse its pages.

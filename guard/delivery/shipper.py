@@ -32,13 +32,12 @@ from guard.delivery.enrolment import DeviceCredentials
 from guard.delivery.journal import Journal, JournalError, JournalRecord
 from guard.delivery.protocol import signed_headers
 from guard.delivery.tls import CaBundleError, ssl_context
-from guard.model import Channel, Device, Event, Outcome, utc_now_iso
+from guard.events import EventType, new_event
+from guard.model import Device, Event, Outcome, utc_now_iso
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/api/v1/events"
-HEARTBEAT = "HEARTBEAT"
-BATCH_QUARANTINED = "BATCH_QUARANTINED"
 RETRY_STATUSES = frozenset({401, 408, 429})
 
 
@@ -233,14 +232,14 @@ class Shipper:
         }
         for name, state in sorted(self._watcher_states().items())[:40]:
             detail[f"watcher.{name}"[:64]] = str(state)[:64]
-        self.journal.record(self._event(HEARTBEAT, detail))
+        self.journal.record(self._event(EventType.HEARTBEAT, detail))
         self.stats.heartbeats += 1
 
-    def _event(self, type_: str, detail: dict[str, str | int | float | bool | None],
+    def _event(self, type_: EventType, detail: dict[str, str | int | float | bool | None],
                outcome: Outcome = Outcome.RECORDED) -> Event:
-        return Event(type=type_, device=self.device, channel=Channel.SYSTEM, outcome=outcome,
-                     agent_version=self.agent_version, policy_version=self._policy_version(),
-                     detail=detail)
+        return new_event(type_, device=self.device, outcome=outcome,
+                         agent_version=self.agent_version,
+                         policy_version=self._policy_version(), detail=detail)
 
     # ------------------------------------------------------------------ one batch
 
@@ -348,7 +347,7 @@ class Shipper:
         log.error("shipper: collector refused event row %d for good (%s); quarantined",
                   record.seq, why)
         if record.event_id not in self._own_notices:
-            notice = self._event(BATCH_QUARANTINED, {
+            notice = self._event(EventType.BATCH_QUARANTINED, {
                 "count": 1, "status": status, "reason": why[:200],
                 "first_seq": record.seq, "last_seq": record.seq, "event_id": record.event_id,
             }, outcome=Outcome.FAILED)

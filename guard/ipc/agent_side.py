@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 
 from guard import identity, paths
-from guard.app.status import ServiceStatus, read_status
 from guard.ipc.client import LocalChannelClient
 from guard.ipc.messages import PIPE_NAME, SOCKET_NAME, LocalChannelError, LocalChannelUnavailable
+from guard.ipc.status import ServiceStatus, read_status
 from guard.ipc.unix import is_pipe_name
 from guard.model import Device, Event
 from guard.pipeline.prompt import Prompter

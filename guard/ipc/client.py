@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from guard.delivery.journal import EVENTS_DROPPED
+from guard.events import EventType, new_event
+from guard.files import write_atomic
 from guard.ipc.messages import (
     MAX_FRAME,
     PROTOCOL_VERSION,
@@ -37,8 +38,7 @@ from guard.ipc.messages import (
     prompt_from_body,
 )
 from guard.ipc.unix import _require_unix, connect_unix, is_pipe_name
-from guard.model import Channel, Device, Event
-from guard.paths import write_atomic
+from guard.model import Device, Event
 from guard.pipeline.prompt import PromptAnswer, Prompter
 
 log = logging.getLogger(__name__)
@@ -222,9 +222,9 @@ class LocalChannelClient:
                 f.unlink(missing_ok=True)
             log.error("local channel: spool over %d events; dropped the %d oldest",
                       self.max_spool, len(excess))
-            notice = Event(type=EVENTS_DROPPED, device=self.device, teller=self.teller,
-                           channel=Channel.SYSTEM, detail={"count": len(excess),
-                                                           "where": "agent spool"})
+            notice = new_event(EventType.EVENTS_DROPPED, device=self.device,
+                               teller=self.teller,
+                               detail={"count": len(excess), "where": "agent spool"})
             # Named to sort before the remaining spool files, in place of what was dropped.
             first = self.spooled()[0].name.split("-", 1)[0] if self.spooled() else "0" * 20
             stamp = max(0, int(first) - 1)

@@ -43,13 +43,13 @@ from guard.ipc.messages import (
     error_message,
     prompt_to_body,
 )
+from guard.ipc.status import STATUS_FILE
 from guard.ipc.unix import Peer, _require_unix, default_socket_path, is_pipe_name, listen_unix
 from guard.model import Event
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = "service-status.json"  # written by the machine service next to its socket
 MAX_PER_UID = 8  # an agent needs one; a few more for `teller-guard` commands and restarts
 IDLE_TIMEOUT_S = 90.0  # agents ping every third of this
 SEND_TIMEOUT_S = 5.0  # a peer that does not read its answers is dropped

@@ -28,12 +28,12 @@ import pytest
 
 from guard import identity
 from guard.app.session import Agent
-from guard.app.status import STATUS_FILE, ServiceStatus, format_status, read_status
 from guard.delivery.journal import Journal
 from guard.ipc.agent_side import agent_sink
 from guard.ipc.client import LocalChannelClient
 from guard.ipc.messages import LocalChannelRefused
 from guard.ipc.server import LocalChannelServer
+from guard.ipc.status import STATUS_FILE, ServiceStatus, format_status, read_status
 from guard.model import Channel, Device, Event
 from guard.pipeline.prompt import ScriptedPrompter
 from guard.platforms._fake import FakePlatform

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from guard.delivery.journal import EVENTS_DROPPED, GENESIS_HASH, Journal, JournalError, row_hash
+from guard.delivery.journal import GENESIS_HASH, Journal, JournalError, row_hash
+from guard.events import EventType
 from guard.model import Channel, Device, Event
 
 DEVICE = Device(id="dev-journal", hostname="teller-pc-01", branch="0101")
@@ -172,7 +173,7 @@ def test_bounds_prune_shipped_rows_first_and_chain_still_verifies(tmp_path: Path
     # Every unshipped event is still there; only shipped ones were pruned.
     assert [str(e.id) for e in pending] == ids[-10:]
     assert j.status().dropped_total == 0
-    assert not any(EVENTS_DROPPED in r.body for r in j.records())
+    assert not any(EventType.EVENTS_DROPPED in r.body for r in j.records())
     result = j.verify()
     assert result.ok and result.first_seq is not None and result.first_seq > 1
 
@@ -224,7 +225,7 @@ def test_bounds_drop_oldest_unshipped_with_an_events_dropped_event(tmp_path: Pat
     records = j.records()
     assert len(records) <= 20
     bodies = [Event.from_json(r.body) for r in records]
-    notices = [b for b in bodies if b.type == EVENTS_DROPPED]
+    notices = [b for b in bodies if b.type == EventType.EVENTS_DROPPED]
     assert notices and all(n.channel == Channel.SYSTEM for n in notices)
     dropped = sum(int(n.detail["count"] or 0) for n in notices)
     kept_ids = {r.event_id for r in records}
@@ -328,7 +329,7 @@ def test_disk_full_with_nothing_shipped_drops_oldest_with_notice(tmp_path: Path)
         j.record(e)
     records = j.records()
     assert records[-1].event_id == str(events[-1].id)  # the newest event is always kept
-    assert any(EVENTS_DROPPED in r.body for r in records)
+    assert any(EventType.EVENTS_DROPPED in r.body for r in records)
     assert j.status().dropped_total > 0
     assert not list(tmp_path.glob("*.broken-*"))
     assert j.verify().ok

@@ -48,12 +48,11 @@ from guard.delivery.enrolment import (
 )
 from guard.delivery.journal import Journal
 from guard.delivery.shipper import (
-    BATCH_QUARANTINED,
-    HEARTBEAT,
     Shipper,
     ShipperSettings,
     backoff_delay,
 )
+from guard.events import EventType
 from guard.model import Channel, Device, Event
 from tests.support.keyrings import MemoryKeyring, PlaintextKeyring, active_keyring
 from tests.support.servers import CollectorProcess, free_port, run_collector
@@ -233,7 +232,7 @@ def test_a_refused_event_is_quarantined_and_the_queue_moves_on(
     # Every good event arrived (none was quarantined with the bad ones), in order.
     good_ids = [str(e.id) for e in good_before + good_after]
     assert [i for i in stored_ids if i in set(good_ids)] == good_ids
-    notices = [s for s in stored if s["type"] == BATCH_QUARANTINED]
+    notices = [s for s in stored if s["type"] == EventType.BATCH_QUARANTINED]
     assert len(notices) == 2
     assert {n["detail"]["status"] for n in notices} == {403, 422}
     assert t.journal.status().last_error is not None
@@ -325,8 +324,9 @@ def test_collector_down_backs_off_then_delivers_when_it_returns(
         assert not shipper.running
         assert t.journal.pending_count() == 0
         stored = _stored(db, t.device.id)
-        assert [s["id"] for s in stored if s["type"] != HEARTBEAT] == [str(e.id) for e in events]
-        assert [s["type"] for s in stored].count(HEARTBEAT) == 1  # sent once, when it started
+        hb = EventType.HEARTBEAT
+        assert [s["id"] for s in stored if s["type"] != hb] == [str(e.id) for e in events]
+        assert [s["type"] for s in stored].count(hb) == 1  # sent once, when it started
 
 
 def test_heartbeat_carries_queue_depth_policy_and_watchers(
@@ -338,7 +338,7 @@ def test_heartbeat_carries_queue_depth_policy_and_watchers(
                         watcher_states=lambda: {"clipboard": "running", "print": "unavailable"})
     shipper.record_heartbeat()
     assert shipper.drain(10)
-    [hb] = [s for s in _stored(_db_of(collector), t.device.id) if s["type"] == HEARTBEAT]
+    [hb] = [s for s in _stored(_db_of(collector), t.device.id) if s["type"] == EventType.HEARTBEAT]
     assert hb["detail"]["queue_depth"] == 3
     assert hb["detail"]["policy_version"] == "policy-7"
     assert hb["detail"]["watcher.clipboard"] == "running"
