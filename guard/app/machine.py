@@ -353,7 +353,8 @@ class MachineService:
             return False
         self.shipper.start()
         self.endpoint = endpoint
-        self.fetcher = CentralPolicyFetcher(self.store, endpoint, self.device.id, verify=verify)
+        self.fetcher = CentralPolicyFetcher(self.store, endpoint, self.device.id, verify=verify,
+                                            credentials=creds_source)
         if self._enrolled:
             self._problem = ""
         log.info("shipping events to %s%s", endpoint,

@@ -371,7 +371,8 @@ class Agent:
         self.shipper.start()
         if self.embedded is None:
             # The embedded collector serves the packaged default: it is no central policy.
-            self.fetcher = CentralPolicyFetcher(self.store, endpoint, self.pipeline.device.id)
+            self.fetcher = CentralPolicyFetcher(self.store, endpoint, self.pipeline.device.id,
+                                                credentials=current_creds)
 
     # -- events and policy
     def _on_event(self, event: Event) -> None:
