@@ -331,6 +331,9 @@ class Collector:
             req = EnrollRequest.model_validate(data)
         except ValidationError as exc:
             raise ApiError(422, _validation_message(exc, "enroll")) from None
+        leak = self._privacy.check_texts({"hostname": req.hostname, "branch": req.branch})
+        if leak is not None:
+            raise ApiError(422, f"enroll.{leak.field}: {leak.what}")
         addr = request.client.host if request.client else "unknown"
         wait = self._throttle.wait_s(addr)
         if wait > 0:

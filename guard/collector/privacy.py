@@ -104,6 +104,14 @@ class PrivacyCheck:
                 return Leak(where, f"carries an unmasked {found[0].type}")
         return None
 
+    def check_texts(self, fields: dict[str, str]) -> Leak | None:
+        """The first of `fields` (name -> text) that carries an identifier, if any."""
+        for where, text in fields.items():
+            found = self._scanner.scan_text(text) if text else []
+            if found:
+                return Leak(where, f"carries an unmasked {found[0].type}")
+        return None
+
     def _masked(self, type_: str, value: str, where: str) -> Leak | None:
         shape = _MASKS.get(type_, _OTHER)
         m = shape.fullmatch(value)

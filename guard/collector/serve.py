@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -29,10 +30,10 @@ KEEP_ALIVE_S = 5
 
 
 def _nofile() -> int:
-    try:
-        import resource
-    except ImportError:  # Windows: no RLIMIT_NOFILE; the defaults below hold
+    if sys.platform == "win32":  # no RLIMIT_NOFILE; the defaults below hold
         return 8192
+    import resource
+
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft if soft > 0 else 8192
 

@@ -562,17 +562,19 @@ def test_missing_key_is_an_actionable_error(tmp_path: Path, collector: Collector
 # ----------------------------------------------------------------------------- commands
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(data_dir: Path, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TELLER_GUARD_DATA_DIR": str(data_dir)}
+    if token is not None:  # the enrolment token comes from the environment, never argv
+        env["TELLER_GUARD_ENROLL_TOKEN"] = token
     return subprocess.run([sys.executable, "-m", "guard.cli", *args], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=60)
 
 
 def test_enroll_and_events_status_commands(tmp_path: Path, collector: CollectorProcess) -> None:
     data = tmp_path / "data"
-    bad = _cli(data, "enroll", str(collector), "wrong-token")
+    bad = _cli(data, "enroll", str(collector), token="wrong-token")
     assert bad.returncode == 1 and "403" in bad.stderr
-    ok = _cli(data, "enroll", str(collector), collector.enroll_token, "--branch", "0202")
+    ok = _cli(data, "enroll", str(collector), "--branch", "0202", token=collector.enroll_token)
     assert ok.returncode == 0, ok.stderr
     assert "enrolled at" in ok.stdout
     store = DeviceKeyStore(data)
