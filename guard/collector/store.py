@@ -641,12 +641,18 @@ def _private_sqlite_files(url: str) -> None:
     if not os.path.isdir(parent):
         os.makedirs(parent, mode=0o700, exist_ok=True)
         os.chmod(parent, 0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # Never open (and close) an existing database file here: closing any descriptor of it drops
+    # this process's POSIX locks on it, which SQLite's own connections rely on. chmod by path.
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    else:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
     for suffix in ("-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(path + suffix, 0o600)

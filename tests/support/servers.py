@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -141,6 +142,7 @@ class CollectorProcess(str):
     _proc: subprocess.Popen[bytes] | None
     _ready_timeout: float
     _nofile: int | None = None
+    _verify: Any = True  # True or an ssl.SSLContext
 
     def __new__(cls, url: str) -> CollectorProcess:
         return super().__new__(cls, url)
@@ -168,7 +170,7 @@ class CollectorProcess(str):
         deadline = time.monotonic() + self._ready_timeout
         while True:
             try:
-                r = httpx.get(f"{self.url}/api/v1/health", timeout=2.0)
+                r = httpx.get(f"{self.url}/api/v1/health", timeout=2.0, verify=self._verify)
                 if r.status_code == 200:
                     return
             except httpx.HTTPError:
@@ -221,6 +223,7 @@ def run_collector(
     env: Mapping[str, str] | None = None,
     key_file: Path | None = None,
     nofile: int | None = None,
+    https_ca: Path | None = None,
 ) -> Iterator[CollectorProcess]:
     """Run `teller-guard collector` on 127.0.0.1 (a free port when `port` is 0) for the block.
 
@@ -229,7 +232,8 @@ def run_collector(
     adds environment variables (e.g. ``{"TZ": "Asia/Shanghai"}`` for the dashboard's clock).
     `key_file` is the server key that encrypts device keys (default: one per database URL in the
     temporary directory, so processes sharing a database share it); `nofile` caps the process's
-    open files (RLIMIT_NOFILE), as a small server would.
+    open files (RLIMIT_NOFILE), as a small server would. With `https_ca` (the CA of the
+    `--tls-cert` given in `extra_args`) the collector is reached over HTTPS.
     """
     import hashlib
 
@@ -239,7 +243,13 @@ def run_collector(
         key_file = keys / (hashlib.sha256(db_url.encode()).hexdigest()[:24] + ".key")
     port = port or free_port()
     logdir = Path(tempfile.mkdtemp(prefix="tg-collector-"))
-    proc = CollectorProcess(f"http://127.0.0.1:{port}")
+    proc = CollectorProcess(f"{'https' if https_ca else 'http'}://127.0.0.1:{port}")
+    if https_ca:
+        import ssl
+
+        proc._verify = ssl.create_default_context(cafile=str(https_ca))
+    else:
+        proc._verify = True
     proc.port = port
     proc.enroll_token = enroll_token
     proc.admin_token = admin_token

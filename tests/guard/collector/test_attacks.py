@@ -432,3 +432,20 @@ def test_chain_head_rewind_gap_and_wipe_are_raised(collector: CollectorProcess) 
     assert "日志被清空 Journal wiped" in page
     # old agents send no header: still accepted
     assert t.send([t.event()]).status_code == 200
+
+
+def test_over_tls_hsts_and_a_secure_cookie(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.support.servers import _make_tls_files
+
+    ca, cert, key = _make_tls_files(tmp_path)
+    with run_collector(f"sqlite:///{tmp_path / 'c.db'}", https_ca=ca,
+                       extra_args=["--tls-cert", str(cert), "--tls-key", str(key)]) as c:
+        ctx = ssl.create_default_context(cafile=str(ca))
+        with httpx.Client(base_url=c.url, verify=ctx) as client:
+            r = client.get("/api/v1/health")
+            assert r.headers["strict-transport-security"].startswith("max-age=")
+            login = sign_in(client, c.admin_token)
+            assert login.status_code == 303
+            assert "Secure" in login.headers["set-cookie"]

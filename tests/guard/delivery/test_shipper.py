@@ -368,8 +368,8 @@ def _make_ca_and_cert(root: Path) -> tuple[Path, Path, Path]:
 def tls_collector(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     ca, cert, key = _make_ca_and_cert(tmp_path)
     port = free_port()
-    env = {**os.environ, "TELLER_GUARD_ENROLL_TOKEN": "tls-enroll",
-           "TELLER_GUARD_ADMIN_TOKEN": "tls-admin"}
+    env = {**os.environ, "TELLER_GUARD_ENROLL_TOKEN": "tls-enroll-token-0123",
+           "TELLER_GUARD_ADMIN_TOKEN": "tls-admin-token-01234"}
     log = open(tmp_path / "collector.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "guard.cli", "collector", "--db",
@@ -402,8 +402,8 @@ def test_tls_verifies_against_a_configured_ca_bundle(tmp_path: Path,
     store = DeviceKeyStore(tmp_path / "pc")
     # Without the bank's CA the OS trust store does not know this certificate: refused.
     with pytest.raises(DeviceKeyError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
-        enroll(url, "tls-enroll", hostname="h", store=store)
-    result = enroll(url, "tls-enroll", hostname="h", store=store, ca_bundle=str(ca))
+        enroll(url, "tls-enroll-token-0123", hostname="h", store=store)
+    result = enroll(url, "tls-enroll-token-0123", hostname="h", store=store, ca_bundle=str(ca))
     device = Device(id=result.device_id, hostname="h")
     journal = Journal(tmp_path / "j.sqlite3", device=device)
     journal.record(Event(type="T", device=device, channel=Channel.SYSTEM))
