@@ -194,7 +194,8 @@ class MachineService:
             server = LocalChannelServer(delivery.journal, self.socket_path,
                                         allowed_uids=self.settings.allowed_uids,
                                         hash_key=identity.hash_key(self.data_dir),
-                                        status_provider=lambda: dataclasses.asdict(self.status()))
+                                        status_provider=lambda: dataclasses.asdict(self.status()),
+                                        policy_provider=store.central_layer)
             server.start()
         except LocalChannelUnavailable as exc:
             raise ServiceError(f"{exc}") from exc

@@ -31,7 +31,6 @@ from guard.model import Action, Channel, Event, Outcome
 from guard.pipeline.pipeline import EventSink, MemorySink, Pipeline, TextScanner
 from guard.pipeline.prompt import Prompter
 from guard.platforms import Platform, PlatformUnavailable
-from guard.policy.fetch import CentralPolicyFetcher
 from guard.policy.schema import Policy
 from guard.policy.store import PolicyStore, Rejection
 from guard.ports import ClipboardContent, ClipboardPort, LockPort
@@ -92,7 +91,6 @@ class Agent:
         self.delivery = delivery  # single-process mode: this process journals and ships
         self.journal = delivery.journal if delivery is not None else None
         self.service_sink = service_sink  # events go to the machine service when it runs
-        self.fetcher: CentralPolicyFetcher | None = None  # with the service: its collector
         # What cannot run at all, by watcher name (the scanner missing disables scanning).
         self._problems = {clipboard.name: scanner_problem} if scanner_problem else {}
         self._scanner_problem = scanner_problem
@@ -238,21 +236,16 @@ class Agent:
         t.start()
 
     def _background(self) -> None:
-        """The periodic status refresh and, when `Delivery` does not (the machine service
-        ships), the policy poll."""
-        try:
-            self._follow_the_service()
-        except Exception:  # no central poll then; protection stays on
-            log.exception("the machine service's collector is unknown")
+        """The periodic status refresh and the policy poll: `Delivery` polls the collector in
+        single-process mode; with the machine service, the agent re-reads the machine layers
+        and takes the central layer the service downloaded (only the service can sign for it)."""
         next_poll = 0.0
         elapsed = 0.0
         while not self._stop.is_set():
             try:
                 if self.delivery is None and elapsed >= next_poll:
-                    # Re-read the machine layers (IT may have changed them), ask the collector.
-                    self.store.reload()
-                    if self.fetcher is not None:
-                        self.fetcher.fetch_once()
+                    self.store.reload()  # IT may have changed the machine layers
+                    self._follow_the_service()
                     next_poll = elapsed + self.store.current().agent.policy_poll_interval_s
                 self._publish()
             except Exception:  # the poller must outlive any one failure
@@ -261,12 +254,16 @@ class Agent:
             elapsed += STATUS_TICK_S
 
     def _follow_the_service(self) -> None:
-        """With the machine service: poll the central policy from the collector it ships to."""
-        if self.service_sink is not None:
-            status = self.service_sink.service_status()
-            if status is not None and status.endpoint:
-                self.fetcher = CentralPolicyFetcher(self.store, status.endpoint,
-                                                    self.pipeline.device.id)
+        """Apply the central policy layer the machine service applies, when it changed."""
+        if self.service_sink is None:
+            return
+        layer = self.service_sink.central_policy()
+        if layer is None:
+            return
+        text, etag = layer
+        if etag and etag == self.store.central_etag:
+            return
+        self.store.apply_central(text, etag or None)
 
     # -- events and policy
     def _on_event(self, event: Event) -> None:

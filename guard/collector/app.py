@@ -16,12 +16,13 @@ import re
 import secrets
 import threading
 import time
+import urllib.parse
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,16 +30,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from guard import __version__
-from guard.collector import dashboard, openapi
+from guard.collector import dashboard, keywrap, openapi
+from guard.collector.limits import TokenThrottle
+from guard.collector.privacy import PrivacyCheck
 from guard.collector.store import (
+    ChainHead,
+    DeviceExists,
     EventQuery,
     ReplayedBatch,
     Store,
+    StoreKeyError,
     StoreRejected,
     StoreUnavailable,
     to_us,
@@ -55,6 +62,27 @@ SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}$")
 COOKIE = "tg_admin"
 SESSION_S = 12 * 3600  # a dashboard sign-in lasts one working day
 MAX_OFFSET = 1_000_000_000
+HEADER_CHAIN = "X-TG-Chain"
+CHAIN = re.compile(r"^(\d{1,18}):([0-9a-f]{16,128})$")
+# event times the collector accepts: none before the product existed, none a day ahead of its clock
+EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)
+MAX_AHEAD_S = 24 * 3600
+MIN_TOKEN_CHARS = 16
+MIN_TOKEN_DISTINCT = 8
+FRAME_CSP = "frame-ancestors 'none'"
+
+
+class WeakTokenError(ValueError):
+    """A token too short or too plain to stand against guessing."""
+
+
+def check_token(name: str, token: str) -> None:
+    """Refuse a token under 16 characters or with fewer than 8 distinct ones (about 96 bits for a
+    random token of that length; `new_token()` gives 32 characters)."""
+    if len(token) < MIN_TOKEN_CHARS or len(set(token)) < MIN_TOKEN_DISTINCT:
+        raise WeakTokenError(
+            f"the {name} token is too weak: give at least {MIN_TOKEN_CHARS} random characters "
+            f"(e.g. python -c \"import secrets; print(secrets.token_urlsafe(24))\")")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +96,12 @@ class Settings:
     max_body_bytes: int = 4 * MIB
     window_s: int = 300
     heartbeat_window_s: int = 900
+    # the server key that encrypts device keys at rest (None: `default_key_file(db_url)`)
+    key_file: Path | None = None
+    # wrong enrolment tokens per client address: free tries, lockout after, lockout length
+    enroll_free_tries: int = 5
+    enroll_lockout_after: int = 10
+    enroll_lockout_s: float = 900.0
 
 
 class ApiError(Exception):
@@ -139,6 +173,22 @@ def default_policy_file() -> Path | None:
         return None
     p = resources.path("policy.toml")
     return p if p.is_file() else None
+
+
+def default_key_file(db_url: str) -> Path:
+    """Where the server key lives by default: beside a SQLite file (`<db>.key`), else in the
+    data directory (`collector.key`); never inside the database."""
+    import sqlalchemy as sa
+
+    try:
+        database = sa.engine.make_url(db_url).database if db_url.startswith("sqlite") else None
+    except sa.exc.ArgumentError:
+        database = None
+    if database and database != ":memory:" and not database.startswith("file:"):
+        return Path(database + ".key")
+    from guard.paths import data_dir
+
+    return data_dir() / "collector.key"
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -214,6 +264,10 @@ class Collector:
         self._cookie_key = hashlib.sha256(
             b"dashboard-session\0" + settings.admin_token.encode("utf-8", "surrogatepass")
         ).digest()
+        self._privacy = PrivacyCheck()
+        self._throttle = TokenThrottle(free=settings.enroll_free_tries,
+                                       lockout_after=settings.enroll_lockout_after,
+                                       lockout_s=settings.enroll_lockout_s)
 
     def _new_session(self) -> str:
         """A dashboard session cookie: its expiry time and a MAC over it (no server state)."""
@@ -223,7 +277,9 @@ class Collector:
 
     def _valid_session(self, cookie: str) -> bool:
         expires, _, mac = cookie.partition(".")
-        if not expires.isdigit() or len(expires) > 12 or int(expires) < time.time():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12 \
+                or int(expires) < time.time():
             return False
         good = hmac.new(self._cookie_key, expires.encode(), hashlib.sha256).hexdigest()
         return _same(mac, good)
@@ -243,6 +299,13 @@ class Collector:
                 raise ApiError(413, f"body over the limit of {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _is_admin(self, request: Request) -> bool:
+        try:
+            self._admin(request)
+        except ApiError:
+            return False
+        return True
 
     def _admin(self, request: Request) -> None:
         auth = request.headers.get("authorization", "")
@@ -268,11 +331,35 @@ class Collector:
             req = EnrollRequest.model_validate(data)
         except ValidationError as exc:
             raise ApiError(422, _validation_message(exc, "enroll")) from None
+        leak = self._privacy.check_texts({"hostname": req.hostname, "branch": req.branch})
+        if leak is not None:
+            raise ApiError(422, f"enroll.{leak.field}: {leak.what}")
+        addr = request.client.host if request.client else "unknown"
+        wait = self._throttle.wait_s(addr)
+        if wait > 0:
+            count, locked = self._throttle.fail(addr)
+            if locked:
+                log.warning("enrolment locked for %s after %d failed attempts", addr, count)
+            raise ApiError(429, f"too many wrong enrolment tokens from this address: retry in "
+                                f"{int(wait) + 1} s", {"Retry-After": str(int(wait) + 1)})
         if not _same(req.token, self.settings.enroll_token):
+            count, locked = self._throttle.fail(addr)
+            log.warning("wrong enrolment token from %s (%d failures)%s", addr, count,
+                        "; locked out" if locked else "")
             raise ApiError(403, "wrong enrolment token")
+        self._throttle.succeed(addr)
         device_id = req.device_id or str(uuid.uuid4())
-        key = await run_in_threadpool(self.store.enroll, device_id, req.hostname, req.branch)
-        log.info("device %s enrolled (branch %r)", device_id, req.branch)
+        replace = self._is_admin(request)
+        try:
+            key = await run_in_threadpool(self.store.enroll, device_id, req.hostname,
+                                          req.branch, replace=replace)
+        except DeviceExists:
+            log.warning("refused to re-enrol device %s from %s without the admin token",
+                        device_id, addr)
+            raise ApiError(409, "this device id is enrolled already: giving it a new key needs "
+                                "the admin token (Authorization: Bearer <admin token>)") from None
+        log.info("device %s %s (branch %r)", device_id,
+                 "re-enrolled by the admin" if replace else "enrolled", req.branch)
         return JSONResponse({"device_id": device_id, "key": base64.b64encode(key).decode()})
 
     async def post_events(self, request: Request) -> Response:
@@ -280,27 +367,52 @@ class Collector:
         stamp = request.headers.get(HEADER_TIMESTAMP, "")
         signature = request.headers.get(HEADER_SIGNATURE, "")
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        chain = request.headers.get(HEADER_CHAIN)
         raw = await self._body(request)
-        result = await run_in_threadpool(self._accept, device, stamp, signature, encoding, raw)
+        result = await run_in_threadpool(self._accept, device, stamp, signature, encoding, raw,
+                                         chain)
         return JSONResponse(result)
 
-    def _accept(self, device: str, stamp: str, signature: str, encoding: str,
-                raw: bytes) -> dict[str, list[str]]:
+    def _device_key(self, device: str) -> bytes:
+        try:
+            key = self.store.device_key(device)
+        except StoreKeyError as exc:
+            log.error("%s: was the collector key file replaced?", exc)
+            raise ApiError(401, "the collector cannot read this device's key: enrol it again "
+                                "(ask the admin)") from None
+        if key is None:
+            raise ApiError(401, "unknown device: enrol it first (POST /api/v1/enroll)")
+        return key
+
+    def _authenticate(self, device: str, stamp: str, signature: str) -> tuple[bytes, int]:
         if not DEVICE_ID.match(device):
             raise ApiError(401, f"missing or malformed {HEADER_DEVICE} header")
         if not TIMESTAMP.match(stamp):
             raise ApiError(401, f"missing or malformed {HEADER_TIMESTAMP} (Unix seconds)")
         if not SIGNATURE.match(signature):
             raise ApiError(401, f"missing or malformed {HEADER_SIGNATURE} (hex HMAC-SHA256)")
-        key = self.store.device_key(device)
-        if key is None:
-            raise ApiError(401, "unknown device: enrol it first (POST /api/v1/enroll)")
+        key = self._device_key(device)
         ts = int(stamp)
         skew = ts - int(time.time())
         if abs(skew) > self.settings.window_s:
             raise ApiError(401, f"timestamp outside the ±{self.settings.window_s} s window "
                                 f"(off by {skew} s): check the PC clock")
-        if not verify(key, stamp, raw, signature):
+        return key, ts
+
+    def _accept(self, device: str, stamp: str, signature: str, encoding: str,
+                raw: bytes, chain: str | None = None) -> dict[str, list[str]]:
+        key, ts = self._authenticate(device, stamp, signature)
+        head: ChainHead | None = None
+        signed_stamp = stamp
+        if chain is not None:
+            m = CHAIN.match(chain.strip())
+            if m is None:
+                raise ApiError(401, f"malformed {HEADER_CHAIN}: give seq:hash (decimal "
+                                    f"position, lowercase hex hash)")
+            head = ChainHead(int(m.group(1)), m.group(2))
+            # the chain head is signed with the batch: timestamp "." chain "." body
+            signed_stamp = f"{stamp}.{chain.strip()}"
+        if not verify(key, signed_stamp, raw, signature):
             raise ApiError(401, "bad signature")
         if encoding == "gzip":
             body = _decompress(raw, self.settings.max_body_bytes)
@@ -310,8 +422,15 @@ class Collector:
             raise ApiError(400, f"unsupported Content-Encoding {encoding[:40]!r} (use gzip)")
         data = parse_json(body)
         batch = self._validate(data, device)
+        for i, ev in enumerate(batch):
+            leak = self._privacy.check(ev)
+            if leak is not None:
+                self.store.record_refusal(device, str(ev.id), leak.field, leak.what)
+                log.warning("refused a batch of device %s: %s", device, leak.message(i))
+                raise ApiError(422, f"{leak.message(i)}; events must carry only masked values "
+                                    f"and keyed hashes")
         try:
-            result = self.store.ingest(device, signature.lower(), ts, batch)
+            result = self.store.ingest(device, signature.lower(), ts, batch, head)
         except ReplayedBatch:
             raise ApiError(409, "this signed batch was already received (replay)") from None
         if self.forwarder is not None and result.stored:
@@ -334,6 +453,13 @@ class Collector:
                 ev = Event.model_validate(item)
             except ValidationError as exc:
                 raise ApiError(422, _validation_message(exc, f"events[{i}]")) from None
+            except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 has no UTC equivalent
+                raise ApiError(422, f"events[{i}].time: out of range") from None
+            latest = datetime.now(UTC) + timedelta(seconds=MAX_AHEAD_S)
+            if not EARLIEST <= ev.time <= latest:
+                raise ApiError(422, f"events[{i}].time: outside the accepted window (from "
+                                    f"{EARLIEST.date()} to one day after the collector's "
+                                    f"clock): check the PC clock")
             if ev.device.id != device:
                 raise ApiError(403, f"events[{i}].device.id is not the signing device "
                                     f"({HEADER_DEVICE})")
@@ -357,11 +483,13 @@ class Collector:
                 "id": d.id, "hostname": d.hostname, "branch": d.branch,
                 "enrolled": _rfc3339(d.enrolled_us), "last_seen": _rfc3339(d.last_seen_us),
                 "last_heartbeat": _rfc3339(d.last_heartbeat_us),
+                "last_heartbeat_device": _rfc3339(d.last_heartbeat_device_us),
             }
             for d in devs
         ]})
 
     async def policy(self, request: Request) -> Response:
+        await run_in_threadpool(self._signed_get, request)
         body, etag = await run_in_threadpool(self._policy_doc.current)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         inm = request.headers.get("if-none-match")
@@ -371,35 +499,63 @@ class Collector:
                 return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/toml; charset=utf-8", headers=headers)
 
+    def _signed_get(self, request: Request) -> None:
+        """A GET signed by an enrolled device: HMAC over `timestamp + "." + path`."""
+        device = request.headers.get(HEADER_DEVICE, "")
+        stamp = request.headers.get(HEADER_TIMESTAMP, "")
+        signature = request.headers.get(HEADER_SIGNATURE, "")
+        key, _ts = self._authenticate(device, stamp, signature)
+        if not verify(key, stamp, request.url.path.encode("utf-8", "surrogatepass"), signature):
+            raise ApiError(401, "bad signature")
+
     async def openapi_json(self, request: Request) -> Response:
         return JSONResponse(openapi.spec())
 
+    async def login(self, request: Request) -> Response:
+        """POST /login with a form field `token`: sets the session cookie (never a URL token)."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin != "null" and origin.rstrip("/") != _own_origin(request):
+            raise ApiError(403, "sign-in from another site refused")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise ApiError(415, "sign in with the form (application/x-www-form-urlencoded)")
+        raw = await self._body(request)
+        if len(raw) > 4096:
+            raise ApiError(413, "sign-in form over 4096 bytes")
+        try:
+            form = urllib.parse.parse_qs(raw.decode("utf-8"), max_num_fields=5)
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "unreadable sign-in form") from None
+        token = (form.get("token") or [""])[0]
+        addr = request.client.host if request.client else "unknown"
+        if not token or not _same(token, self.settings.admin_token):
+            log.warning("failed dashboard sign-in from %s", addr)
+            return HTMLResponse(dashboard.login_page(failed=True), status_code=401,
+                                headers={"Cache-Control": "no-store"})
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(COOKIE, self._new_session(), max_age=SESSION_S, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/")
+        return resp
+
     async def dashboard_page(self, request: Request) -> Response:
-        token = request.query_params.get("token")
-        if token is not None:
-            if _same(token, self.settings.admin_token):
-                resp = RedirectResponse("/", status_code=303)
-                resp.set_cookie(COOKIE, self._new_session(), max_age=SESSION_S, httponly=True,
-                                samesite="strict",
-                                secure=request.url.scheme == "https")
-                return resp
-            return HTMLResponse(dashboard.login_page(failed=True), status_code=401)
-        authed = self._valid_session(request.cookies.get(COOKIE, ""))
+        # `?token=` no longer signs in (it lands in history and proxy logs): the form POSTs
+        authed = self._valid_session(request.cookies.get(COOKIE, "")) or self._is_admin(request)
         if not authed:
-            try:
-                self._admin(request)
-                authed = True
-            except ApiError:
-                authed = False
-        if not authed:
-            return HTMLResponse(dashboard.login_page(failed=False), status_code=401)
+            return HTMLResponse(dashboard.login_page(failed=False), status_code=401,
+                                headers={"Cache-Control": "no-store"})
         overview = await run_in_threadpool(self.store.overview, self.settings.heartbeat_window_s)
         html = dashboard.render(overview, heartbeat_window_s=self.settings.heartbeat_window_s)
         return HTMLResponse(html, headers={
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                       "img-src data:; form-action 'self'",
+                                       "img-src data:; form-action 'self'; "
+                                       "frame-ancestors 'none'",
             "Cache-Control": "no-store",
         })
+
+
+def _own_origin(request: Request) -> str:
+    host = request.headers.get("host", "")
+    return f"{request.url.scheme}://{host}"
 
 
 def _same(given: str, expected: str) -> bool:
@@ -495,6 +651,42 @@ async def _store_rejected(request: Request, exc: Exception) -> Response:
     return _error(422, str(exc))
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # the traceback goes to the log (rate-limited), the client gets JSON without details
+    log.error("internal error on %s %s: %s", request.method, request.url.path,
+              type(exc).__name__, exc_info=exc)
+    return _error(500, "internal error of the collector; see its log")
+
+
+class SecurityHeaders:
+    """ASGI middleware: frame protection on every answer, HSTS when served over TLS."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tls = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _v in headers}
+                headers.append((b"x-frame-options", b"DENY"))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", FRAME_CSP.encode()))
+                if tls:
+                    headers.append((b"strict-transport-security",
+                                    b"max-age=31536000; includeSubDomains"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings, *, store: Store | None = None,
                forwarder: Forwarder | None = None,
                on_ready: Callable[[], None] | None = None) -> Starlette:
@@ -502,7 +694,9 @@ def create_app(settings: Settings, *, store: Store | None = None,
     if not settings.enroll_token or not settings.admin_token:
         raise ValueError("the collector needs an enrolment token and an admin token")
     own_store = store is None
-    store = store or Store(settings.db_url, replay_window_s=settings.window_s)
+    if store is None:
+        server_key = keywrap.load_or_create(settings.key_file or default_key_file(settings.db_url))
+        store = Store(settings.db_url, replay_window_s=settings.window_s, server_key=server_key)
     store.create_schema()
     c = Collector(settings, store, forwarder)
 
@@ -522,6 +716,7 @@ def create_app(settings: Settings, *, store: Store | None = None,
 
     routes = [
         Route("/", c.dashboard_page, methods=["GET"]),
+        Route("/login", c.login, methods=["POST"]),
         Route("/api/v1/health", c.health, methods=["GET"]),
         Route("/api/v1/enroll", c.enroll, methods=["POST"]),
         Route("/api/v1/events", c.post_events, methods=["POST"]),
@@ -538,7 +733,9 @@ def create_app(settings: Settings, *, store: Store | None = None,
             HTTPException: _http_error,
             StoreUnavailable: _store_unavailable,
             StoreRejected: _store_rejected,
+            Exception: _server_error,
         },
+        middleware=[Middleware(SecurityHeaders)],
     )
     app.state.collector = c
     return app
@@ -549,4 +746,5 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-__all__ = ["ApiError", "Collector", "Settings", "create_app", "new_token"]
+__all__ = ["ApiError", "Collector", "Settings", "WeakTokenError", "check_token", "create_app",
+           "default_key_file", "new_token"]

@@ -75,15 +75,18 @@ svg text{font-family:inherit}
 def _fmt_time(us: int | None) -> str:
     if us is None:
         return "—"
-    return datetime.fromtimestamp(us / US).astimezone().strftime("%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(us / US).astimezone().strftime("%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):  # a time no local zone can show
+        return "—"
 
 
 def _fmt_iso(value: Any) -> str:
     try:
         t = datetime.fromisoformat(str(value))
-    except ValueError:
-        return escape(str(value))
-    return t.astimezone().strftime("%m-%d %H:%M:%S")
+        return t.astimezone().strftime("%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # older rows may hold a time out of range
+        return escape(str(value)[:40])
 
 
 def _ago(now_us: int, us: int | None) -> str:
@@ -108,13 +111,13 @@ def _page(title: str, body: str, refresh: bool) -> str:
 
 
 def login_page(failed: bool) -> str:
-    """The page shown without a valid admin session: a token form (GET /?token=...)."""
+    """The page shown without a valid admin session: a token form, POSTed to /login."""
     note = ('<p style="color:#c0392b">令牌不正确 Wrong token</p>' if failed else "")
     body = (
         "<header><h1>柜面隐私卫士 · 合规看板</h1><span class=\"en\">Teller Guard · "
         "Compliance dashboard</span></header><main><div class=\"card w5\">"
         "<h2>请输入管理令牌<small>Admin token</small></h2>" + note +
-        "<form method=\"get\" action=\"/\"><input type=\"password\" name=\"token\" "
+        "<form method=\"post\" action=\"/login\"><input type=\"password\" name=\"token\" "
         "autocomplete=\"off\" style=\"width:100%;padding:6px;font-size:14px\" required>"
         "<p><button type=\"submit\" style=\"padding:6px 18px\">登录 Sign in</button></p>"
         "</form></div></main>"
@@ -255,6 +258,30 @@ def _silent_row(now_us: int, d: DeviceRecord) -> str:
     )
 
 
+ALERTS: dict[str, str] = {
+    "chain_rewind": "日志被回退或改写 Journal rewound",
+    "chain_gap": "日志缺失 Journal gap",
+    "chain_wipe": "日志被清空 Journal wiped",
+}
+
+
+def _alerts(ov: Overview) -> str:
+    if not ov.alerts and not ov.refused_24h:
+        return ""
+    rows = []
+    for a in ov.alerts:
+        rows.append(f"<tr><td style=\"white-space:nowrap\">{_fmt_time(a.created_us)}</td>"
+                    f"<td>{escape(a.device_id)}</td>"
+                    f"<td style=\"color:#c0392b\">{escape(ALERTS.get(a.kind, a.kind))}</td>"
+                    f"<td>{escape(a.detail)}</td></tr>")
+    table = ("<table><tr><th>时间 Time</th><th>终端 Device</th><th>告警 Alert</th>"
+             "<th>说明 Detail</th></tr>" + "".join(rows) + "</table>") if rows else ""
+    refused = (f"<p>近24小时拒收含未脱敏客户信息的事件 Events refused for unmasked customer data, "
+               f"last 24 h: <b class=\"refused\">{ov.refused_24h}</b></p>")
+    return (f'<section class="card w12"><h2>安全告警<small>Security alerts · 近7天 last 7 days'
+            f"</small></h2>{refused}{table}</section>")
+
+
 def render(ov: Overview, heartbeat_window_s: int) -> str:
     """The whole dashboard page for one overview."""
     window_min = max(1, heartbeat_window_s // 60)
@@ -282,6 +309,7 @@ def render(ov: Overview, heartbeat_window_s: int) -> str:
 </small></h2>{_branch_channel_table(ov)}</section>
 <section class="card w5"><h2>失联终端<small>No heartbeat within {window_min} 分钟 min</small></h2>
 {_silent(ov)}</section>
+{_alerts(ov)}
 <section class="card w12"><h2>最新确认与说明<small>Latest acknowledgements and justifications
 </small></h2>{_responses(ov)}</section>
 </main>"""

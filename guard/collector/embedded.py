@@ -16,12 +16,14 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from guard.collector.app import Settings, create_app, new_token
+from guard.collector.keywrap import KeyFileError
 from guard.collector.serve import BackgroundServer, config
-from guard.collector.store import StoreUnavailable
+from guard.collector.store import StoreKeyError, StoreUnavailable
 from guard.files import write_atomic
 
 TOKENS_FILE = "embedded-collector.json"
 DB_FILE = "embedded-collector.db"
+KEY_FILE = "embedded-collector.key"
 
 
 class EmbeddedError(Exception):
@@ -40,8 +42,9 @@ class Embedded:
 
     @property
     def dashboard_url(self) -> str:
-        """The dashboard address that logs in with the admin token (for this PC's own user)."""
-        return f"{self.url}/?token={self.admin_token}"
+        """The dashboard address; it asks for the admin token (kept in the tokens file), which
+        never goes into a URL."""
+        return f"{self.url}/"
 
     def stop(self) -> None:
         """Stop serving and wait for the server thread (pending requests finish first)."""
@@ -64,15 +67,17 @@ def start_embedded(data_dir: Path | str) -> Embedded:
     """Start the collector on 127.0.0.1 with its database in `data_dir`; return once it serves."""
     data = Path(data_dir)
     try:
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data.chmod(0o700)  # whatever the umask: it holds the tokens and the database
         enroll, admin = _tokens(data)
     except OSError as exc:
         raise EmbeddedError(f"embedded collector: cannot use {data} ({exc})") from exc
     db_path = data / DB_FILE
-    settings = Settings(db_url=f"sqlite:///{db_path}", enroll_token=enroll, admin_token=admin)
+    settings = Settings(db_url=f"sqlite:///{db_path}", enroll_token=enroll, admin_token=admin,
+                        key_file=data / KEY_FILE)
     try:
         app = create_app(settings)
-    except (ValueError, StoreUnavailable, SQLAlchemyError) as exc:
+    except (ValueError, StoreUnavailable, StoreKeyError, KeyFileError, SQLAlchemyError) as exc:
         raise EmbeddedError(f"embedded collector: cannot open {db_path} ({exc})") from exc
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

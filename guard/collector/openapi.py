@@ -105,7 +105,10 @@ def _schemas() -> dict[str, Any]:
                 "branch": {"type": "string"},
                 "enrolled": {"type": "string", "format": "date-time"},
                 "last_seen": {"type": ["string", "null"], "format": "date-time"},
-                "last_heartbeat": {"type": ["string", "null"], "format": "date-time"},
+                "last_heartbeat": {"type": ["string", "null"], "format": "date-time",
+                                   "description": "when the collector received the last one"},
+                "last_heartbeat_device": {"type": ["string", "null"], "format": "date-time",
+                                          "description": "the time the device gave it"},
             },
         }}},
     }
@@ -162,11 +165,15 @@ def spec() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": REF.format(model="EnrollRequest")}}}},
                 "responses": {
-                    "200": _json("EnrollResponse", "enrolled (a new key replaces any old one)"),
+                    "200": _json("EnrollResponse", "enrolled (with the admin token, a new key "
+                                                   "replaces the old one of an enrolled id)"),
                     "400": _error("malformed JSON"),
+                    "401": _error("wrong admin token given for a re-enrolment"),
                     "403": _error("wrong enrolment token"),
+                    "409": _error("the id is enrolled already; re-enrolment needs the admin"),
                     "413": _error("body over the limit"),
                     "422": _error("invalid field"),
+                    "429": _error("too many wrong tokens from this address; retry later"),
                     "503": _error("database unavailable"),
                 },
             }},
@@ -184,6 +191,10 @@ def spec() -> dict[str, Any]:
                                 {"type": "string", "pattern": "^[0-9a-f]{64}$"}, True),
                         _header("Content-Encoding", "gzip when the body is compressed",
                                 {"type": "string", "enum": ["gzip", "identity"]}, False),
+                        _header("X-TG-Chain", "journal chain head seq:hash (signed: the "
+                                'signature is then over timestamp + "." + chain + "." + body)',
+                                {"type": "string", "pattern": "^[0-9]{1,18}:[0-9a-f]{16,128}$"},
+                                False),
                     ],
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": REF.format(model="Batch")}}}},
@@ -194,7 +205,8 @@ def spec() -> dict[str, Any]:
                         "403": _error("an event of another device"),
                         "409": _error("replay of a batch already received"),
                         "413": _error("body over the limit"),
-                        "422": _error("schema validation failed"),
+                        "422": _error("schema validation failed, a time out of range, or an "
+                                      "unmasked customer identifier"),
                         "503": _error("database unavailable"),
                     },
                 },
@@ -220,10 +232,14 @@ def spec() -> dict[str, Any]:
             }},
             "/api/v1/policy": {"get": {
                 "operationId": "getPolicy",
-                "summary": "the current policy document",
+                "summary": "the current policy document (a signed GET of an enrolled device)",
                 "parameters": [
-                    _header("X-TG-Device", "the asking device (optional)",
-                            {"type": "string"}, False),
+                    _header("X-TG-Device", "the enrolled device id", {"type": "string"}, True),
+                    _header("X-TG-Timestamp", "Unix seconds when the request was signed",
+                            {"type": "string", "pattern": r"^\d{1,12}$"}, True),
+                    _header("X-TG-Signature",
+                            'hex HMAC-SHA256 with the device key over timestamp + "." + path',
+                            {"type": "string", "pattern": "^[0-9a-f]{64}$"}, True),
                     _header("If-None-Match", "the ETag the agent holds", {"type": "string"},
                             False),
                 ],
@@ -234,20 +250,36 @@ def spec() -> dict[str, Any]:
                         "content": {"application/toml": {"schema": {"type": "string"}}},
                     },
                     "304": {"description": "unchanged since the ETag given"},
+                    "401": _error("unknown device, bad signature or stale timestamp"),
+                    "503": _error("database unavailable"),
                 },
             }},
             "/": {"get": {
                 "operationId": "dashboard",
-                "summary": "the compliance dashboard (HTML)",
-                "parameters": [_query("token", "admin token; sets a session cookie",
-                                      {"type": "string"})],
+                "summary": "the compliance dashboard (HTML; session cookie or bearer token)",
                 "responses": {
                     "200": {"description": "dashboard",
                             "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "303": {"description": "signed in; redirect without the token"},
                     "401": {"description": "sign-in page",
                             "content": {"text/html": {"schema": {"type": "string"}}}},
                     "503": _error("database unavailable"),
+                },
+            }},
+            "/login": {"post": {
+                "operationId": "login",
+                "summary": "dashboard sign-in with the admin token in a form (never in a URL)",
+                "requestBody": {"required": True, "content": {
+                    "application/x-www-form-urlencoded": {"schema": {
+                        "type": "object", "properties": {"token": {"type": "string"}},
+                        "required": ["token"]}}}},
+                "responses": {
+                    "303": {"description": "signed in: session cookie set, redirect to /"},
+                    "400": _error("unreadable form"),
+                    "401": {"description": "wrong token: the sign-in page again",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "403": _error("sign-in posted from another site"),
+                    "413": _error("form too large"),
+                    "415": _error("not a form"),
                 },
             }},
             "/openapi.json": {"get": {

@@ -9,7 +9,9 @@ compares and groups the same way on every backend.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -24,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
+from guard.collector import keywrap
 from guard.model import Event
 
 US = 1_000_000
@@ -44,14 +47,21 @@ devices = sa.Table(
     sa.Column("key", sa.LargeBinary(64), nullable=False),
     sa.Column("enrolled_us", sa.BigInteger, nullable=False),
     sa.Column("last_seen_us", sa.BigInteger, nullable=True),
+    # receipt time of the newest heartbeat (what the silent-terminals alarm uses) and the time
+    # the device claimed for it, kept beside it for the record
     sa.Column("last_heartbeat_us", sa.BigInteger, nullable=True),
+    sa.Column("last_heartbeat_device_us", sa.BigInteger, nullable=True),
+    # the journal chain head of the last batch that carried one (X-TG-Chain)
+    sa.Column("chain_seq", sa.BigInteger, nullable=True),
+    sa.Column("chain_hash", sa.String(128), nullable=True),
+    sa.Column("chain_us", sa.BigInteger, nullable=True),
 )
 
 events = sa.Table(
     "tg_events",
     metadata,
     sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("id", sa.String(36), nullable=False),
     sa.Column("device_id", sa.String(128), nullable=False, index=True),
     sa.Column("hostname", sa.String(255), nullable=False),
     sa.Column("branch", sa.String(128), nullable=False, index=True),
@@ -66,6 +76,36 @@ events = sa.Table(
     # "|TYPE_A|TYPE_B|" so one type is found with a LIKE on "|TYPE|"
     sa.Column("finding_types", sa.String(2100), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+    # an id is unique per device: one device cannot pre-empt another's event
+    sa.UniqueConstraint("device_id", "id", name="tg_events_device_event"),
+)
+
+alerts = sa.Table(
+    "tg_alerts",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # chain_rewind, chain_gap, chain_wipe
+    sa.Column("detail", sa.String(512), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False, index=True),
+)
+
+# Events refused because they carried an unmasked identifier: where and what, never the value.
+refusals = sa.Table(
+    "tg_refusals",
+    metadata,
+    sa.Column("device_id", sa.String(128), primary_key=True),
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("field", sa.String(128), nullable=False),
+    sa.Column("what", sa.String(128), nullable=False),
+    sa.Column("received_us", sa.BigInteger, nullable=False, index=True),
+)
+
+meta = sa.Table(
+    "tg_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
 )
 
 replays = sa.Table(
@@ -89,6 +129,32 @@ class ReplayedBatch(Exception):
     """This exact signed batch was accepted before (same signature): a replay."""
 
 
+class DeviceExists(Exception):
+    """The device id is enrolled already; giving it a new key needs the admin."""
+
+
+class StoreKeyError(Exception):
+    """The stored device keys do not decrypt with the collector key given: wrong key file."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The journal chain head a batch declared (`X-TG-Chain: seq:hash`)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something the dashboard raises about a device (a rewound, gapped or wiped journal)."""
+
+    device_id: str
+    kind: str
+    detail: str
+    created_us: int
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What one accepted batch did: every id acknowledged, the ones already stored, the new ones."""
@@ -107,7 +173,8 @@ class DeviceRecord:
     branch: str
     enrolled_us: int
     last_seen_us: int | None
-    last_heartbeat_us: int | None
+    last_heartbeat_us: int | None  # when the collector received it
+    last_heartbeat_device_us: int | None = None  # the time the device claimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +217,8 @@ class Overview:
     silent: list[DeviceRecord] = field(default_factory=list)
     device_count: int = 0
     responses_24h: int = 0
+    refused_24h: int = 0  # events refused for carrying an unmasked identifier
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def now_us() -> int:
@@ -174,8 +243,11 @@ def _sqlite_url(url: str) -> bool:
 class Store:
     """Storage shared by every request of one collector process (thread-safe)."""
 
-    def __init__(self, url: str, *, replay_window_s: int = 300) -> None:
+    def __init__(self, url: str, *, replay_window_s: int = 300,
+                 server_key: bytes | None = None) -> None:
         self.url = url
+        # device keys are stored wrapped with this key (`guard.collector.keywrap`)
+        self._server_key = server_key or secrets.token_bytes(32)
         self._sqlite = _sqlite_url(url)
         self._replay_window_s = replay_window_s
         self._last_prune = 0.0
@@ -215,13 +287,72 @@ class Store:
         return engine
 
     def create_schema(self) -> None:
-        """Create the tables if missing (safe when several processes start at once)."""
+        """Create the tables if missing and bring an older database up to date.
+
+        Safe when several processes start at once. A SQLite database file (and its -wal/-shm)
+        is made owner-only whatever the umask; device keys still stored in plain text by an older
+        collector are encrypted in place; `StoreKeyError` when the stored keys do not decrypt
+        with this collector's key (the wrong key file).
+        """
+        if self._sqlite:
+            _private_sqlite_files(self.url)
         with self._guard():
             try:
                 metadata.create_all(self.engine)
             except DBAPIError:
                 # another process created them between the check and the CREATE
                 metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                if not self._sqlite:
+                    # one migrating process at a time (the others wait, then find nothing to do)
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(847001)"))
+                self._migrate(conn)
+        if self._sqlite:
+            _private_sqlite_files(self.url)
+
+    def _migrate(self, conn: Connection) -> None:
+        insp = sa.inspect(conn)
+        have = {c["name"] for c in insp.get_columns("tg_devices")}
+        for col in ("last_heartbeat_device_us", "chain_seq", "chain_hash", "chain_us"):
+            if col not in have:
+                kind = "VARCHAR(128)" if col == "chain_hash" else "BIGINT"
+                conn.exec_driver_sql(f"ALTER TABLE tg_devices ADD COLUMN {col} {kind}")
+        old_unique = [u for u in insp.get_unique_constraints("tg_events")
+                      if list(u["column_names"]) == ["id"]]
+        if old_unique:
+            self._per_device_ids(conn, insp, old_unique[0].get("name"))
+        rows = conn.execute(sa.select(devices.c.id, devices.c.key)).all()
+        checked = False
+        for r in rows:
+            stored = bytes(r.key)
+            if not keywrap.is_wrapped(stored):
+                conn.execute(devices.update().where(devices.c.id == r.id)
+                             .values(key=keywrap.wrap(self._server_key, r.id, stored)))
+            elif not checked:
+                try:
+                    keywrap.unwrap(self._server_key, r.id, stored)
+                except keywrap.UnwrapError:
+                    raise StoreKeyError(
+                        "the device keys in this database do not decrypt with this collector's "
+                        "key: start it with the key file (or TELLER_GUARD_COLLECTOR_KEY) it was "
+                        "first started with") from None
+                checked = True
+
+    def _per_device_ids(self, conn: Connection, insp: Any, name: str | None) -> None:
+        """Older databases made event ids unique across devices; make them unique per device."""
+        if not self._sqlite:
+            conn.exec_driver_sql(f'ALTER TABLE tg_events DROP CONSTRAINT "{name}"')
+            conn.exec_driver_sql("ALTER TABLE tg_events ADD CONSTRAINT tg_events_device_event "
+                                 "UNIQUE (device_id, id)")
+            return
+        # SQLite cannot drop a table constraint: rebuild the table under the new definition
+        for idx in insp.get_indexes("tg_events"):
+            conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{idx["name"]}"')
+        conn.exec_driver_sql("ALTER TABLE tg_events RENAME TO tg_events_old")
+        events.create(conn)
+        cols = ", ".join(c.name for c in events.columns)
+        conn.exec_driver_sql(f"INSERT INTO tg_events ({cols}) SELECT {cols} FROM tg_events_old")
+        conn.exec_driver_sql("DROP TABLE tg_events_old")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -242,32 +373,65 @@ class Store:
 
     # -- devices ------------------------------------------------------------------------------
 
-    def enroll(self, device_id: str, hostname: str, branch: str) -> bytes:
-        """Give `device_id` a new random key (replacing any previous one) and return it."""
+    def enroll(self, device_id: str, hostname: str, branch: str, *,
+               replace: bool = False) -> bytes:
+        """Give `device_id` a new random key and return it.
+
+        An id enrolled already raises `DeviceExists` unless `replace` (the admin asked): then
+        its key is replaced (the old one stops working) and its chain head is forgotten.
+        """
         key = secrets.token_bytes(32)
-        row = {
-            "id": device_id,
-            "hostname": hostname,
-            "branch": branch,
-            "key": key,
-            "enrolled_us": now_us(),
-        }
-        stmt = self._insert(devices).values(**row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[devices.c.id],
-            set_={"key": key, "hostname": hostname, "branch": branch,
-                  "enrolled_us": row["enrolled_us"]},
-        )
+        stored = keywrap.wrap(self._server_key, device_id, key)
+        enrolled = now_us()
+        stmt = (self._insert(devices)
+                .values(id=device_id, hostname=hostname, branch=branch, key=stored,
+                        enrolled_us=enrolled)
+                .on_conflict_do_nothing(index_elements=[devices.c.id])
+                .returning(devices.c.id))
         with self._guard(), self.engine.begin() as conn:
-            conn.execute(stmt)
+            if conn.execute(stmt).first() is None:
+                if not replace:
+                    raise DeviceExists(device_id)
+                conn.execute(devices.update().where(devices.c.id == device_id).values(
+                    key=stored, hostname=hostname, branch=branch, enrolled_us=enrolled,
+                    chain_seq=None, chain_hash=None, chain_us=None))
         return key
 
-    def device_key(self, device_id: str) -> bytes | None:
+    def device_exists(self, device_id: str) -> bool:
         with self._guard(), self._reader.begin() as conn:
-            key = conn.execute(
+            return conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)
+                                ).first() is not None
+
+    def device_key(self, device_id: str) -> bytes | None:
+        """The device's key, decrypted; `StoreKeyError` when it does not decrypt."""
+        with self._guard(), self._reader.begin() as conn:
+            stored = conn.execute(
                 sa.select(devices.c.key).where(devices.c.id == device_id)
             ).scalar_one_or_none()
-        return bytes(key) if key is not None else None
+        if stored is None:
+            return None
+        try:
+            return keywrap.unwrap(self._server_key, device_id, bytes(stored))
+        except keywrap.UnwrapError as exc:
+            raise StoreKeyError(f"the key of device {device_id} does not decrypt with this "
+                                f"collector's key") from exc
+
+    def record_refusal(self, device_id: str, event_id: str, where: str, what: str) -> None:
+        """Count an event refused for carrying customer data (where and what, no value)."""
+        stmt = (self._insert(refusals)
+                .values(device_id=device_id, event_id=event_id[:36], field=where[:128],
+                        what=what[:128], received_us=now_us())
+                .on_conflict_do_nothing(index_elements=[refusals.c.device_id,
+                                                        refusals.c.event_id]))
+        with self._guard(), self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def alerts(self, device_id: str | None = None, limit: int = 50) -> list[Alert]:
+        stmt = sa.select(alerts).order_by(alerts.c.seq.desc()).limit(limit)
+        if device_id is not None:
+            stmt = stmt.where(alerts.c.device_id == device_id)
+        with self._guard(), self._reader.begin() as conn:
+            return [Alert(r.device_id, r.kind, r.detail, r.created_us) for r in conn.execute(stmt)]
 
     def devices(self) -> list[DeviceRecord]:
         with self._guard(), self._reader.begin() as conn:
@@ -277,9 +441,15 @@ class Store:
     # -- events -------------------------------------------------------------------------------
 
     def ingest(
-        self, device_id: str, signature: str, ts: int, batch: Sequence[Event]
+        self, device_id: str, signature: str, ts: int, batch: Sequence[Event],
+        chain: ChainHead | None = None,
     ) -> IngestResult:
-        """Store one verified batch atomically; raise `ReplayedBatch` if it was seen before."""
+        """Store one verified batch atomically; raise `ReplayedBatch` if it was seen before.
+
+        `chain` is the journal chain head the batch declared; a rewind, a gap or a wipe against
+        the head stored for the device is recorded as an alert (the batch is stored anyway:
+        refusing it would hide the events that came after the tampering).
+        """
         received = now_us()
         order: list[str] = []
         unique: dict[str, Event] = {}
@@ -291,7 +461,9 @@ class Store:
         # Sorted by id so concurrent writers take row locks in the same order (no deadlock).
         rows = [_row(unique[k], received) for k in sorted(unique)]
         inserted: set[str] = set()
-        last_hb = max((to_us(e.time) for e in unique.values() if e.type == HEARTBEAT), default=None)
+        # the silent-terminals alarm trusts the collector's clock, not the device's
+        device_hb = max((to_us(e.time) for e in unique.values() if e.type == HEARTBEAT),
+                        default=None)
         for attempt in range(3):
             try:
                 with self._guard(), self.engine.begin() as conn:
@@ -306,18 +478,20 @@ class Store:
                     if rows:
                         result = conn.execute(
                             self._insert(events)
-                            .on_conflict_do_nothing(index_elements=[events.c.id])
+                            .on_conflict_do_nothing(index_elements=[events.c.device_id,
+                                                                events.c.id])
                             .returning(events.c.id),
                             rows,
                         )
                         inserted = {r[0] for r in result}
                     values: dict[str, Any] = {"last_seen_us": received}
-                    if last_hb is not None:
-                        values["last_heartbeat_us"] = sa.case(
-                            (devices.c.last_heartbeat_us.is_(None), last_hb),
-                            (devices.c.last_heartbeat_us < last_hb, last_hb),
-                            else_=devices.c.last_heartbeat_us,
-                        )
+                    if device_hb is not None:
+                        values["last_heartbeat_us"] = received
+                        values["last_heartbeat_device_us"] = device_hb
+                    if chain is not None:
+                        self._check_chain(conn, device_id, chain, len(batch), received)
+                        values.update(chain_seq=chain.seq, chain_hash=chain.hash,
+                                      chain_us=received)
                     conn.execute(devices.update().where(devices.c.id == device_id).values(values))
                 break
             except StoreUnavailable as exc:
@@ -331,6 +505,35 @@ class Store:
             duplicates=[k for k in order if k not in inserted],
             stored=[unique[k] for k in order if k in inserted],
         )
+
+    def _check_chain(self, conn: Connection, device_id: str, head: ChainHead, n: int,
+                     received: int) -> None:
+        stmt = sa.select(devices.c.chain_seq, devices.c.chain_hash).where(
+            devices.c.id == device_id)
+        if not self._sqlite:
+            stmt = stmt.with_for_update()  # two batches of one device compare in turn
+        prev = conn.execute(stmt).first()
+        if prev is None or prev.chain_seq is None:
+            return
+        kind = detail = ""
+        if head.seq == prev.chain_seq:
+            if head.hash != prev.chain_hash:
+                kind, detail = "chain_rewind", (f"journal position {head.seq} came back with "
+                                                f"another hash: the journal was rewritten")
+        elif head.seq < prev.chain_seq:
+            if head.seq <= max(n, 1):
+                kind, detail = "chain_wipe", (f"journal restarted at {head.seq} after "
+                                              f"{prev.chain_seq}: the journal was wiped")
+            else:
+                kind, detail = "chain_rewind", (f"journal went back from {prev.chain_seq} to "
+                                                f"{head.seq}: rows were cut or replaced")
+        elif head.seq - prev.chain_seq > n:
+            missing = head.seq - prev.chain_seq - n
+            kind, detail = "chain_gap", (f"{missing} journal rows between {prev.chain_seq} and "
+                                         f"{head.seq} never arrived")
+        if kind:
+            conn.execute(alerts.insert().values(device_id=device_id, kind=kind,
+                                                detail=detail, created_us=received))
 
     def _maybe_prune(self) -> None:
         """Drop replay-cache entries whose timestamp the window already rejects."""
@@ -400,6 +603,12 @@ class Store:
             ).all()
             device_count = conn.execute(
                 sa.select(sa.func.count()).select_from(devices)).scalar_one()
+            refused_24h = conn.execute(
+                sa.select(sa.func.count()).select_from(refusals)
+                .where(refusals.c.received_us >= day_ago)).scalar_one()
+            recent_alerts = conn.execute(
+                sa.select(alerts).where(alerts.c.created_us >= week_ago)
+                .order_by(alerts.c.seq.desc()).limit(20)).all()
         per_type: dict[str, int] = {}
         for combo, n in combos:
             for t in {t for t in str(combo).split("|") if t}:
@@ -415,7 +624,38 @@ class Store:
             silent=[_device(r) for r in silent],
             device_count=int(device_count),
             responses_24h=int(responses_24h),
+            refused_24h=int(refused_24h),
+            alerts=[Alert(r.device_id, r.kind, r.detail, r.created_us) for r in recent_alerts],
         )
+
+
+def _private_sqlite_files(url: str) -> None:
+    """Create the SQLite file owner-only (0600, directory 0700 when made here), and make an
+    existing one and its -wal/-shm owner-only, whatever the umask (SQLite gives -wal/-shm the
+    mode of the database file)."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = os.path.abspath(database)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        os.chmod(parent, 0o700)
+    # Never open (and close) an existing database file here: closing any descriptor of it drops
+    # this process's POSIX locks on it, which SQLite's own connections rely on. chmod by path.
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    else:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path + suffix, 0o600)
 
 
 def _retryable(exc: StoreUnavailable) -> bool:
@@ -433,6 +673,7 @@ def _device(r: Any) -> DeviceRecord:
         enrolled_us=r.enrolled_us,
         last_seen_us=r.last_seen_us,
         last_heartbeat_us=r.last_heartbeat_us,
+        last_heartbeat_device_us=r.last_heartbeat_device_us,
     )
 
 

@@ -63,6 +63,9 @@ class LocalCollector(Protocol):
     @property
     def enroll_token(self) -> str: ...
 
+    @property
+    def admin_token(self) -> str: ...
+
     def stop(self) -> None: ...
 
 
@@ -376,7 +379,7 @@ class Delivery:
         if self.embedded is None:
             # The embedded collector serves the packaged default: it is no central policy.
             self.fetcher = CentralPolicyFetcher(self.store, endpoint, self.device.id,
-                                                verify=verify)
+                                                verify=verify, credentials=creds)
         if self.enrolled:
             self.problem = ""
         log.info("shipping events to %s%s", endpoint,
@@ -406,7 +409,7 @@ class Delivery:
             if meta is None or meta.get("endpoint", "").rstrip("/") != endpoint:
                 enroll(endpoint, embedded.enroll_token, hostname=device.hostname,
                        branch=device.branch, device_id=device.id, store=keys,
-                       enrolled_by=BY_EMBEDDED)
+                       enrolled_by=BY_EMBEDDED, admin_token=embedded.admin_token)
             creds = keys.load()
             if creds is None:
                 raise DeliveryError(f"enrolment at the embedded collector left no key in "

@@ -159,8 +159,11 @@ class Enrolment:
 def enroll(endpoint: str, token: str, *, hostname: str, branch: str = "",
            device_id: str | None = None, store: DeviceKeyStore | None = None,
            ca_bundle: str | None = None, timeout_s: float = 15.0,
-           enrolled_by: str = BY_TOKEN) -> Enrolment:
+           enrolled_by: str = BY_TOKEN, admin_token: str | None = None) -> Enrolment:
     """Enrol this device at a collector with an enrolment token and store its key.
+
+    `admin_token` lets an enrolled device id get a new key (the collector refuses that to the
+    fleet token alone, so nobody holding it can take over a PC).
 
     Raises `DeviceKeyError` with the collector's reason when it refuses (wrong token: 403), or
     when it cannot be reached or the CA bundle cannot be loaded.
@@ -181,7 +184,8 @@ def enroll(endpoint: str, token: str, *, hostname: str, branch: str = "",
     try:
         with httpx.Client(verify=verify, trust_env=True,
                           timeout=timeout_s) as client:
-            resp = client.post(endpoint + "/api/v1/enroll", json=body)
+            headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+            resp = client.post(endpoint + "/api/v1/enroll", json=body, headers=headers)
     except httpx.HTTPError as exc:
         raise DeviceKeyError(f"cannot reach the collector at {endpoint}: "
                              f"{type(exc).__name__}: {exc}") from exc

@@ -86,6 +86,10 @@ class ServiceSink:
             return None
         return read_status(self.client.path.parent)
 
+    def central_policy(self) -> tuple[str, str] | None:
+        """The central policy layer the service applies (text, ETag), or None."""
+        return self.client.central_policy()
+
     def channel_state(self) -> str:
         """The service listener's own state (``listening``, ``degraded: …``), or ``unknown``."""
         reply = self.client.status()

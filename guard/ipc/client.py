@@ -381,6 +381,17 @@ class LocalChannelClient:
             return None
         return reply.body if reply.type == MessageType.STATUS else None
 
+    def central_policy(self) -> tuple[str, str] | None:
+        """The central policy layer the service applies (TOML text, ETag), or None when it has
+        none or does not answer."""
+        try:
+            reply = self._request(Message(type=MessageType.POLICY_REQUEST))
+        except (OSError, LocalChannelError) as exc:
+            log.info("local channel: no policy from the service (%s)", exc)
+            return None
+        text = reply.body.get("text") if reply.type == MessageType.POLICY else None
+        return (text, str(reply.body.get("etag", ""))) if isinstance(text, str) else None
+
     def keepalive(self) -> None:
         """Keep the connection open: reconnect when the agent answers prompts (the service can
         only ask a connected session), ping when it has been quiet. Called periodically."""

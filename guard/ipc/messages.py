@@ -91,6 +91,8 @@ class MessageType(StrEnum):
     ANSWER = "answer"  # agent → service: the teller's PromptAnswer
     PING = "ping"  # keeps an idle connection open; answered with PONG
     PONG = "pong"
+    POLICY_REQUEST = "policy_request"  # agent → service: the central policy layer in force
+    POLICY = "policy"  # service → agent: body.text (TOML) and body.etag, or empty
     HASH_KEY_REQUEST = "hash_key_request"  # to be removed with issue 8 item 1
     HASH_KEY = "hash_key"
     ERROR = "error"  # the message could not be handled; body.code says why

@@ -114,6 +114,7 @@ class LocalChannelServer:
                  on_event: Callable[[Event, Peer], None] | None = None,
                  hash_key: bytes | None = None,
                  status_provider: Callable[[], dict[str, Any]] | None = None,
+                 policy_provider: Callable[[], tuple[str, str | None] | None] | None = None,
                  max_per_uid: int = MAX_PER_UID, idle_timeout_s: float = IDLE_TIMEOUT_S,
                  workers: int = 4, max_frame: int = MAX_FRAME,
                  transport: Callable[[LocalChannelServer], Any] | None = None) -> None:
@@ -124,6 +125,7 @@ class LocalChannelServer:
         self.allowed_uids = None if allowed_uids is None else frozenset(allowed_uids)
         self._on_event = on_event
         self._status_provider = status_provider
+        self._policy_provider = policy_provider
         self.max_per_uid = max_per_uid
         self.idle_timeout_s = idle_timeout_s
         self.max_frame = max_frame
@@ -415,6 +417,11 @@ class LocalChannelServer:
         return msg.reply(MessageType.STATUS, {"service": body, "channel": {
             "state": self.state, "connections": self.connections}})
 
+    def _h_policy(self, conn: Connection, msg: Message) -> Message:
+        layer = self._policy_provider() if self._policy_provider is not None else None
+        body = {} if layer is None else {"text": layer[0], "etag": layer[1] or ""}
+        return msg.reply(MessageType.POLICY, body)
+
     def _h_hash_key(self, conn: Connection, msg: Message) -> Message:
         if self._hash_key is None:
             return error_message("no_key", "this service does not share a hash key", msg.id)
@@ -425,6 +432,7 @@ class LocalChannelServer:
         MessageType.PING: _h_ping,
         MessageType.EVENT: _h_event,
         MessageType.STATUS_REQUEST: _h_status,
+        MessageType.POLICY_REQUEST: _h_policy,
         MessageType.HASH_KEY_REQUEST: _h_hash_key,
     }
 

@@ -51,6 +51,7 @@ class PolicyStore:
         self._use_machine = use_machine and self._override is None
         self._cache_dir = cache_dir
         self._central: dict[str, Any] | None = None
+        self._central_text: str | None = None
         self._central_etag: str | None = None
         self._policy = validate(parse_toml(packaged_text(), "packaged policy"), "packaged policy")
         self._listeners: list[Callable[[Policy], None]] = []
@@ -137,6 +138,14 @@ class PolicyStore:
             for cb in list(self._listeners):
                 cb(policy)
 
+    def central_layer(self) -> tuple[str, str | None] | None:
+        """The central layer in force as the collector sent it (TOML text, ETag), or None.
+        The machine service hands it to session agents, which cannot sign a policy download."""
+        with self._lock:
+            if self._central_text is None:
+                return None
+            return self._central_text, self._central_etag
+
     def apply_central(self, text: str, etag: str | None) -> bool:
         """Apply a central policy document; False (and a rejection) when it does not validate
         on top of the lower layers, in which case the last good central layer stays."""
@@ -149,6 +158,7 @@ class PolicyStore:
             return False
         with self._lock:
             self._central = layer
+            self._central_text = text
             self._central_etag = etag
             self._active.pop(CENTRAL, None)
         self._save_central_cache(text, etag)
@@ -187,6 +197,7 @@ class PolicyStore:
             text = paths[0].read_text(encoding="utf-8")
             etag = paths[1].read_text(encoding="utf-8").strip() if paths[1].exists() else None
             self._central = parse_toml(text, f"{paths[0]} (cached central policy)")
+            self._central_text = text
             self._central_etag = etag or None
         except (OSError, UnicodeDecodeError, PolicyError) as exc:
             self._reject(str(paths[0]), f"cached central policy unusable: {exc}")

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -140,6 +141,8 @@ class CollectorProcess(str):
     _env: dict[str, str]
     _proc: subprocess.Popen[bytes] | None
     _ready_timeout: float
+    _nofile: int | None = None
+    _verify: Any = True  # True or an ssl.SSLContext
 
     def __new__(cls, url: str) -> CollectorProcess:
         return super().__new__(cls, url)
@@ -162,11 +165,12 @@ class CollectorProcess(str):
             raise ServerError("collector is already running")
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(self._argv, env=self._env, stdout=log,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          preexec_fn=self._limits if self._nofile else None)
         deadline = time.monotonic() + self._ready_timeout
         while True:
             try:
-                r = httpx.get(f"{self.url}/api/v1/health", timeout=2.0)
+                r = httpx.get(f"{self.url}/api/v1/health", timeout=2.0, verify=self._verify)
                 if r.status_code == 200:
                     return
             except httpx.HTTPError:
@@ -178,6 +182,12 @@ class CollectorProcess(str):
                 self.kill()
                 raise ServerError(f"collector did not answer in time:\n{_tail(self.log_path)}")
             time.sleep(0.05)
+
+    def _limits(self) -> None:
+        import resource
+
+        assert self._nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self._nofile, self._nofile))
 
     def stop(self, timeout: float = 15.0) -> None:
         """Graceful stop (SIGTERM), SIGKILL if it does not exit in `timeout` seconds."""
@@ -211,22 +221,42 @@ def run_collector(
     extra_args: Sequence[str] = (),
     ready_timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
+    key_file: Path | None = None,
+    nofile: int | None = None,
+    https_ca: Path | None = None,
 ) -> Iterator[CollectorProcess]:
     """Run `teller-guard collector` on 127.0.0.1 (a free port when `port` is 0) for the block.
 
     Yields the base URL (`CollectorProcess`, a `str`) once `GET /api/v1/health` answers.
     `extra_args` go to the command line (e.g. ``["--syslog", "tcp://127.0.0.1:5514"]``); `env`
     adds environment variables (e.g. ``{"TZ": "Asia/Shanghai"}`` for the dashboard's clock).
+    `key_file` is the server key that encrypts device keys (default: one per database URL in the
+    temporary directory, so processes sharing a database share it); `nofile` caps the process's
+    open files (RLIMIT_NOFILE), as a small server would. With `https_ca` (the CA of the
+    `--tls-cert` given in `extra_args`) the collector is reached over HTTPS.
     """
+    import hashlib
+
+    if key_file is None:
+        keys = Path(tempfile.gettempdir()) / f"tg-collector-keys-{os.getuid()}"
+        keys.mkdir(mode=0o700, exist_ok=True)
+        key_file = keys / (hashlib.sha256(db_url.encode()).hexdigest()[:24] + ".key")
     port = port or free_port()
     logdir = Path(tempfile.mkdtemp(prefix="tg-collector-"))
-    proc = CollectorProcess(f"http://127.0.0.1:{port}")
+    proc = CollectorProcess(f"{'https' if https_ca else 'http'}://127.0.0.1:{port}")
+    if https_ca:
+        import ssl
+
+        proc._verify = ssl.create_default_context(cafile=str(https_ca))
+    else:
+        proc._verify = True
     proc.port = port
     proc.enroll_token = enroll_token
     proc.admin_token = admin_token
     proc.log_path = logdir / "collector.log"
     proc._argv = [sys.executable, "-m", "guard.cli", "collector", "--db", db_url,
-                  "--listen", f"127.0.0.1:{port}", *extra_args]
+                  "--listen", f"127.0.0.1:{port}", "--key-file", str(key_file), *extra_args]
+    proc._nofile = nofile
     proc._env = {
         **os.environ,
         "TELLER_GUARD_ENROLL_TOKEN": enroll_token,

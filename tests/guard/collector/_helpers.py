@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from guard.delivery.protocol import signed_headers
+from guard.delivery.protocol import sign, signed_headers
 from guard.model import Action, Channel, Device, Event, FindingSummary, Outcome
 
 
@@ -20,12 +20,15 @@ class Terminal:
     """One enrolled teller PC speaking the protocol by hand (not through guard's shipper)."""
 
     def __init__(self, base_url: str, enroll_token: str, device_id: str,
-                 hostname: str = "teller-pc-01", branch: str = "0101") -> None:
+                 hostname: str = "teller-pc-01", branch: str = "0101",
+                 admin_token: str | None = None) -> None:
         self.base_url = base_url
         self.device = Device(id=device_id, hostname=hostname, branch=branch)
+        # re-enrolling an enrolled id needs the admin token
+        auth = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         r = httpx.post(f"{base_url}/api/v1/enroll", json={
             "token": enroll_token, "hostname": hostname, "branch": branch, "device_id": device_id,
-        })
+        }, headers=auth)
         assert r.status_code == 200, r.text
         assert r.json()["device_id"] == device_id
         self.key = base64.b64decode(r.json()["key"])
@@ -39,8 +42,8 @@ class Terminal:
     def finding_event(self, **kw: Any) -> Event:
         fields: dict[str, Any] = {
             "action": Action.CONFIRM, "outcome": Outcome.ACKNOWLEDGED, "teller": "zhang.wei",
-            "findings": [FindingSummary(type="CN_RESIDENT_ID", count=1, masked=["110***1234"],
-                                        hashes=["ab" * 16])],
+            "findings": [FindingSummary(type="CN_RESIDENT_ID", count=1,
+                                        masked=["110***********1234"], hashes=["ab" * 16])],
         }
         return self.event(**{**fields, **kw})
 
@@ -51,9 +54,15 @@ class Terminal:
 
     def post(self, body: bytes, *, ts: int | None = None, key: bytes | None = None,
              device: str | None = None, compress: bool = False,
-             extra: dict[str, str] | None = None, base_url: str | None = None) -> httpx.Response:
+             extra: dict[str, str] | None = None, base_url: str | None = None,
+             chain: str | None = None) -> httpx.Response:
         ts = int(time.time()) if ts is None else ts
+        # with a chain head the signature covers timestamp "." chain "." body
+        signed_ts = f"{ts}.{chain}" if chain is not None else str(ts)
         headers = signed_headers(device or self.device.id, key or self.key, body, ts)
+        headers["X-TG-Signature"] = sign(key or self.key, signed_ts, body)
+        if chain is not None:
+            headers["X-TG-Chain"] = chain
         headers["Content-Type"] = "application/json"
         if compress:
             headers["Content-Encoding"] = "gzip"
@@ -76,6 +85,20 @@ def stored_ids(db_url: str) -> list[str]:
             return [r[0] for r in conn.execute(sa.text("SELECT id FROM tg_events ORDER BY seq"))]
     finally:
         engine.dispose()
+
+
+def policy_get(base_url: str, t: Terminal, *, key: bytes | None = None,
+               headers: dict[str, str] | None = None) -> httpx.Response:
+    """GET /api/v1/policy signed by terminal `t` (HMAC over timestamp "." path)."""
+    path = "/api/v1/policy"
+    h = signed_headers(t.device.id, key or t.key, path.encode(), int(time.time()))
+    h.update(headers or {})
+    return httpx.get(f"{base_url}{path}", headers=h, timeout=30)
+
+
+def sign_in(client: httpx.Client, token: str) -> httpx.Response:
+    """The dashboard's sign-in form, POSTed as a browser does."""
+    return client.post("/login", data={"token": token})
 
 
 def admin_get(base_url: str, token: str, path: str, **params: Any) -> httpx.Response:
@@ -113,7 +136,7 @@ def seed_demo(base_url: str, enroll_token: str, *, now: float | None = None,
               silent: tuple[str, ...] = ("TLR-BJ-02", "TLR-NS-01")) -> dict[str, Terminal]:
     """Fill a collector with a day of plausible branch activity through the real protocol.
 
-    Every terminal sends a heartbeat now except the `silent` ones (last heartbeat 3 hours ago).
+    Every terminal sends a heartbeat now except the `silent` ones (none received).
     """
     from datetime import UTC, datetime, timedelta
 
@@ -144,8 +167,10 @@ def seed_demo(base_url: str, enroll_token: str, *, now: float | None = None,
                     source_app="核心业务系统" if ch is not Channel.USB else "explorer.exe",
                     time=start - timedelta(hours=hours_ago),
                 ))
-            beat = start - timedelta(hours=3) if host in silent else start - timedelta(seconds=30)
-            batch.append(t.event(type="HEARTBEAT", channel=Channel.SYSTEM, time=beat))
+            # the silent-terminals alarm goes by receipt time, so a silent one sends no heartbeat
+            if host not in silent:
+                batch.append(t.event(type="HEARTBEAT", channel=Channel.SYSTEM,
+                                     time=start - timedelta(seconds=30)))
             r = t.send(batch)
             assert r.status_code == 200, r.text
     return terminals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import resources
 from guard.model import Channel, Event
 from tests.support.servers import CollectorProcess, run_collector
 
-from ._helpers import Terminal, admin_get, stored_ids
+from ._helpers import Terminal, admin_get, policy_get, stored_ids
 
 
 def _query(c: CollectorProcess, **params: object) -> list[dict[str, object]]:
@@ -99,27 +100,32 @@ def test_heartbeat_updates_the_device(collector: CollectorProcess) -> None:
     devices = admin_get(collector, collector.admin_token, "/api/v1/devices").json()["devices"]
     assert devices == [{"id": "dev-hb", "hostname": "pc-hb", "branch": "0303",
                         "enrolled": devices[0]["enrolled"], "last_seen": None,
-                        "last_heartbeat": None}]
+                        "last_heartbeat": None, "last_heartbeat_device": None}]
     beat = t.event(type="HEARTBEAT", channel=Channel.SYSTEM)
+    before = datetime.now(UTC)
     assert t.send([beat]).status_code == 200
     dev = admin_get(collector, collector.admin_token, "/api/v1/devices").json()["devices"][0]
-    assert datetime.fromisoformat(dev["last_heartbeat"]) == beat.time
+    # the device's time is kept; the silent-terminals alarm uses the receipt time
+    assert datetime.fromisoformat(dev["last_heartbeat_device"]) == beat.time
+    received = datetime.fromisoformat(dev["last_heartbeat"])
+    assert before - timedelta(seconds=1) <= received <= datetime.now(UTC)
     assert dev["last_seen"] is not None
 
 
 def test_policy_etag_and_304_with_the_packaged_policy(collector: CollectorProcess) -> None:
-    r = httpx.get(f"{collector}/api/v1/policy", headers={"X-TG-Device": "dev-x"})
+    t = Terminal(collector, collector.enroll_token, "dev-x")
+    r = policy_get(collector, t)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/toml")
     assert r.content == resources.path("policy.toml").read_bytes()
     etag = r.headers["etag"]
-    again = httpx.get(f"{collector}/api/v1/policy", headers={"If-None-Match": etag})
+    again = policy_get(collector, t, headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.headers["etag"] == etag
     assert again.content == b""
-    weak = httpx.get(f"{collector}/api/v1/policy", headers={"If-None-Match": f'"x", W/{etag}'})
+    weak = policy_get(collector, t, headers={"If-None-Match": f'"x", W/{etag}'})
     assert weak.status_code == 304
-    other = httpx.get(f"{collector}/api/v1/policy", headers={"If-None-Match": '"other"'})
+    other = policy_get(collector, t, headers={"If-None-Match": '"other"'})
     assert other.status_code == 200
 
 
@@ -128,12 +134,13 @@ def test_policy_file_is_served_and_reloaded(tmp_path: Path) -> None:
     policy.write_text('version = "central-1"\n', encoding="utf-8")
     with run_collector(f"sqlite:///{tmp_path / 'c.db'}",
                        extra_args=["--policy", str(policy)]) as c:
-        r1 = httpx.get(f"{c}/api/v1/policy")
+        t = Terminal(c, c.enroll_token, "dev-policy")
+        r1 = policy_get(c, t)
         assert r1.text == 'version = "central-1"\n'
         time.sleep(0.01)
         policy.write_text('version = "central-2"\n[clipboard]\naction = "justify"\n',
                           encoding="utf-8")
-        r2 = httpx.get(f"{c}/api/v1/policy", headers={"If-None-Match": r1.headers["etag"]})
+        r2 = policy_get(c, t, headers={"If-None-Match": r1.headers["etag"]})
         assert r2.status_code == 200
         assert "central-2" in r2.text
         assert r2.headers["etag"] != r1.headers["etag"]
@@ -145,8 +152,10 @@ def test_missing_policy_file_is_refused_at_start(tmp_path: Path) -> None:
 
     done = subprocess.run(
         [sys.executable, "-m", "guard.cli", "collector", "--db", f"sqlite:///{tmp_path}/c.db",
-         "--policy", str(tmp_path / "nope.toml"), "--enroll-token", "e", "--admin-token", "a"],
+         "--policy", str(tmp_path / "nope.toml")],
         capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "TELLER_GUARD_ENROLL_TOKEN": "e" * 4 + "-strong-enough-1",
+             "TELLER_GUARD_ADMIN_TOKEN": "a" * 4 + "-strong-enough-2"},
     )
     assert done.returncode == 2
     assert "no such file" in done.stderr

@@ -11,7 +11,7 @@ import httpx
 
 from guard.collector.embedded import TOKENS_FILE, start_embedded
 
-from ._helpers import Terminal, admin_get
+from ._helpers import Terminal, admin_get, sign_in
 
 
 def test_embedded_collector_end_to_end_and_restart(tmp_path: Path) -> None:
@@ -23,8 +23,10 @@ def test_embedded_collector_end_to_end_and_restart(tmp_path: Path) -> None:
         assert t.send(events).status_code == 200
         page = admin_get(emb.url, emb.admin_token, "/api/v1/events").json()
         assert [e["id"] for e in page["events"]] == [str(e.id) for e in events]
-        with httpx.Client(follow_redirects=True) as c:
-            assert c.get(emb.dashboard_url).status_code == 200  # follows the 303 with its cookie
+        assert "token" not in emb.dashboard_url  # the admin token never goes into a URL
+        with httpx.Client(base_url=emb.url, follow_redirects=True) as c:
+            assert sign_in(c, emb.admin_token).status_code == 200  # the 303, with its cookie
+            assert c.get(emb.dashboard_url).status_code == 200
     finally:
         emb.stop()
     mode = stat.S_IMODE(os.stat(tmp_path / TOKENS_FILE).st_mode)

@@ -38,6 +38,11 @@ class SignedBatches(requests.auth.AuthBase):
         self.signed = 0
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if r.method == "GET" and (r.path_url or "").startswith("/api/v1/policy"):
+            # a signed GET: over the path, so the fuzzed headers reach the policy code
+            r.headers.update(signed_headers(self.device_id, self.key, b"/api/v1/policy",
+                                            int(time.time())))
+            return r
         if r.method != "POST" or not (r.path_url or "").startswith("/api/v1/events"):
             return r
         body = r.body or b""
@@ -92,7 +97,7 @@ def signer(fuzz_target: CollectorProcess) -> SignedBatches:
 OPERATIONS = [
     ("GET", "/api/v1/health"), ("POST", "/api/v1/enroll"), ("POST", "/api/v1/events"),
     ("GET", "/api/v1/events"), ("GET", "/api/v1/devices"), ("GET", "/api/v1/policy"),
-    ("GET", "/"),
+    ("GET", "/"), ("POST", "/login"),
 ]
 FUZZ_CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
                checks.content_type_conformance, checks.response_schema_conformance]
@@ -108,7 +113,7 @@ def test_spec_describes_exactly_the_served_routes(fuzz_target: CollectorProcess,
     served = httpx.get(f"{fuzz_target}/openapi.json").json()
     described = {(m.upper(), p) for p, ops in served["paths"].items() for m in ops}
     app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'c.db'}", enroll_token="e",
-                              admin_token="a"))
+                              admin_token="a", key_file=tmp_path / "c.key"))
     routes = {(m, r.path) for r in app.routes if isinstance(r, Route)
               for m in (r.methods or ()) if m != "HEAD"}
     assert described == routes

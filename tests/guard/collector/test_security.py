@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.servers import CollectorProcess
 
-from ._helpers import Terminal, admin_get, stored_ids
+from ._helpers import Terminal, admin_get, sign_in, stored_ids
 
 
 def _setup(collector: CollectorProcess) -> Terminal:
@@ -73,7 +73,8 @@ def test_unknown_device(collector: CollectorProcess, db_url: str) -> None:
 def test_old_key_stops_working_after_reenrolment(collector: CollectorProcess, db_url: str) -> None:
     t = _setup(collector)
     old_key = t.key
-    t2 = Terminal(collector, collector.enroll_token, "dev-sec-1")
+    t2 = Terminal(collector, collector.enroll_token, "dev-sec-1",
+                  admin_token=collector.admin_token)  # the admin re-enrols it
     assert t2.key != old_key
     _refused(collector, db_url, t.post(t.body([t.event()]), key=old_key), 401, "bad signature")
     assert t2.send([t2.event()]).status_code == 200
@@ -163,9 +164,9 @@ def test_query_and_dashboard_need_the_admin_token(collector: CollectorProcess) -
     assert admin_get(collector, "wrong", "/api/v1/events").status_code == 401
     assert admin_get(collector, collector.admin_token, "/api/v1/events").status_code == 200
     assert httpx.get(f"{collector}/").status_code == 401
-    assert httpx.get(f"{collector}/", params={"token": "wrong"}).status_code == 401
     with httpx.Client(base_url=collector) as c:
-        login = c.get("/", params={"token": collector.admin_token})
+        assert sign_in(c, "wrong").status_code == 401
+        login = sign_in(c, collector.admin_token)
         assert login.status_code == 303
         assert "token" not in login.headers["location"]
         assert "HttpOnly" in login.headers["set-cookie"]
@@ -178,7 +179,7 @@ def test_dashboard_session_cookie_cannot_be_forged_or_reused_when_expired(
     collector: CollectorProcess,
 ) -> None:
     with httpx.Client(base_url=collector) as c:
-        c.get("/", params={"token": collector.admin_token})
+        sign_in(c, collector.admin_token)
         real = c.cookies["tg_admin"]
     expires, _, mac = real.partition(".")
     assert int(expires) > time.time()

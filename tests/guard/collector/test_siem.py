@@ -72,7 +72,7 @@ def _event(**kw: object) -> Event:
         "device": Device(id="dev-siem", hostname="TLR-DC-01", branch="0101 东城支行"),
         "channel": Channel.PRINT, "action": Action.JUSTIFY, "outcome": Outcome.JUSTIFIED,
         "teller": "zhang.wei", "justification": TRICKY, "source_app": "核心业务系统",
-        "findings": [FindingSummary(type="CN_RESIDENT_ID", count=2, masked=["110***123X"],
+        "findings": [FindingSummary(type="CN_RESIDENT_ID", count=2, masked=["110***********123X"],
                                     hashes=["ab" * 16])],
     }
     base.update(kw)
@@ -107,7 +107,7 @@ def test_cef_round_trips_through_an_independent_parser() -> None:
     assert ext["externalId"] == str(ev.id)
     assert ext["cs1"] == "0101 东城支行"
     assert ext["cs2"] == "CN_RESIDENT_ID:2"
-    assert ext["cs3"] == "110***123X"
+    assert ext["cs3"] == "110***********123X"
     assert ext["cs4"] == "print.id_card|strict"
     assert ext["sproc"] == "核心业务系统"
     assert int(ext["rt"]) == int(ev.time.timestamp() * 1000)
@@ -155,7 +155,7 @@ def test_rsyslog_receives_parseable_cef(tmp_path: Path, tls: bool) -> None:
         assert ext["msg"] == TRICKY
         assert ext["dvchost"] == "TLR-DC-01"
         assert ext["suser"] == "zhang.wei"
-        assert ext["cs3"] == "110***123X"
+        assert ext["cs3"] == "110***********123X"
 
 
 def test_siem_away_does_not_block_ingestion_and_catches_up(tmp_path: Path) -> None:

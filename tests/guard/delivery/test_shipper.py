@@ -394,8 +394,8 @@ def _make_ca_and_cert(root: Path) -> tuple[Path, Path, Path]:
 def tls_collector(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     ca, cert, key = _make_ca_and_cert(tmp_path)
     port = free_port()
-    env = {**os.environ, "TELLER_GUARD_ENROLL_TOKEN": "tls-enroll",
-           "TELLER_GUARD_ADMIN_TOKEN": "tls-admin"}
+    env = {**os.environ, "TELLER_GUARD_ENROLL_TOKEN": "tls-enroll-token-0123",
+           "TELLER_GUARD_ADMIN_TOKEN": "tls-admin-token-01234"}
     log = open(tmp_path / "collector.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "guard.cli", "collector", "--db",
@@ -428,8 +428,8 @@ def test_tls_verifies_against_a_configured_ca_bundle(tmp_path: Path,
     store = DeviceKeyStore(tmp_path / "pc")
     # Without the bank's CA the OS trust store does not know this certificate: refused.
     with pytest.raises(DeviceKeyError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
-        enroll(url, "tls-enroll", hostname="h", store=store)
-    result = enroll(url, "tls-enroll", hostname="h", store=store, ca_bundle=str(ca))
+        enroll(url, "tls-enroll-token-0123", hostname="h", store=store)
+    result = enroll(url, "tls-enroll-token-0123", hostname="h", store=store, ca_bundle=str(ca))
     device = Device(id=result.device_id, hostname="h")
     journal = Journal(tmp_path / "j.sqlite3", device=device)
     journal.record(Event(type="T", device=device, channel=Channel.SYSTEM))
@@ -584,17 +584,19 @@ def test_missing_key_is_an_actionable_error(tmp_path: Path, collector: Collector
 # ----------------------------------------------------------------------------- commands
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(data_dir: Path, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TELLER_GUARD_DATA_DIR": str(data_dir)}
+    if token is not None:  # the enrolment token comes from the environment, never argv
+        env["TELLER_GUARD_ENROLL_TOKEN"] = token
     return subprocess.run([sys.executable, "-m", "guard.cli", *args], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=60)
 
 
 def test_enroll_and_events_status_commands(tmp_path: Path, collector: CollectorProcess) -> None:
     data = tmp_path / "data"
-    bad = _cli(data, "enroll", str(collector), "wrong-token")
+    bad = _cli(data, "enroll", str(collector), token="wrong-token")
     assert bad.returncode == 1 and "403" in bad.stderr
-    ok = _cli(data, "enroll", str(collector), collector.enroll_token, "--branch", "0202")
+    ok = _cli(data, "enroll", str(collector), "--branch", "0202", token=collector.enroll_token)
     assert ok.returncode == 0, ok.stderr
     assert "enrolled at" in ok.stdout
     store = DeviceKeyStore(data)

@@ -273,7 +273,19 @@ def test_central_policy_with_etag_from_real_collector(tmp_path: Path) -> None:
     try:
         store = PolicyStore(override_file=None, cache_dir=tmp_path / "agent", use_machine=False)
         store.reload()
-        fetcher = CentralPolicyFetcher(store, collector.url)
+        # the policy is a signed GET of an enrolled device
+        assert CentralPolicyFetcher(store, collector.url).fetch_once() == "unauthorised"
+        import base64
+
+        import httpx
+
+        from guard.delivery.enrolment import DeviceCredentials
+
+        answer = httpx.post(f"{collector.url}/api/v1/enroll",
+                            json={"token": collector.enroll_token, "hostname": "pc"}).json()
+        creds = DeviceCredentials(endpoint=collector.url, device_id=answer["device_id"],
+                                  key=base64.b64decode(answer["key"]))
+        fetcher = CentralPolicyFetcher(store, collector.url, credentials=creds)
         assert fetcher.fetch_once() == "updated"
         etag = store.central_etag
         assert etag

@@ -383,8 +383,9 @@ def provision_pin(data_dir: Path, pin: str) -> None:
 
 def enroll(data_dir: Path, url: str, token: str) -> None:
     """Enrol the agent's data directory with a collector (`teller-guard enroll`)."""
-    env = {**os.environ, "TELLER_GUARD_DATA_DIR": str(data_dir)}
-    result = subprocess.run([sys.executable, "-m", "guard.cli", "enroll", url, token], cwd=ROOT,
+    # the token goes through the environment: on the command line `enroll` refuses it
+    env = {**os.environ, "TELLER_GUARD_DATA_DIR": str(data_dir), "TELLER_GUARD_ENROLL_TOKEN": token}
+    result = subprocess.run([sys.executable, "-m", "guard.cli", "enroll", url], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise HarnessError(f"enrolment failed: {result.stdout}{result.stderr}")
