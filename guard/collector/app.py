@@ -176,8 +176,10 @@ def default_policy_file() -> Path | None:
 
 
 def default_key_file(db_url: str) -> Path:
-    """Where the server key lives by default: beside a SQLite file (`<db>.key`), else in the
-    data directory (`collector.key`); never inside the database."""
+    """Where the server key lives by default: beside a SQLite file (`<db>.key`); never inside
+    the database. Any other database needs `Settings.key_file` (the `teller-guard collector`
+    command gives the data directory's `collector.key`): every collector process sharing the
+    database must use the same key."""
     import sqlalchemy as sa
 
     try:
@@ -186,9 +188,9 @@ def default_key_file(db_url: str) -> Path:
         database = None
     if database and database != ":memory:" and not database.startswith("file:"):
         return Path(database + ".key")
-    from guard.paths import data_dir
-
-    return data_dir() / "collector.key"
+    raise ValueError("this database keeps no file of its own: give the collector a key file "
+                     "(--key-file or TELLER_GUARD_COLLECTOR_KEY), the same for every collector "
+                     "process sharing the database")
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -695,7 +697,8 @@ def create_app(settings: Settings, *, store: Store | None = None,
         raise ValueError("the collector needs an enrolment token and an admin token")
     own_store = store is None
     if store is None:
-        server_key = keywrap.load_or_create(settings.key_file or default_key_file(settings.db_url))
+        server_key = keywrap.load_or_create(
+            settings.key_file or (lambda: default_key_file(settings.db_url)))
         store = Store(settings.db_url, replay_window_s=settings.window_s, server_key=server_key)
     store.create_schema()
     c = Collector(settings, store, forwarder)

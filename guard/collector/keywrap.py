@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 PREFIX = b"TGK1"
@@ -74,7 +75,7 @@ def unwrap(server_key: bytes, device_id: str, stored: bytes) -> bytes:
     return bytes(a ^ b for a, b in zip(ct, ks, strict=True))
 
 
-def load_or_create(path: Path) -> bytes:
+def load_or_create(path: Path | Callable[[], Path]) -> bytes:
     """The server key: `TELLER_GUARD_COLLECTOR_KEY` (hex) if set, else `path` (made 0600 once).
 
     Several collector processes sharing one database must share this key: give them the same
@@ -90,6 +91,8 @@ def load_or_create(path: Path) -> bytes:
         if len(key) < 16:
             raise KeyFileError(f"{ENV_KEY} is too short: give 32 random bytes as 64 hex digits")
         return key
+    if callable(path):
+        path = path()  # where the file goes is worked out only when no override is set
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:

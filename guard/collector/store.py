@@ -27,12 +27,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from guard.collector import keywrap
+from guard.events import EventType
 from guard.model import Event
 
 US = 1_000_000
 HOUR_US = 3600 * US
 RESPONSE_OUTCOMES = ("acknowledged", "justified")
-HEARTBEAT = "HEARTBEAT"
+HEARTBEAT = EventType.HEARTBEAT.value
 
 _BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -75,6 +75,16 @@ def _token(args: argparse.Namespace, name: str, env: str) -> str | None:
     return os.environ.get(env) or None
 
 
+def _default_key_file(db_url: str) -> Path | None:
+    """None for a SQLite file (its key sits beside it); else `collector.key` in the data
+    directory, shared by the collector processes of this machine."""
+    if db_url.startswith("sqlite"):
+        return None
+    from guard import paths
+
+    return paths.data_dir() / "collector.key"
+
+
 def run(args: argparse.Namespace) -> int:
     from guard.collector.app import Settings, WeakTokenError, check_token, create_app, new_token
     from guard.collector.keywrap import KeyFileError
@@ -128,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         policy_file=args.policy,
         max_body_bytes=args.max_body,
         heartbeat_window_s=args.heartbeat_window,
-        key_file=args.key_file,
+        key_file=args.key_file or _default_key_file(db),
     )
     try:
         app = create_app(settings, forwarder=forwarder)
