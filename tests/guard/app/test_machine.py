@@ -38,6 +38,7 @@ from guard.model import Channel, Device, Event
 from guard.pipeline.prompt import ScriptedPrompter
 from guard.platforms._fake import FakePlatform
 from tests.support.servers import run_collector
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[3]
 WAIT_S = 60.0  # generous bound for "eventually"; nothing here asserts on speed
@@ -50,15 +51,7 @@ def _login() -> str:
 
 
 def _eventually(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    """Poll `check()` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return eventually(what, check, timeout, interval=0.1)
 
 
 class ServiceProcess:

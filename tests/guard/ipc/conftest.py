@@ -9,7 +9,6 @@ import socket
 import struct
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from guard.delivery.journal import Journal
 from guard.ipc.messages import FrameDecoder, Message, decode, encode
 from guard.ipc.server import LocalChannelServer
 from guard.model import Channel, Device, Event
+from tests.support import waiting
 
 WAIT_S = 30.0  # a bound for "eventually"; nothing asserts on speed
 
@@ -38,14 +38,7 @@ def event(i: int = 0, teller: str | None = None) -> Event:
 
 
 def eventually(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    return waiting.eventually(what, check, timeout, interval=0.02)
 
 
 class RawClient:
