@@ -6,15 +6,14 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from guard.platforms.base import (
     LOCK_FILE_NAME,
-    ComboMatcher,
     DataDirBusy,
     ErrorHandler,
+    HookCore,
     Machine,
     PlatformUnavailable,
     Session,
@@ -87,26 +86,15 @@ class FakePasswordCheck:
         return self.usable and bool(user) and self.users.get(user) == password
 
 
-class FakeKeyboardHook:
+class FakeKeyboardHook(HookCore):
     """A keyboard hook whose keys a test presses: `press`/`release` queue key events that the
     hook's own listener thread matches, as a real hook's thread does."""
 
     def __init__(self, on_error: ErrorHandler | None = None, *, refuse: str = "") -> None:
-        self._lock = threading.Lock()
-        self._kept: BaseException | None = None
-        self._matcher = ComboMatcher(on_error, self._keep)
+        super().__init__(on_error)
         self._events: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._refuse = refuse
-
-    def _keep(self, exc: BaseException) -> None:
-        with self._lock:
-            if self._kept is None:
-                self._kept = exc
-
-    def register(self, combo: str, callback: Callable[[], None]) -> None:
-        with self._lock:
-            self._matcher.register(combo, callback)
 
     def start(self) -> None:
         if self._refuse:
@@ -139,12 +127,6 @@ class FakeKeyboardHook:
             thread, self._thread = self._thread, None
         if thread is not None:
             self._events.put(None)
-
-    def check(self) -> None:
-        with self._lock:
-            kept, self._kept = self._kept, None
-        if kept is not None:
-            raise kept
 
     @property
     def running(self) -> bool:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from guard.platforms.base import ComboMatcher, ErrorHandler, PlatformUnavailable
+from guard.platforms.base import ErrorHandler, HookCore, PlatformUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +43,16 @@ def _stop_quietly(listener: Any) -> None:
         log.debug("key listener stop: %r", exc)
 
 
-class PynputKeyboardHook:
+class PynputKeyboardHook(HookCore):
     """`KeyboardHook` over a `pynput.keyboard.Listener`; `fix` is appended to refusals."""
 
     def __init__(self, on_error: ErrorHandler | None = None, *, fix: str = "",
                  preflight: Callable[[], None] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._kept: BaseException | None = None
-        self._matcher = ComboMatcher(on_error, self._keep)
+        super().__init__(on_error)
         self._listener: Any = None
         self._stopping = False
         self._fix = fix
         self._preflight = preflight
-
-    def _keep(self, exc: BaseException) -> None:
-        with self._lock:
-            if self._kept is None:
-                self._kept = exc
-
-    def register(self, combo: str, callback: Callable[[], None]) -> None:
-        with self._lock:
-            self._matcher.register(combo, callback)
 
     def _refuse(self, what: str) -> PlatformUnavailable:
         return PlatformUnavailable(f"{what}; {self._fix}" if self._fix else what)
@@ -152,12 +141,6 @@ class PynputKeyboardHook:
             # pynput's stop() on X11 returns only after the next input event: do not wait.
             threading.Thread(target=_stop_quietly, args=(listener,), name="keyboard-hook-stop",
                              daemon=True).start()
-
-    def check(self) -> None:
-        with self._lock:
-            kept, self._kept = self._kept, None
-        if kept is not None:
-            raise kept
 
     @property
     def running(self) -> bool:

@@ -10,6 +10,7 @@ that cannot run says why). `Session` bundles the desktop capabilities of the tel
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -387,3 +388,30 @@ class ComboMatcher:
                 log.exception("the keyboard hook's error handler failed")
         log.error("keyboard hook error kept for its owner: %r", exc)
         self._keep(exc)
+
+
+class HookCore:
+    """What every keyboard hook shares: the combo matcher, and the listener-thread error kept
+    for the owner's `check()` when no `on_error` handler was given."""
+
+    def __init__(self, on_error: ErrorHandler | None) -> None:
+        self._lock = threading.Lock()
+        self._kept: BaseException | None = None
+        self._matcher = ComboMatcher(on_error, self._keep)
+
+    def _keep(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._kept is None:
+                self._kept = exc
+
+    def register(self, combo: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._matcher.register(combo, callback)
+
+    def check(self) -> None:
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            raise kept
+
+
