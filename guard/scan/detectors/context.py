@@ -105,6 +105,11 @@ def _kind_of(word: str) -> str | None:
     return _KIND_OF.get(_key(word))
 
 
+def kind_of_word(word: str) -> str | None:
+    """The kind of one whole label word (`证件号码` -> `ID`, `order no` -> `NEG`), or None."""
+    return _kind_of(word)
+
+
 def _trie_pattern(words: list[str]) -> str:
     """A regex matching any of `words`, factored by common prefixes (longest alternative first).
 
