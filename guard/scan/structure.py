@@ -101,7 +101,7 @@ _KEY_BEFORE = re.compile(
     r"""{0,40})["']?[ \t]*[:=：][ \t]*["'\[]?[ \t]*['`]?"""
     r"""|<([A-Za-z_][\w.\-:]{0,40})(?:\s[^<>]{0,80})?>[ \t]*)\Z"""
 )
-_KEY_PUNCT = " \t\"'`*:：()（）[]【】#.-_\ufeff"  # noqa: B005 -- a set of characters to strip
+_KEY_PUNCT = " \t\"'`*:：()（）[]【】#.-_\ufeff"  # characters stripped, as a set
 _KEY_END = frozenset("\"':=：>' \t`[")
 _KEY_WINDOW = 100
 ROW_BEHIND = 120
