@@ -213,30 +213,28 @@ class Scanner:
     def scan_file(self, path: str | os.PathLike[str]) -> FileResult:
         """Scan one file; a file that cannot be read gives a `FileResult` with `error` set."""
         source = os.fspath(path)
+        findings: list[Finding] = []
         try:
-            with open(path, "rb") as fh:
-                return FileResult(source, self._scan_binary(fh))
-        except documents.UnreadableFileError as exc:
-            return FileResult(source, [], str(exc))
-        except IsADirectoryError:
-            return FileResult(source, [], "is a directory, not a file")
-        except FileNotFoundError:
-            return FileResult(source, [], "no such file")
-        except PermissionError:
-            return FileResult(source, [], "permission denied")
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            return FileResult(source, [], f"cannot read the file: {reason}")
+            findings.extend(self.iter_file(path))
+        except (documents.UnreadableFileError, OSError) as exc:
+            return FileResult(source, [], read_error(exc))
+        return FileResult(source, findings)
+
+    def iter_file(self, path: str | os.PathLike[str]) -> Iterator[Finding]:
+        """The findings of one file as they are found (bounded memory, for the CLI's output).
+
+        Raises `documents.UnreadableFileError` or `OSError` (`read_error` words the reason),
+        possibly after some findings were given.
+        """
+        with open(path, "rb") as fh:
+            yield from self.iter_binary(fh)
 
     def scan_stream(self, fh: documents.BinaryFile, source: str) -> FileResult:
         """Scan an open seekable binary file (e.g. standard input spooled to a temporary file)."""
         try:
             return FileResult(source, self._scan_binary(fh))
-        except documents.UnreadableFileError as exc:
-            return FileResult(source, [], str(exc))
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            return FileResult(source, [], f"cannot read the input: {reason}")
+        except (documents.UnreadableFileError, OSError) as exc:
+            return FileResult(source, [], read_error(exc, "input"))
 
     def _scan_binary(self, fh: documents.BinaryFile) -> list[Finding]:
         return list(self.iter_binary(fh))
@@ -590,9 +588,23 @@ _GATE_KINDS = frozenset({context.ACCOUNT, context.CARD, context.ID})
 
 def _gate(layout: structure.Layout, text: str, start: int) -> bool:
     """Whether the candidate's column or record may make an implausible-looking number one."""
-    if layout.column(text, start) in _GATE_KINDS:
+    if layout.column(text, start) in _GATE_KINDS or layout.key(text, start) in _GATE_KINDS:
         return True
     return layout.row(text, start).bank
+
+
+def read_error(exc: BaseException, what: str = "file") -> str:
+    """Why a file could not be read, for the user (never the file's content)."""
+    if isinstance(exc, documents.UnreadableFileError):
+        return str(exc)
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
+    return f"cannot read the {what}: {reason}"
 
 
 def _plausible(value: str, n: int) -> bool:

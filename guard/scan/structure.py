@@ -201,6 +201,11 @@ def _delimiter_of(line: str) -> str | None:
     return best
 
 
+def _all_names(cells: list[str]) -> bool:
+    return all(0 < len(c.strip(' "\'')) <= 12 and not any(ch.isdigit() for ch in c)
+               for c in cells)
+
+
 def _width(text: str) -> int:
     return len(text) + len(_WIDE.findall(text))
 
@@ -215,7 +220,9 @@ def _header_of(line: str) -> _Header | None:
         if len(cells) < 2 or len(cells) > _MAX_CELLS:
             return None
         kinds = tuple(classify_key(c) if len(c.strip()) <= 24 else None for c in cells)
-        if sum(k is not None for k in kinds) < 2:
+        labelled = sum(k is not None for k in kinds)
+        # one label is enough when every cell reads as a column name (short, no digits at all)
+        if labelled < 2 and not (labelled == 1 and _all_names(cells)):
             return None
         return _Header(delimiter, kinds)
     if _ALIGN_GAP.search(line) is None:
@@ -326,6 +333,12 @@ class Layout:
                 payment=_PAYMENT.search(line) is not None,
             ) if line else _NO_HINTS
         return self._hints
+
+    def key(self, text: str, start: int) -> str | None:
+        """The kind of the key written straight before the candidate (`"acctNo": "`), or None."""
+        if start == 0 or text[start - 1] not in _KEY_END:
+            return None
+        return self._key_before(text, self._line(text, start), start)
 
     def passport_before(self, text: str, start: int) -> bool:
         """A passport word stands in an earlier field of the record (`证件类型护照，证件号码…`)."""

@@ -57,7 +57,8 @@ def test_exit_codes(files: Path, tmp_path: Path) -> None:
     assert run(["export/sub/clean.log"], tmp_path).returncode == 0
     assert run(["export/sub/cards.txt"], tmp_path).returncode == 1
     assert run(["export/sub/clean.log", "missing.txt"], tmp_path).returncode == 2
-    assert run(["export/sub/cards.txt", "missing.txt"], tmp_path).returncode == 2
+    # found and failed together: 3, so data found is not hidden behind the failure
+    assert run(["export/sub/cards.txt", "missing.txt"], tmp_path).returncode == 3
 
 
 def test_unreadable_file_reported_and_scan_goes_on(files: Path, tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_unreadable_file_reported_and_scan_goes_on(files: Path, tmp_path: Path) 
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert lines[0] == {"source": "image.png", "error": "binary file, not scanned"}
     assert lines[1]["findings"][0]["type"] == "BANK_CARD"
-    assert proc.returncode == 2
+    assert proc.returncode == 3
 
 
 def test_stdin(tmp_path: Path) -> None:
@@ -85,8 +86,16 @@ def test_recursive_folder(files: Path, tmp_path: Path) -> None:
         os.path.join("export", "sub", "clean.log"),
     ]
     assert proc.returncode == 1
+    # a folder without --recursive is skipped with a note, not reported as an unreadable file
     no_r = run(["--format", "json", "export"], tmp_path)
-    assert no_r.returncode == 2 and "--recursive" in json.loads(no_r.stdout)["error"]
+    assert no_r.returncode == 2 and no_r.stdout == ""
+    assert "is a folder; add --recursive" in no_r.stderr
+    with_file = run(["--format", "json", "export", "export/sub/cards.txt"], tmp_path)
+    assert with_file.returncode == 1 and "add --recursive" in with_file.stderr
+    assert [json.loads(x)["source"] for x in with_file.stdout.splitlines()] == [
+        "export/sub/cards.txt"]
+    table = run(["export", "export/sub/clean.log"], tmp_path)
+    assert table.returncode == 0 and "1 folder(s) skipped (add --recursive)" in table.stdout
 
 
 def test_text_table(files: Path, tmp_path: Path) -> None:
