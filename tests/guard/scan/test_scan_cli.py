@@ -147,3 +147,29 @@ def test_file_name_that_is_not_unicode(tmp_path: Path) -> None:
         proc = run(["--format", fmt, "-r", "odd"], tmp_path)
         assert proc.returncode == 1, proc.stderr
         assert "138****5678" in proc.stdout
+
+
+def test_json_streamed_per_finding_matches_the_engine(tmp_path: Path) -> None:
+    from guard.scan.engine import Scanner
+
+    rows = "".join(f"客户{i},{ID},{MOBILE}\n" for i in range(3000))
+    path = tmp_path / "dense.csv"
+    path.write_text("姓名,身份证号,手机\n" + rows, "utf-8")
+    proc = run(["--format", "json", "dense.csv"], tmp_path)
+    assert proc.returncode == 1
+    (obj,) = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert set(obj) == {"source", "findings"} and len(obj["findings"]) == 6000
+    ours = Scanner(key=b"k").scan_file(path).findings
+    assert [(f["type"], f["start"], f["end"]) for f in obj["findings"]] == [
+        (f.type, f.start, f.end) for f in ours]
+
+
+def test_file_damaged_late_keeps_its_findings_and_says_why(tmp_path: Path) -> None:
+    # valid text past the first 1 MiB read, then bytes neither UTF-8 nor GB18030 can decode
+    data = f"卡号：{CARD}\n".encode() + (b"x" * 99 + b"\n") * 11_000 + b"\xff\xff\xff\n"
+    (tmp_path / "late.txt").write_bytes(data)
+    proc = run(["--format", "json", "late.txt"], tmp_path)
+    (obj,) = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert obj["findings"][0]["type"] == "BANK_CARD"
+    assert "cannot decode" in obj["error"]
+    assert proc.returncode == 3
