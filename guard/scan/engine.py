@@ -168,7 +168,6 @@ class Scanner:
         """All findings in `text`, sorted by start; offsets are into `text` as given."""
         out: list[Finding] = []
         layout = structure.Layout()
-        layout.begin(0)
         self._scan(text, 0, len(text), 0, out, layout)
         out.sort(key=_BY_SPAN)
         return out
@@ -192,18 +191,21 @@ class Scanner:
             if cut <= lo:
                 continue
             found: list[Finding] = []
-            layout.begin(lo)
+            layout.begin()
             self._scan(buf, lo, cut, buf_base, found, layout)
-            layout.advance(buf, cut)
             found.sort(key=_BY_SPAN)
             yield from found
-            keep_from = max(0, cut - CONTEXT_CHARS)
+            # keep the context, and the lines the structure pass has not looked at yet (a header
+            # row may be among them), at most a header look-back's worth
+            keep_from = max(0, min(cut - CONTEXT_CHARS,
+                                   max(layout.pending(), cut - structure.HEADER_LOOKBACK)))
             buf = buf[keep_from:]
             buf_base += keep_from
+            layout.shift(keep_from)
             lo = cut - keep_from
         if lo < len(buf):
             found = []
-            layout.begin(lo)
+            layout.begin()
             self._scan(buf, lo, len(buf), buf_base, found, layout)
             found.sort(key=_BY_SPAN)
             yield from found
@@ -590,7 +592,7 @@ def _gate(layout: structure.Layout, text: str, start: int) -> bool:
     """Whether the candidate's column or record may make an implausible-looking number one."""
     if layout.column(text, start) in _GATE_KINDS or layout.key(text, start) in _GATE_KINDS:
         return True
-    return layout.row(text, start).bank
+    return layout.bank_near(text, start)
 
 
 def read_error(exc: BaseException, what: str = "file") -> str:

@@ -102,6 +102,7 @@ _KEY_BEFORE = re.compile(
     r"""|<([A-Za-z_][\w.\-:]{0,40})(?:\s[^<>]{0,80})?>[ \t]*)\Z"""
 )
 _KEY_PUNCT = " \t\"'`*:：()（）[]【】#.-_\ufeff"  # characters stripped, as a set
+_TABULAR = re.compile("[\t,|;\x1f]|  |\u3000")
 _KEY_END = frozenset("\"':=：>' \t`[")
 _KEY_WINDOW = 100
 ROW_BEHIND = 120
@@ -194,7 +195,7 @@ def _delimiter_of(line: str) -> str | None:
     if "\t" in line:
         return "\t"
     best, count = None, 0
-    for d in (",", "|", ";", "，", "^", "\x1f"):
+    for d in (",", "|", ";", "\x1f"):  # not "，": prose is full of it
         c = line.count(d)
         if c > count:
             best, count = d, c
@@ -248,14 +249,15 @@ def _header_of(line: str) -> _Header | None:
 class Layout:
     """Structure state of one document, asked about its candidates in text order.
 
-    The engine makes one per `scan_text` and per streamed file; `begin` is called with each new
-    buffer (streamed pieces: offsets restart) and `advance` after a piece was scanned, so a header
-    row at the end of one piece still labels the rows of the next.
+    The engine makes one per `scan_text` and per streamed file. Streaming, it calls `begin`
+    before scanning each piece, keeps the buffer from `pending()` on (bounded by
+    `HEADER_LOOKBACK`) and calls `shift` when it drops the text before, so a header row at the end
+    of one piece still labels the rows of the next, exactly as in the whole text.
     """
 
     def __init__(self) -> None:
         self._header: _Header | None = None
-        self._seen = 0  # text position up to which lines were looked at for a header
+        self._seen = 0  # start of the first line not looked at for a header yet
         self._ls = -1  # the current line: text[_ls:_le]
         self._le = -1
         self._cells: list[tuple[int, int]] | None = None
@@ -265,17 +267,18 @@ class Layout:
         self._wpos = 0  # display column bookkeeping of the current (aligned) line
         self._wcol = 0
 
-    def begin(self, seen: int) -> None:
-        """A new text buffer whose positions before `seen` were already looked at."""
-        self._seen = seen
+    def begin(self) -> None:
+        """The buffer changed (a streamed piece was added): forget the current line."""
         self._ls = self._le = -1
         self._hints = None
 
-    def advance(self, text: str, upto: int) -> None:
-        """Look at the lines before `upto` that no candidate was in (a header may be there)."""
-        if upto > self._seen:
-            self._find_header(text, self._seen, upto)
-            self._seen = upto
+    def pending(self) -> int:
+        """Where the lines not looked at yet start; the streaming caller keeps them."""
+        return self._seen
+
+    def shift(self, n: int) -> None:
+        """The caller dropped the first `n` characters of its buffer."""
+        self._seen = max(0, self._seen - n)
 
     # -- per candidate --------------------------------------------------------------------------
 
@@ -308,7 +311,7 @@ class Layout:
         """The kind of the candidate's column header only (cheap gate for unlabelled numbers)."""
         header = self._header
         if header is None:
-            return None
+            return None  # no table so far: nothing to look up
         ls = self._line(text, start)
         if self._cells is not None:
             i = bisect.bisect_right(self._cell_starts, start) - 1
@@ -338,7 +341,15 @@ class Layout:
         """The kind of the key written straight before the candidate (`"acctNo": "`), or None."""
         if start == 0 or text[start - 1] not in _KEY_END:
             return None
-        return self._key_before(text, self._line(text, start), start)
+        return self._key_before(text, 0, start)  # a key holds no newline: no line needed
+
+    def bank_near(self, text: str, start: int) -> bool:
+        """`row(text, start).bank` for the engine's gate, without the other hints."""
+        if self._hints is not None and self._hints_at == start:
+            return self._hints.bank
+        ls = self._line(text, start)
+        return _BANK_IN_ROW.search(
+            text, max(ls, start - ROW_BEHIND), min(self._le, start + ROW_AHEAD)) is not None
 
     def passport_before(self, text: str, start: int) -> bool:
         """A passport word stands in an earlier field of the record (`证件类型护照，证件号码…`)."""
@@ -352,12 +363,15 @@ class Layout:
         floor = max(self._le, 0)
         nl = text.rfind("\n", floor, start)
         ls = nl + 1 if nl >= 0 else floor
-        if ls > self._seen:
-            self._find_header(text, self._seen, ls)
         le = text.find("\n", start)
         le = len(text) if le < 0 else le
+        if _TABULAR.search(text, ls, le) is not None:
+            # only a table row can use a header: prose and log lines leave the lines above them
+            # for the next table row to look at
+            if ls > self._seen:
+                self._find_header(text, self._seen, ls)
+            self._seen = max(self._seen, le + 1)
         self._ls, self._le = ls, le
-        self._seen = max(self._seen, le)
         self._hints = None
         self._wpos, self._wcol = ls, 0
         self._cells = None
@@ -378,7 +392,7 @@ class Layout:
         while end > floor:
             nl = text.rfind("\n", floor, end - 1) if end - 1 > floor else -1
             start = nl + 1 if nl >= 0 else floor
-            if start == floor and floor > lo and (floor == 0 or text[floor - 1] != "\n"):
+            if start == floor and floor > 0 and text[floor - 1] != "\n":
                 return  # a partial line at the lookback edge: not a header
             line = text[start:end].rstrip("\r\n")
             if line.strip() and _SEPARATOR_LINE.match(line) is None:
