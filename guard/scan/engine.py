@@ -285,7 +285,7 @@ class Scanner:
                 if prev not in _PREV_SPECIAL and nxt not in _NEXT_SPECIAL:
                     n = e - s
                     if 8 <= n <= _MAX_DIGITS and (
-                        _plausible(tok, n) or context.hinted(text, s) or _gate(layout, text, s)
+                        _plausible(tok, n) or context.hinted(text, s) or _gate(layout, text, s, tok)
                     ):
                         self._plain(text, s, e, tok, n, base, out, layout)
                     continue  # else a serial number, timestamp or amount: nothing it could be
@@ -336,7 +336,7 @@ class Scanner:
             if not glued and tok.isdigit():  # the common case: one plain run of digits
                 n = len(tok)
                 if n < 8 or n > _MAX_DIGITS or not (
-                    _plausible(tok, n) or context.hinted(text, s) or _gate(layout, text, s)
+                    _plausible(tok, n) or context.hinted(text, s) or _gate(layout, text, s, tok)
                 ):
                     continue  # a serial number, timestamp or amount: nothing it could be
                 self._identifier(text, [(s, e, tok)], 0, 0, base, out, "", layout, gated=True)
@@ -434,13 +434,18 @@ class Scanner:
         self, text: str, start: int, end: int, value: str, base: int, out: list[Finding],
         layout: structure.Layout,
     ) -> None:
-        """`_identifier` for 17 plain ASCII digits and an X: a resident ID or nothing."""
+        """`_identifier` for 17 plain ASCII digits and an X: a resident ID, a USCC or nothing."""
         label = layout.label(text, start)
         if context.amount_after(text, end):
             label = context.NEG
         sc = resident_id.score(value, label)
-        if sc is not None and sc >= self._threshold[CN_RESIDENT_ID]:
-            self._emit(CN_RESIDENT_ID, start, end, sc, value, base, out)
+        if sc is not None:
+            if sc >= self._threshold[CN_RESIDENT_ID]:
+                self._emit(CN_RESIDENT_ID, start, end, sc, value, base, out)
+            return
+        sc = uscc.score(value, label)  # X is a USCC check character too (91110108340870889X)
+        if sc is not None:
+            self._emit(CN_USCC, start, end, sc, value, base, out)
 
     def _identifier(
         self,
@@ -469,7 +474,7 @@ class Scanner:
         if has_x and (n != 18 or value.index("X") != 17):
             return False
         if not (gated or glued or has_x or _plausible(value, n) or context.hinted(text, start)
-                or _gate(layout, text, start)):
+                or _gate(layout, text, start, value)):
             return False  # nothing it could be, and no card/account word nearby to say otherwise
         label = glued or layout.label(text, start)
         if context.amount_after(text, end):
@@ -534,10 +539,13 @@ class Scanner:
                 best_type, best, best_value = CN_MOBILE, sc, value[-11:]
                 if n == 13 and first and start > 0 and text[start - 1] in _PLUS:
                     start -= 1  # +8613812345678
-        hints = layout.row(text, start) if label is None or label == context.ACCOUNT else None
         if 13 <= n <= 19:
-            row_hint = hints is not None and label is None and (hints.name or hints.payment)
-            sc = bank_card.score(value, label, grouping, row_hint)
+            sc = bank_card.score(value, label, grouping)
+            if label is None and (sc is None or sc < 0.8) and best < 0.5:
+                # not a card by itself: a customer list's or a payment's record may make it one
+                hints = layout.row(text, start)
+                if hints.name or hints.payment:
+                    sc = bank_card.score(value, label, grouping, row_hint=True)
             if sc is not None and sc > best:
                 best_type, best, best_value = BANK_CARD, sc, value
         if n == 15:
@@ -559,8 +567,8 @@ class Scanner:
             sc = bank_account.score(value, label)
             if sc is not None:
                 return CN_BANK_ACCOUNT, max(sc, best), value, start
-        elif best < 0.5 and hints is not None and hints.bank and label is None and (
-            not joined or fours
+        elif best < 0.5 and label is None and (not joined or fours) and layout.bank_near(
+            text, start
         ):
             sc = bank_account.score(value, None, bank_in_row=True)
             if sc is not None:
@@ -588,10 +596,12 @@ class Scanner:
 _GATE_KINDS = frozenset({context.ACCOUNT, context.CARD, context.ID})
 
 
-def _gate(layout: structure.Layout, text: str, start: int) -> bool:
+def _gate(layout: structure.Layout, text: str, start: int, value: str) -> bool:
     """Whether the candidate's column or record may make an implausible-looking number one."""
     if layout.column(text, start) in _GATE_KINDS or layout.key(text, start) in _GATE_KINDS:
         return True
+    if len(value) < bank_account.ROW_MIN_DIGITS or bank_account.dated(value):
+        return False  # nothing a bank name in the row could make an account of
     return layout.bank_near(text, start)
 
 

@@ -90,7 +90,6 @@ _WIDE = re.compile(r"[\u1100-\u115f\u2e80-\u303e\u3041-\ua4cf\uac00-\ud7a3\uf900
                    r"\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]")
 _FIVE_DIGITS = re.compile(r"[0-9\uff10-\uff19]{5}")
 _ALIGN_GAP = re.compile(r"(?:[ \u3000]{2,}|\t)")
-_SEPARATOR_LINE = re.compile(r"[\s=\-_*+|~.·—]*\Z")
 _BANK_IN_ROW = re.compile(r"银行|支行|分行|信用社|农商行|农信社|储蓄所|\bBank\b|\bBANK\b")
 _PASSPORT_BEFORE = re.compile(r"护照|[Pp]assport|PASSPORT")
 _PAYMENT = re.compile(r"付款|收款|转账|转入|转出|汇款|汇入|代发|扣款|还款|缴费|支付|消费|"
@@ -103,8 +102,13 @@ _KEY_BEFORE = re.compile(
 )
 _KEY_PUNCT = " \t\"'`*:：()（）[]【】#.-_\ufeff"  # characters stripped, as a set
 _TABULAR = re.compile("[\t,|;\x1f]|  |\u3000")
+_HEADERISH = re.compile(
+    r"^(?=[^\n]*(?:[\t,|;\x1f]|  |\u3000))(?![^\n]*[0-9\uff10-\uff19]{5})[^\n]{3,1024}$",
+    re.MULTILINE)
 _KEY_END = frozenset("\"':=：>' \t`[")
 _KEY_WINDOW = 100
+_KEY_FILL = frozenset("\"' \t`[")
+_KEY_SEPARATORS = frozenset(":=：>")
 ROW_BEHIND = 120
 """Characters of the record looked at before a candidate (within the engine's kept context)."""
 ROW_AHEAD = 200
@@ -386,22 +390,17 @@ class Layout:
         return ls
 
     def _find_header(self, text: str, lo: int, hi: int) -> None:
-        """The nearest header row in text[lo:hi] (whole lines, bounded lookback) becomes current."""
+        """The nearest header row in text[lo:hi] (whole lines, bounded lookback) becomes current.
+
+        One regex pass picks the lines that could be a header (a delimiter or an aligned gap, no
+        long number; `^` never matches inside a line, so a line cut by the look-back is left out);
+        only those are split and classified, nearest first.
+        """
         floor = max(lo, hi - HEADER_LOOKBACK)
-        end = hi
-        while end > floor:
-            nl = text.rfind("\n", floor, end - 1) if end - 1 > floor else -1
-            start = nl + 1 if nl >= 0 else floor
-            if start == floor and floor > 0 and text[floor - 1] != "\n":
-                return  # a partial line at the lookback edge: not a header
-            line = text[start:end].rstrip("\r\n")
-            if line.strip() and _SEPARATOR_LINE.match(line) is None:
-                header = _header_of(line)
-                if header is not None:
-                    self._header = header
-                    return
-            end = start
-            if nl < 0:
+        for m in reversed(_HEADERISH.findall(text, floor, hi)):
+            header = _header_of(m.rstrip("\r"))
+            if header is not None:
+                self._header = header
                 return
 
     def _aligned_kind(self, text: str, ls: int, start: int) -> str | None:
@@ -430,6 +429,12 @@ class Layout:
 
     def _key_before(self, text: str, ls: int, start: int) -> str | None:
         if start == 0 or text[start - 1] not in _KEY_END:
+            return None
+        # cheap first: a key's separator (: = ： > ) within the few quote/space characters before
+        p = start - 1
+        while p > ls and start - p < 6 and text[p] in _KEY_FILL:
+            p -= 1
+        if text[p] not in _KEY_SEPARATORS:
             return None
         m = _KEY_BEFORE.search(text, max(ls, start - _KEY_WINDOW), start)
         if m is None:

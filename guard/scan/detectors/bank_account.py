@@ -22,15 +22,15 @@ def score(digits: str, label: str | None, bank_in_row: bool = False) -> float | 
         return None
     if label == context.ACCOUNT:
         return 0.8
-    if bank_in_row and label is None and len(digits) >= ROW_MIN_DIGITS and not _dated(digits):
+    if bank_in_row and label is None and len(digits) >= ROW_MIN_DIGITS and not dated(digits):
         return 0.6
     return None
 
 
-def _dated(digits: str) -> bool:
+def dated(digits: str) -> bool:
     """Starts with a date (20261124…, 19990101…): a serial or voucher number, not an account."""
     y, m, d = digits[:4], digits[4:6], digits[6:8]
     return y[:2] in ("19", "20") and "01" <= m <= "12" and "01" <= d <= "31"
 
 
-__all__ = ["MAX_DIGITS", "MIN_DIGITS", "ROW_MIN_DIGITS", "TYPE", "score"]
+__all__ = ["MAX_DIGITS", "MIN_DIGITS", "ROW_MIN_DIGITS", "TYPE", "dated", "score"]

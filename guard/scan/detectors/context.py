@@ -85,6 +85,8 @@ WORDS: dict[str, tuple[str, ...]] = {
         "orderNo", "orderId", "serialNo", "tradeNo", "txnId", "traceNo", "refNo", "seqNo",
         "batchNo", "requestId", "sessionId", "outTradeNo", "transId", "代码", "机构代码",
         "网点代码", "行号", "联行号", "支付行号", "开户行号",
+        # the number range of a voucher stock (日终轧账: 凭证种类 起始号码 终止号码 张数)
+        "起始号码", "终止号码", "起始号", "终止号", "起号", "止号", "号码段",
     ),
 }
 

@@ -203,3 +203,15 @@ def test_header_at_the_end_of_one_streamed_piece_labels_the_next() -> None:
     got = list(SCANNER.scan_chunks([header, rows]))
     assert [(f.type, f.start) for f in got] == [
         ("CN_BANK_ACCOUNT", len(header) + 3 + i * (len(rows) // 3)) for i in range(3)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("统一社会信用代码,账号\n91110108340870889X,44028939616529021\n",
+     [("CN_USCC", "91110108340870889X"), ("CN_BANK_ACCOUNT", ACCT)]),
+    ("<CreditCode>91110108340870889X</CreditCode>", [("CN_USCC", "91110108340870889X")]),
+    # a voucher stock's number range: serials, even on a card BIN with Luhn
+    ("凭证种类        起始号码              终止号码              张数\n"
+     f"借记卡          017061835341          {CARD}      8\n", []),
+])
+def test_uscc_with_x_and_voucher_ranges(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
