@@ -23,7 +23,9 @@ How a text is scanned, step by step:
 
 Files are read by `guard.scan.documents`: text files are streamed in chunks and cut only at a
 character that no identifier can contain, so nothing is split and each finding is reported once with
-global offsets; xlsx/docx/pdf are scanned as their extracted text.
+global offsets; xlsx/docx/pdf and HTML pages are scanned as their extracted text, streamed too
+(xlsx row by row). One `structure.Layout` per text or file carries the document's structure (the
+current table header) from piece to piece.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class ScanError(Exception):
 class FileResult:
     """What scanning one file gave: its findings, or why it could not be read.
 
-    `source` is the path as given (or "-" for standard input). For xlsx, docx and pdf files the
+    `source` is the path as given (or "-" for standard input). For xlsx, docx, pdf and HTML the
     finding offsets are into the extracted text (cells joined by tabs, rows and paragraphs by
     newlines, pages by newlines), not into the file's bytes.
     """
