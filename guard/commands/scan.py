@@ -3,8 +3,16 @@
     teller-guard scan [--format text|json] [--recursive] [--min-confidence C] PATH... | -
 
 JSON Lines (one object per input file: `{"source", "findings"}` or `{"source", "error"}`) for
-machines, a table for people. Exit status: 0 nothing found, 1 customer data found, 2 an input
-could not be read (or the command line was wrong). Only masked values and keyed hashes are printed.
+machines, a table for people. The JSON object of a file is written finding by finding as the scan
+goes, so a dense 200 MB file never sits in memory as one record; a file that fails part-way
+through (damaged late) has both the findings found so far and its "error".
+
+Exit status: 0 nothing found; 1 customer data found; 2 an input could not be read (or the
+command line was wrong, or every path was a folder given without --recursive); 3 customer data
+found AND some input could not be read (both matter: a caller that only tests "!= 0" still sees
+something to act on, one that tests 1 still tells data from failure). A folder given without
+--recursive is skipped with a note on standard error, not counted as an unreadable file. Only
+masked values and keyed hashes are printed.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the engine is imported when the command runs, not when the CLI starts
+    from guard.model import Finding
     from guard.scan.engine import FileResult, Scanner
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
 EXIT_FAILED = 2
+EXIT_FOUND_AND_FAILED = 3
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,8 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "scan",
         help="find customer data in files",
         description="Find customer data (resident IDs, bank cards, mobiles, e-mails, USCC, "
-        "passports, accounts) in text files, CSV/TSV, xlsx, docx and pdf. Exit 0 when nothing is "
-        "found, 1 when customer data is found, 2 when an input could not be read.",
+        "passports, accounts) in text files, CSV/TSV, HTML, JSON, XML, xlsx, docx and pdf. Exit 0 "
+        "when nothing is found, 1 when customer data is found, 2 when an input could not be read, "
+        "3 when customer data is found and some input could not be read.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders; '-' reads stdin")
     p.add_argument("--format", choices=("text", "json"), default="text",
@@ -55,14 +66,20 @@ def _confidence(raw: str) -> float:
     return value
 
 
+_SKIPPED = "is a folder; add --recursive to scan it"
+
+
 def _inputs(paths: list[str], recursive: bool) -> Iterator[tuple[str, str | None]]:
-    """(source, error) for every input file, in a stable order; folders expand when recursive."""
+    """(source, note) for every input file, in a stable order; folders expand when recursive.
+
+    The note is `_SKIPPED` for a folder given without --recursive.
+    """
     for path in paths:
         if path == "-":
             yield path, None
         elif os.path.isdir(path):
             if not recursive:
-                yield path, "is a folder; add --recursive to scan it"
+                yield path, _SKIPPED
                 continue
             for root, dirs, files in os.walk(path):
                 dirs.sort()
@@ -83,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from guard.paths import ConfigError
-    from guard.scan.engine import FileResult, Scanner
+    from guard.scan.engine import Scanner
 
     try:
         scanner = Scanner(min_confidence=args.min_confidence)
@@ -100,40 +117,84 @@ def _run(args: argparse.Namespace) -> int:
             out.reconfigure(encoding="utf-8", errors="surrogateescape")
         else:
             out.reconfigure(errors="backslashreplace")
-    found = failed = 0
+    found = failed = skipped = 0
     table = _Table(out) if args.format == "text" else None
-    for n, (source, error) in enumerate(inputs, 1):
+    for n, (source, note) in enumerate(inputs, 1):
         if progress:
             sys.stderr.write(f"\r\x1b[Kscanning {n}/{len(inputs)}: {_short(source)}")
             sys.stderr.flush()
+        if note is _SKIPPED:
+            skipped += 1
+            print(f"teller-guard scan: {source}: {note}", file=sys.stderr)
+            continue
+        count, error = _scan_one(scanner, source, out, table)
         if error is not None:
-            result = FileResult(source, [], error)
-        elif source == "-":
-            result = _scan_stdin(scanner)
-        else:
-            result = scanner.scan_file(source)
-        if result.error is not None:
             failed += 1
-        elif result.findings:
+        if count:
             found += 1
-        if table is not None:
-            table.add(result)
-        else:
-            obj: dict[str, object] = {"source": result.source}
-            if result.error is not None:
-                obj["error"] = result.error
-            else:
-                obj["findings"] = [f.as_dict() for f in result.findings]
-            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-            out.flush()
     if progress:
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
     if table is not None:
-        table.summary(len(inputs), found, failed)
-    if failed:
+        table.summary(len(inputs) - skipped, found, failed, skipped)
+    if found and failed:
+        return EXIT_FOUND_AND_FAILED
+    if failed or (skipped and skipped == len(inputs)):
         return EXIT_FAILED
     return EXIT_FOUND if found else EXIT_CLEAN
+
+
+def _scan_one(
+    scanner: Scanner, source: str, out: TextIO, table: _Table | None
+) -> tuple[int, str | None]:
+    """Scan one input and write its findings as they come; (findings written, error or None)."""
+    from guard.scan import documents
+    from guard.scan.engine import read_error
+
+    if source == "-":
+        result = _scan_stdin(scanner)
+        findings: Iterator[Finding] = iter(result.findings)
+        early_error = result.error
+    else:
+        findings = scanner.iter_file(source)
+        early_error = None
+    count = 0
+    error = early_error
+    opened = False
+    try:
+        for f in findings:
+            if table is not None:
+                table.finding(source, f)
+            else:
+                if not opened:
+                    out.write(json.dumps({"source": source}, ensure_ascii=False)[:-1]
+                              + ', "findings": [')
+                    opened = True
+                    out.write(json.dumps(f.as_dict(), ensure_ascii=False))
+                else:
+                    out.write(", " + json.dumps(f.as_dict(), ensure_ascii=False))
+            count += 1
+    except (documents.UnreadableFileError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        error = read_error(exc)
+    if table is not None:
+        if error is not None:
+            table.error(source, error)
+    else:
+        if not opened:
+            obj: dict[str, object] = {"source": source}
+            if error is not None:
+                obj["error"] = error
+            else:
+                obj["findings"] = []
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        elif error is not None:
+            out.write('], "error": ' + json.dumps(error, ensure_ascii=False) + "}\n")
+        else:
+            out.write("]}\n")
+        out.flush()
+    return count, error
 
 
 def _scan_stdin(scanner: Scanner) -> FileResult:
@@ -161,13 +222,12 @@ class _Table:
         self._total = 0
         self._header = False
 
-    def add(self, result: FileResult) -> None:
-        if result.error is not None:
-            self._row(result.source, "ERROR", "", "", result.error)
-            return
-        for f in result.findings:
-            self._total += 1
-            self._row(result.source, f.type, f"{f.start}-{f.end}", f"{f.score:.2f}", f.masked)
+    def finding(self, source: str, f: Finding) -> None:
+        self._total += 1
+        self._row(source, f.type, f"{f.start}-{f.end}", f"{f.score:.2f}", f.masked)
+
+    def error(self, source: str, error: str) -> None:
+        self._row(source, "ERROR", "", "", error)
 
     def _row(self, source: str, kind: str, span: str, conf: str, what: str) -> None:
         if not self._header:
@@ -175,8 +235,9 @@ class _Table:
             self._header = True
         self._out.write(f"{_short(source, 40):<40} {kind:<16} {span:>13} {conf:>5}  {what}\n")
 
-    def summary(self, files: int, found: int, failed: int) -> None:
+    def summary(self, files: int, found: int, failed: int, skipped: int = 0) -> None:
+        folders = f", {skipped} folder(s) skipped (add --recursive)" if skipped else ""
         self._out.write(
             f"{files} file(s) scanned: {found} with customer data ({self._total} finding(s)), "
-            f"{failed} could not be read\n"
+            f"{failed} could not be read{folders}\n"
         )

@@ -15,19 +15,23 @@ How a text is scanned, step by step:
    offsets stay those of the teller's text), drop the ones that are part of something else
    (decimals, amounts, codes glued to letters, e-mail local parts), split grouped runs into
    identifiers;
-3. ask the detectors what each identifier is, with the nearest context label before it
-   (`guard.scan.detectors.context`), keep the best type;
+3. ask the detectors what each identifier is, with the label that applies to it: the key of its
+   field, the header of its column or the nearest context word before it, and the hints of its
+   record (`guard.scan.structure`, `guard.scan.detectors.context`); keep the best type;
 4. report what passes the confidence threshold: span, score, masked value, keyed hash
    (HMAC-SHA256 of the normalised value), category. Raw values never leave this module.
 
 Files are read by `guard.scan.documents`: text files are streamed in chunks and cut only at a
 character that no identifier can contain, so nothing is split and each finding is reported once with
-global offsets; xlsx/docx/pdf are scanned as their extracted text.
+global offsets; xlsx/docx/pdf and HTML pages are scanned as their extracted text, streamed too
+(xlsx row by row). One `structure.Layout` per text or file carries the document's structure (the
+current table header) from piece to piece.
 """
 
 from __future__ import annotations
 
 import hmac
+import itertools
 import operator
 import os
 import re
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 
 from guard import identity
 from guard.model import Finding
-from guard.scan import documents
+from guard.scan import documents, structure
 from guard.scan.detectors import (
     BANK_CARD,
     CATEGORIES,
@@ -122,7 +126,7 @@ class ScanError(Exception):
 class FileResult:
     """What scanning one file gave: its findings, or why it could not be read.
 
-    `source` is the path as given (or "-" for standard input). For xlsx, docx and pdf files the
+    `source` is the path as given (or "-" for standard input). For xlsx, docx, pdf and HTML the
     finding offsets are into the extracted text (cells joined by tabs, rows and paragraphs by
     newlines, pages by newlines), not into the file's bytes.
     """
@@ -165,7 +169,8 @@ class Scanner:
     def scan_text(self, text: str) -> list[Finding]:
         """All findings in `text`, sorted by start; offsets are into `text` as given."""
         out: list[Finding] = []
-        self._scan(text, 0, len(text), 0, out)
+        layout = structure.Layout()
+        self._scan(text, 0, len(text), 0, out, layout)
         out.sort(key=_BY_SPAN)
         return out
 
@@ -179,6 +184,7 @@ class Scanner:
         buf = ""
         buf_base = 0  # global offset of buf[0]
         lo = 0  # first position of buf not scanned yet
+        layout = structure.Layout()
         for chunk in chunks:
             if not chunk:
                 continue
@@ -187,16 +193,22 @@ class Scanner:
             if cut <= lo:
                 continue
             found: list[Finding] = []
-            self._scan(buf, lo, cut, buf_base, found)
+            layout.begin()
+            self._scan(buf, lo, cut, buf_base, found, layout)
             found.sort(key=_BY_SPAN)
             yield from found
-            keep_from = max(0, cut - CONTEXT_CHARS)
+            # keep the context, and the lines the structure pass has not looked at yet (a header
+            # row may be among them), at most a header look-back's worth
+            keep_from = max(0, min(cut - CONTEXT_CHARS,
+                                   max(layout.pending(), cut - structure.HEADER_LOOKBACK)))
             buf = buf[keep_from:]
             buf_base += keep_from
+            layout.shift(keep_from)
             lo = cut - keep_from
         if lo < len(buf):
             found = []
-            self._scan(buf, lo, len(buf), buf_base, found)
+            layout.begin()
+            self._scan(buf, lo, len(buf), buf_base, found, layout)
             found.sort(key=_BY_SPAN)
             yield from found
 
@@ -205,46 +217,54 @@ class Scanner:
     def scan_file(self, path: str | os.PathLike[str]) -> FileResult:
         """Scan one file; a file that cannot be read gives a `FileResult` with `error` set."""
         source = os.fspath(path)
+        findings: list[Finding] = []
         try:
-            with open(path, "rb") as fh:
-                return FileResult(source, self._scan_binary(fh))
-        except documents.UnreadableFileError as exc:
-            return FileResult(source, [], str(exc))
-        except IsADirectoryError:
-            return FileResult(source, [], "is a directory, not a file")
-        except FileNotFoundError:
-            return FileResult(source, [], "no such file")
-        except PermissionError:
-            return FileResult(source, [], "permission denied")
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            return FileResult(source, [], f"cannot read the file: {reason}")
+            findings.extend(self.iter_file(path))
+        except (documents.UnreadableFileError, OSError) as exc:
+            return FileResult(source, [], read_error(exc))
+        return FileResult(source, findings)
+
+    def iter_file(self, path: str | os.PathLike[str]) -> Iterator[Finding]:
+        """The findings of one file as they are found (bounded memory, for the CLI's output).
+
+        Raises `documents.UnreadableFileError` or `OSError` (`read_error` words the reason),
+        possibly after some findings were given.
+        """
+        with open(path, "rb") as fh:
+            yield from self.iter_binary(fh)
 
     def scan_stream(self, fh: documents.BinaryFile, source: str) -> FileResult:
         """Scan an open seekable binary file (e.g. standard input spooled to a temporary file)."""
         try:
             return FileResult(source, self._scan_binary(fh))
-        except documents.UnreadableFileError as exc:
-            return FileResult(source, [], str(exc))
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            return FileResult(source, [], f"cannot read the input: {reason}")
+        except (documents.UnreadableFileError, OSError) as exc:
+            return FileResult(source, [], read_error(exc, "input"))
 
     def _scan_binary(self, fh: documents.BinaryFile) -> list[Finding]:
-        kind = documents.sniff(fh)
+        return list(self.iter_binary(fh))
+
+    def iter_binary(self, fh: documents.BinaryFile) -> Iterator[Finding]:
+        """The findings of an open binary file, streamed (bounded memory for any file size).
+
+        Raises `documents.UnreadableFileError` (possibly after some findings were given) or
+        `OSError`.
+        """
+        kind, encoding = documents.identify(fh)
         if kind != documents.TEXT:
-            return self.scan_text(documents.extract_text(fh, kind))
-        encoding: str | None = None
-        while True:
-            reader = documents.TextReader(fh, encoding)
-            try:
-                return list(self.scan_chunks(reader.chunks(CHUNK_CHARS)))
-            except documents.RetryWithEncodingError as exc:
-                encoding = exc.encoding  # UTF-8 broke late in the file: read it all again
+            yield from self.scan_chunks(documents.extract_chunks(fh, kind))
+            return
+        chunks = documents.TextReader(fh, encoding, guessed=True).chunks(CHUNK_CHARS)
+        first = next(chunks, "")
+        pieces: Iterator[str] = itertools.chain((first,), chunks)
+        if documents.looks_like_html(first[:4096]):
+            pieces = documents.html_chunks(pieces)
+        yield from self.scan_chunks(pieces)
 
     # -- engine ---------------------------------------------------------------------------------
 
-    def _scan(self, text: str, lo: int, hi: int, base: int, out: list[Finding]) -> None:
+    def _scan(
+        self, text: str, lo: int, hi: int, base: int, out: list[Finding], layout: structure.Layout
+    ) -> None:
         """Append findings for candidates starting in text[lo:hi] (offsets + base) to `out`."""
         token_end = -1  # end of the last letter-glued code handled (its later runs are inside it)
         size = len(text)
@@ -266,14 +286,16 @@ class Scanner:
                 nxt = text[e] if e < size else ""
                 if prev not in _PREV_SPECIAL and nxt not in _NEXT_SPECIAL:
                     n = e - s
-                    if 9 <= n <= _MAX_DIGITS and (_plausible(tok, n) or context.hinted(text, s)):
-                        self._plain(text, s, e, tok, n, base, out)
+                    if 8 <= n <= _MAX_DIGITS and (
+                        _plausible(tok, n) or context.hinted(text, s) or _gate(layout, text, s, tok)
+                    ):
+                        self._plain(text, s, e, tok, n, base, out, layout)
                     continue  # else a serial number, timestamp or amount: nothing it could be
             elif e - s == 18 and tok[17] in "Xx" and tok.isascii() and tok[:17].isdigit():
                 prev = text[s - 1] if s else ""
                 nxt = text[e] if e < size else ""
                 if prev not in _PREV_SPECIAL and nxt not in _NEXT_SPECIAL:
-                    self._plain_x(text, s, e, tok[:17] + "X", base, out)
+                    self._plain_x(text, s, e, tok[:17] + "X", base, out, layout)
                     continue
             if tok[-5:-4] in seps and e + 1 < size and text[e] in seps:
                 # a last group of 1-2 digits after groups of 4: 17/18-digit cards, and resident
@@ -298,7 +320,7 @@ class Scanner:
             if prev in _DIGIT:
                 continue  # the rest of a digit run that a (hostile-length) chunk cut split
             if prev in letters or nxt in letters:
-                token_end, glued, go = self._glued(text, s, e, base, out)
+                token_end, glued, go = self._glued(text, s, e, base, out, layout)
                 if not go:
                     continue
             if prev == "." and s >= 2 and text[s - 2] in _DIGIT:
@@ -315,14 +337,16 @@ class Scanner:
                 continue  # the tail of a hyphenated code (ORD-20261124-…)
             if not glued and tok.isdigit():  # the common case: one plain run of digits
                 n = len(tok)
-                if n < 9 or n > _MAX_DIGITS or not (_plausible(tok, n) or context.hinted(text, s)):
+                if n < 8 or n > _MAX_DIGITS or not (
+                    _plausible(tok, n) or context.hinted(text, s) or _gate(layout, text, s, tok)
+                ):
                     continue  # a serial number, timestamp or amount: nothing it could be
-                self._identifier(text, [(s, e, tok)], 0, 0, base, out, "", gated=True)
+                self._identifier(text, [(s, e, tok)], 0, 0, base, out, "", layout, gated=True)
                 continue
-            self._digits(text, s, e, tok, base, out, glued)
+            self._digits(text, s, e, tok, base, out, glued, layout)
 
     def _glued(
-        self, text: str, s: int, e: int, base: int, out: list[Finding]
+        self, text: str, s: int, e: int, base: int, out: list[Finding], layout: structure.Layout
     ) -> tuple[int, str, bool]:
         """A digit run touching letters: a USCC/passport code, a glued label, or some other code.
 
@@ -341,13 +365,15 @@ class Scanner:
         code = code.upper()
         label: str | None = None
         if len(code) == 18 and not code.isdigit():
-            sc = uscc.score(code, label := context.nearest_label(text, t_start))
+            sc = uscc.score(code, label := layout.label(text, t_start))
             if sc is not None:
                 self._emit(CN_USCC, t_start, t_end, sc, code, base, out)
                 return t_end, "", False
         if len(code) <= 10 and code[0].isalpha():
             if label is None:
-                label = context.nearest_label(text, t_start)
+                label = layout.label(text, t_start)
+            if label in (None, context.ID) and layout.passport_before(text, t_start):
+                label = context.PASSPORT  # 证件类型：护照，证件号码：E…
             sc = passport.score(code, label)
             if sc is not None:
                 self._emit(CN_PASSPORT, t_start, t_end, sc, code, base, out)
@@ -359,7 +385,8 @@ class Scanner:
         return t_end, "", False
 
     def _digits(
-        self, text: str, s: int, e: int, tok: str, base: int, out: list[Finding], glued: str
+        self, text: str, s: int, e: int, tok: str, base: int, out: list[Finding], glued: str,
+        layout: structure.Layout,
     ) -> None:
         """Split a (possibly grouped) digit run into identifiers and report them."""
         if tok.isdigit() or (tok[-1] == "X" and tok[:-1].isdigit()):
@@ -380,38 +407,47 @@ class Scanner:
                     j + 1 < n and text[groups[j][1]] in _DASHES
                 ):
                     continue  # hyphen-joined to digits it leaves out: part of a longer code
-                if self._identifier(text, groups, i, j, base, out, glued if i == 0 else ""):
+                if self._identifier(text, groups, i, j, base, out, glued if i == 0 else "",
+                                    layout):
                     i = j + 1
                     break
             else:
                 i += 1
 
     def _plain(
-        self, text: str, start: int, end: int, value: str, n: int, base: int, out: list[Finding]
+        self, text: str, start: int, end: int, value: str, n: int, base: int, out: list[Finding],
+        layout: structure.Layout,
     ) -> None:
         """`_identifier` for one plain run of 9-25 ASCII digits already found plausible.
 
         The same decisions as `_identifier` with one group, no glued label and no X, without its
         general bookkeeping: most candidates in teller text take this path.
         """
-        label = context.nearest_label(text, start)
+        label = layout.label(text, start)
         if context.amount_after(text, end):
             label = context.NEG
         best_type, best, best_value, start = self._decide(
-            text, start, value, n, label, has_x=False, first=True, joined=False, grouping=False)
+            text, start, value, n, label, layout, has_x=False, first=True, joined=False,
+            grouping=False)
         if best_type and best >= self._threshold[best_type]:
             self._emit(best_type, start, end, best, best_value, base, out)
 
     def _plain_x(
-        self, text: str, start: int, end: int, value: str, base: int, out: list[Finding]
+        self, text: str, start: int, end: int, value: str, base: int, out: list[Finding],
+        layout: structure.Layout,
     ) -> None:
-        """`_identifier` for 17 plain ASCII digits and an X: a resident ID or nothing."""
-        label = context.nearest_label(text, start)
+        """`_identifier` for 17 plain ASCII digits and an X: a resident ID, a USCC or nothing."""
+        label = layout.label(text, start)
         if context.amount_after(text, end):
             label = context.NEG
         sc = resident_id.score(value, label)
-        if sc is not None and sc >= self._threshold[CN_RESIDENT_ID]:
-            self._emit(CN_RESIDENT_ID, start, end, sc, value, base, out)
+        if sc is not None:
+            if sc >= self._threshold[CN_RESIDENT_ID]:
+                self._emit(CN_RESIDENT_ID, start, end, sc, value, base, out)
+            return
+        sc = uscc.score(value, label)  # X is a USCC check character too (91110108340870889X)
+        if sc is not None:
+            self._emit(CN_USCC, start, end, sc, value, base, out)
 
     def _identifier(
         self,
@@ -422,6 +458,7 @@ class Scanner:
         base: int,
         out: list[Finding],
         glued: str,
+        layout: structure.Layout,
         gated: bool = False,
     ) -> bool:
         """Report groups[i..j] as one identifier if it is one; True when its digits are used up.
@@ -433,20 +470,23 @@ class Scanner:
         start, end = groups[i][0], groups[j][1]
         value = groups[i][2] if i == j else "".join(g[2] for g in groups[i : j + 1])
         n = len(value)
-        if n > _MAX_DIGITS or n < 9 or (n < 11 and n != 9 and n != 10):
+        if n > _MAX_DIGITS or n < 8:
             return False
         has_x = "X" in value
         if has_x and (n != 18 or value.index("X") != 17):
             return False
-        if not (gated or glued or has_x or _plausible(value, n) or context.hinted(text, start)):
+        if not (gated or glued or has_x or _plausible(value, n) or context.hinted(text, start)
+                or _gate(layout, text, start, value)):
             return False  # nothing it could be, and no card/account word nearby to say otherwise
-        label = glued or context.nearest_label(text, start)
+        label = glued or layout.label(text, start)
         if context.amount_after(text, end):
             label = context.NEG
-        grouping = j > i and tuple(len(g[2]) for g in groups[i : j + 1]) in _CARD_GROUPINGS
+        shape = tuple(len(g[2]) for g in groups[i : j + 1]) if j > i else ()
+        grouping = shape in _CARD_GROUPINGS
+        fours = bool(shape) and set(shape[:-1]) == {4} and 1 <= shape[-1] <= 4
         best_type, best, best_value, start = self._decide(
-            text, start, value, n, label, has_x=has_x, first=i == 0, joined=j > i,
-            grouping=grouping)
+            text, start, value, n, label, layout, has_x=has_x, first=i == 0, joined=j > i,
+            grouping=grouping, fours=fours)
         if not best_type:
             return False
         if best >= self._threshold[best_type]:
@@ -455,14 +495,16 @@ class Scanner:
         return best >= 0.3
 
     def _decide(
-        self, text: str, start: int, value: str, n: int, label: str | None, *, has_x: bool,
-        first: bool, joined: bool, grouping: bool,
+        self, text: str, start: int, value: str, n: int, label: str | None,
+        layout: structure.Layout, *, has_x: bool, first: bool, joined: bool, grouping: bool,
+        fours: bool = False,
     ) -> tuple[str, float, str, int]:
         """Which identifier `n` digits (`value`) starting at `start` are, if any.
 
         Returns (type or "", score, the value to mask and hash, start including a +86 prefix).
         `first`: nothing of the same number stands before it, so a +86 prefix may; `joined`: the
-        digits were written in several groups; `grouping`: the groups have a card's shape.
+        digits were written in several groups; `grouping`: the groups have a card's shape;
+        `fours`: groups of four and a shorter last one, as account numbers are printed.
         """
         best_type = ""
         best = 0.0
@@ -470,6 +512,8 @@ class Scanner:
         if n == 18:
             sc = resident_id.score(value, label)
             if sc is not None:
+                if label != context.NEG:
+                    return CN_RESIDENT_ID, sc, value, start  # an ID, whether Luhn passes or not
                 best_type, best = CN_RESIDENT_ID, sc
             if not has_x:
                 sc = uscc.score(value, label)
@@ -499,6 +543,11 @@ class Scanner:
                     start -= 1  # +8613812345678
         if 13 <= n <= 19:
             sc = bank_card.score(value, label, grouping)
+            if label is None and (sc is None or sc < 0.8) and best < 0.5:
+                # not a card by itself: a customer list's or a payment's record may make it one
+                hints = layout.row(text, start)
+                if hints.name or hints.payment:
+                    sc = bank_card.score(value, label, grouping, row_hint=True)
             if sc is not None and sc > best:
                 best_type, best, best_value = BANK_CARD, sc, value
         if n == 15:
@@ -506,15 +555,25 @@ class Scanner:
             if sc is not None and sc > best:
                 best_type, best, best_value = CN_RESIDENT_ID, sc, value
         elif n == 9:
+            if label in (None, context.ID) and layout.passport_before(text, start):
+                label = context.PASSPORT
             sc = passport.score(value, label)
             if sc is not None and sc > best:
                 best_type, best = CN_PASSPORT, sc
-        # an account label on a number with a Chinese card BIN still reads as a card
-        if label == context.ACCOUNT and (
-            best_type != BANK_CARD or bank_card.chinese_bin(value) is None
-        ):
+        if label == context.ACCOUNT:
+            # Chinese personal accounts are card numbers: an issued card number under an account
+            # label is a card, anything else an account
+            # (a Chinese BIN; a foreign-looking IIN under an account label reads as an account)
+            if best_type == BANK_CARD and bank_card.chinese_bin(value) is not None:
+                return best_type, best, best_value, start
             sc = bank_account.score(value, label)
-            if sc is not None and sc > best:
+            if sc is not None:
+                return CN_BANK_ACCOUNT, max(sc, best), value, start
+        elif best < 0.5 and label is None and (not joined or fours) and layout.bank_near(
+            text, start
+        ):
+            sc = bank_account.score(value, None, bank_in_row=True)
+            if sc is not None:
                 best_type, best, best_value = CN_BANK_ACCOUNT, sc, value
         return best_type, best, best_value, start
 
@@ -536,6 +595,32 @@ class Scanner:
                            mac.hexdigest(), CATEGORIES[t]))
 
 
+_GATE_KINDS = frozenset({context.ACCOUNT, context.CARD, context.ID})
+
+
+def _gate(layout: structure.Layout, text: str, start: int, value: str) -> bool:
+    """Whether the candidate's column or record may make an implausible-looking number one."""
+    if layout.column(text, start) in _GATE_KINDS or layout.key(text, start) in _GATE_KINDS:
+        return True
+    if len(value) < bank_account.ROW_MIN_DIGITS or bank_account.dated(value):
+        return False  # nothing a bank name in the row could make an account of
+    return layout.bank_near(text, start)
+
+
+def read_error(exc: BaseException, what: str = "file") -> str:
+    """Why a file could not be read, for the user (never the file's content)."""
+    if isinstance(exc, documents.UnreadableFileError):
+        return str(exc)
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
+    return f"cannot read the {what}: {reason}"
+
+
 def _plausible(value: str, n: int) -> bool:
     """Whether the digits could be some identifier without a label's help (cheap checks only).
 
@@ -543,7 +628,7 @@ def _plausible(value: str, n: int) -> bool:
     a word before paying for the full label look-up (serial numbers and timestamps stop here).
     """
     if n == 11:
-        return mobile.is_mobile(value)
+        return mobile.shaped(value)  # the label decides blocks phonenumbers does not know
     if n == 18 and (value[:2] in resident_id.PROVINCES or uscc.plausible(value)):
         return True
     if n == 15 and value[:2] in resident_id.PROVINCES:

@@ -1,6 +1,7 @@
 """Benchmark of the scanning engine against the regex floor, and its memory on a 500 MB file.
 
-    .venv/bin/python tests/bench/bench_scan.py [--mb 50] [--big-mb 500]
+    .venv/bin/python tests/bench/bench_scan.py [--mb 50] [--big-mb 500] [--cli-mb 50]
+                                               [--xlsx-rows 1000000]
 
 1. generates ~50 MB (UTF-8) of teller-like text, every line unique: notices and notes, system log
    lines (timestamps, session ids, serial numbers, versions), and customer lines (log records,
@@ -10,7 +11,11 @@
 2. times (best of 3) `Scanner.scan_text` over each and, in the same run on the same text, the floor
    `re.finditer(r"\\d{11,}")`, and prints both throughputs and their ratio (target >= 0.5);
 3. in a fresh subprocess, writes a 500 MB text file (teller lines, identifiers sparse) and prints
-   the peak memory (ru_maxrss and tracemalloc) of `Scanner.scan_file` on it.
+   the peak memory (ru_maxrss and tracemalloc) of `Scanner.scan_file` on it;
+4. the CLI: `teller-guard scan --format json` on a 50 MB mixed teller log (start-up and JSON
+   writing included) against the floor on the same text, and its peak memory;
+5. in a fresh subprocess, writes an xlsx of 1 million customer rows (openpyxl write-only) and
+   prints the peak memory of streaming its findings (`Scanner.iter_file`).
 A script, not a test: it prints figures and asserts nothing.
 """
 
@@ -202,14 +207,91 @@ def bench_big_file(big_mb: int) -> None:
         subprocess.run([sys.executable, __file__, "--child", path], check=True)
 
 
+def bench_cli(mb: int) -> None:
+    print(f"== CLI: teller-guard scan --format json on a {mb} MB mixed teller log")
+    text = teller_text(mb * 1024 * 1024, 0.25, seed=13)
+    size_mb = len(text.encode("utf-8")) / 1e6
+    floor_re = re.compile(r"\d{11,}")
+    floor_s = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        sum(1 for _ in floor_re.finditer(text))
+        floor_s = min(floor_s, time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "teller.log")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        del text
+        cmd = [sys.executable, "-m", "guard.cli", "scan", "--format", "json", path]
+        cli_s = float("inf")
+        memory = ""
+        for _ in range(2):
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, __file__, "--cli-child", *cmd],
+                                  capture_output=True, text=True, check=False)
+            cli_s = min(cli_s, time.perf_counter() - t0)
+            memory = proc.stdout.strip()
+    print(f"floor  re.finditer(r'\\d{{11,}}'): {floor_s:.3f} s  {size_mb / floor_s:8.1f} MB/s")
+    print(f"CLI    teller-guard scan --format json: {cli_s:.3f} s  {size_mb / cli_s:8.1f} MB/s "
+          f"(the CLI's {memory}; one extra interpreter start included)")
+    print(f"ratio CLI/floor throughput: {floor_s / cli_s:.2f}x (target >= 0.7x)")
+
+
+def _cli_child(cmd: list[str]) -> None:
+    """Runs the CLI with its JSON going to /dev/null; prints its peak memory."""
+    with open(os.devnull, "wb") as sink:
+        subprocess.run(cmd, stdout=sink, check=False)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(f"peak memory {peak / 1024:.0f} MiB")
+
+
+def _xlsx_child(path: str) -> None:
+    from guard.scan.engine import Scanner
+
+    t0 = time.perf_counter()
+    # findings counted as they stream (as the CLI writes them), not kept in a list
+    count = sum(1 for _ in Scanner(key=b"bench-key").iter_file(path))
+    elapsed = time.perf_counter() - t0
+    print(f"Scanner.iter_file of the xlsx: {elapsed:.1f} s, {count:,} findings")
+    print(f"peak memory: VmHWM {_vm_hwm_kib() / 1024:.0f} MiB")
+
+
+def bench_xlsx(rows: int) -> None:
+    import openpyxl
+
+    print(f"== memory: scan_file of an xlsx of {rows:,} customer rows in a fresh process")
+    r = random.Random(5)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "customers.xlsx")
+        wb = openpyxl.Workbook(write_only=True)
+        ws = wb.create_sheet("客户清单")
+        ws.append(["序号", "姓名", "证件号码", "借记卡号", "手机号码", "账号", "流水号"])
+        for i in range(rows):
+            ws.append([i + 1, r.choice(NAMES), resident_id(r), card(r), mobile(r),
+                       f"{r.randint(10**16, 10**17 - 1)}", serial(r)])
+        wb.save(path)
+        print(f"xlsx: {os.path.getsize(path) / 1e6:.0f} MB on disk")
+        subprocess.run([sys.executable, __file__, "--xlsx-child", path], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--big-mb", type=int, default=500)
+    parser.add_argument("--cli-mb", type=int, default=50)
+    parser.add_argument("--xlsx-rows", type=int, default=1_000_000)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--xlsx-child", help=argparse.SUPPRESS)
+    parser.add_argument("--cli-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _big_file_child(args.child)
+        return
+    if args.xlsx_child:
+        _xlsx_child(args.xlsx_child)
+        return
+    if args.cli_child:
+        _cli_child(args.cli_child)
         return
     if args.big_mb:  # first, while this process is small (a child's ru_maxrss includes it)
         bench_big_file(args.big_mb)
@@ -217,6 +299,10 @@ def main() -> None:
     bench_throughput(args.mb, 0.25, "mixed teller text: notices, notes, system logs, 1 line in 4 "
                      "with customer data")
     bench_throughput(args.mb, 1.0, "dense customer export: every line carries customer data")
+    if args.cli_mb:
+        bench_cli(args.cli_mb)
+    if args.xlsx_rows:
+        bench_xlsx(args.xlsx_rows)
 
 
 if __name__ == "__main__":

@@ -154,10 +154,12 @@ def _junk(digits: str) -> bool:
     return digits.count(digits[0]) == len(digits)
 
 
-def score(digits: str, label: str | None, grouped: bool) -> float | None:
+def score(digits: str, label: str | None, grouped: bool, row_hint: bool = False) -> float | None:
     """Confidence that `digits` (13–19 ASCII digits) is a card number.
 
-    `grouped` is True when the teller wrote it in card groups (4-4-4-4, 4-4-4-4-3, 6-13).
+    `grouped` is True when the teller wrote it in card groups (4-4-4-4, 4-4-4-4-3, 6-13);
+    `row_hint` when its record is a customer list's (a name column) or a payment's: a 16–19 digit
+    number on an issuer range with Luhn is then a card even without a card word.
     """
     if not MIN_DIGITS <= len(digits) <= MAX_DIGITS or label == context.NEG or _junk(digits):
         return None
@@ -175,7 +177,11 @@ def score(digits: str, label: str | None, grouped: bool) -> float | None:
         if valid and length_ok and strong:
             return 0.97 if labelled or grouped else 0.9
         if valid and (length_ok or prefix_len >= 6):
-            return 0.92 if labelled else (0.8 if grouped else (0.6 if strong else 0.45))
+            if labelled:
+                return 0.92
+            if grouped or (row_hint and length_ok and len(digits) >= 16):
+                return 0.8
+            return 0.6 if strong else 0.45
         if not valid and length_ok and prefix_len >= 6 and labelled:
             return 0.65
     if not valid:
@@ -187,6 +193,8 @@ def score(digits: str, label: str | None, grouped: bool) -> float | None:
             return 0.7
         if grouped:
             return 0.8
+        if row_hint and len(digits) >= 16 and not _date_like(digits):
+            return 0.75
         return None if _date_like(digits) else 0.45
     if label == context.CARD and len(digits) >= 16:
         return 0.7

@@ -85,6 +85,8 @@ WORDS: dict[str, tuple[str, ...]] = {
         "orderNo", "orderId", "serialNo", "tradeNo", "txnId", "traceNo", "refNo", "seqNo",
         "batchNo", "requestId", "sessionId", "outTradeNo", "transId", "代码", "机构代码",
         "网点代码", "行号", "联行号", "支付行号", "开户行号",
+        # the number range of a voucher stock (日终轧账: 凭证种类 起始号码 终止号码 张数)
+        "起始号码", "终止号码", "起始号", "终止号", "起号", "止号", "号码段",
     ),
 }
 
@@ -103,6 +105,11 @@ for _kind, _words in WORDS.items():
 def _kind_of(word: str) -> str | None:
     """The kind of a label as written (any case, spaces or underscores inside)."""
     return _KIND_OF.get(_key(word))
+
+
+def kind_of_word(word: str) -> str | None:
+    """The kind of one whole label word (`证件号码` -> `ID`, `order no` -> `NEG`), or None."""
+    return _kind_of(word)
 
 
 def _trie_pattern(words: list[str]) -> str:

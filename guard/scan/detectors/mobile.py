@@ -44,9 +44,20 @@ def is_mobile(digits: str) -> bool:
     return _ask(digits) if verdict is None else verdict
 
 
+def shaped(digits: str) -> bool:
+    """11 digits starting 13–19: the shape of every mainland mobile number."""
+    return len(digits) == 11 and digits[0] == "1" and digits[1] in "3456789"
+
+
 def score(digits: str, label: str | None, formatted: bool) -> float | None:
-    """Confidence for an 11-digit `digits`; `formatted` when written 3-4-4 or with +86/0086."""
+    """Confidence for an 11-digit `digits`; `formatted` when written 3-4-4 or with +86/0086.
+
+    A number whose block phonenumbers does not know (its plan data lags behind new blocks such
+    as 14x data cards and 19x) still counts when a mobile label vouches for it.
+    """
     if not is_mobile(digits):
+        if label == context.MOBILE and shaped(digits):
+            return 0.85
         return None
     if label == context.NEG:
         return 0.3
@@ -55,4 +66,4 @@ def score(digits: str, label: str | None, formatted: bool) -> float | None:
     return 0.95 if formatted else 0.9
 
 
-__all__ = ["TYPE", "is_mobile", "score"]
+__all__ = ["TYPE", "is_mobile", "score", "shaped"]

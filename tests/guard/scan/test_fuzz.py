@@ -24,6 +24,11 @@ PIECES = [
     "11010519491231002X", "6222021234567890128", "13812345678", "+86 ", "0086", "身份证号",
     "卡号", "流水号", "@", "a@b.cn", "91350100M000100Y43", "E12345678", "账号", ".00元",
     "6222 0212 3456 7890 128", "138-1234-5678", "20261124103512",
+    # table, key and record shapes: header rows, delimiters, quotes, keys, elements, banks
+    "户名,账号,证件号码\n", "姓名\t身份证号\t手机\n", "户名    账号        手机号码\n",
+    ",", "\t", "|", ";", '"', "'", "    ", '"acctNo": "', "<CertNo>", "</CertNo>", "acct_no=",
+    "\\u8d26\\u53f7", "凭证号,", "中国银行XX支行", "证件类型护照，证件号码", "110105491231002",
+    "44028939616529021", "3381 5173 9179 7192 77", "19412345678", "付款",
 ]
 texts = st.one_of(
     st.text(alphabet=ALPHABET, max_size=400),
@@ -78,6 +83,16 @@ HOSTILE = {
     "plus86": "+86 ",
     "mixed": "6222 0212 3456 7890 128 13812345678 ",
     "alnum": "91350100M000100Y43",
+    "csv-rows": "户名,账号,手机\n张三,44028939616529021,13812345678\n",
+    "one-long-csv-row": "44028939616529021,",
+    "quoted-cells": '"44028939616529021","a,b",',
+    "aligned-rows": "户名    账号\n张三    44028939616529021\n",
+    "aligned-long-line": "张三    44028939616529021    ",
+    "json-keys": '"payerAcctNo": "44028939616529021", ',
+    "xml-elements": "<AcctNo>44028939616529021</AcctNo>",
+    "bank-rows": "中国银行上海支行 44028939616529021 ",
+    "header-lines": "户名,账号,证件号码\n",
+    "key-ends": '":=：> ',
 }
 
 
@@ -133,3 +148,15 @@ def test_hostile_input_work_grows_linearly(name: str, monkeypatch: pytest.Monkey
 def test_hostile_megabyte_inputs_complete() -> None:
     for unit in HOSTILE.values():
         check(unit * (1_000_000 // len(unit)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(alphabet=ALPHABET, max_size=8)),
+                max_size=80).map("".join))
+def test_html_pages_never_break(body: str) -> None:
+    from guard.scan import documents
+
+    page = "<html><body><table><tr><th>户名</th><th>账号</th></tr><tr><td>" + body.replace(
+        "\n", "</td><td>") + "</td></tr></table></body></html>"
+    text = "".join(documents.html_chunks([page[:50], page[50:]]))
+    check(text)

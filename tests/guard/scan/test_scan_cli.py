@@ -57,7 +57,8 @@ def test_exit_codes(files: Path, tmp_path: Path) -> None:
     assert run(["export/sub/clean.log"], tmp_path).returncode == 0
     assert run(["export/sub/cards.txt"], tmp_path).returncode == 1
     assert run(["export/sub/clean.log", "missing.txt"], tmp_path).returncode == 2
-    assert run(["export/sub/cards.txt", "missing.txt"], tmp_path).returncode == 2
+    # found and failed together: 3, so data found is not hidden behind the failure
+    assert run(["export/sub/cards.txt", "missing.txt"], tmp_path).returncode == 3
 
 
 def test_unreadable_file_reported_and_scan_goes_on(files: Path, tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_unreadable_file_reported_and_scan_goes_on(files: Path, tmp_path: Path) 
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert lines[0] == {"source": "image.png", "error": "binary file, not scanned"}
     assert lines[1]["findings"][0]["type"] == "BANK_CARD"
-    assert proc.returncode == 2
+    assert proc.returncode == 3
 
 
 def test_stdin(tmp_path: Path) -> None:
@@ -85,8 +86,16 @@ def test_recursive_folder(files: Path, tmp_path: Path) -> None:
         os.path.join("export", "sub", "clean.log"),
     ]
     assert proc.returncode == 1
+    # a folder without --recursive is skipped with a note, not reported as an unreadable file
     no_r = run(["--format", "json", "export"], tmp_path)
-    assert no_r.returncode == 2 and "--recursive" in json.loads(no_r.stdout)["error"]
+    assert no_r.returncode == 2 and no_r.stdout == ""
+    assert "is a folder; add --recursive" in no_r.stderr
+    with_file = run(["--format", "json", "export", "export/sub/cards.txt"], tmp_path)
+    assert with_file.returncode == 1 and "add --recursive" in with_file.stderr
+    assert [json.loads(x)["source"] for x in with_file.stdout.splitlines()] == [
+        "export/sub/cards.txt"]
+    table = run(["export", "export/sub/clean.log"], tmp_path)
+    assert table.returncode == 0 and "1 folder(s) skipped (add --recursive)" in table.stdout
 
 
 def test_text_table(files: Path, tmp_path: Path) -> None:
@@ -138,3 +147,29 @@ def test_file_name_that_is_not_unicode(tmp_path: Path) -> None:
         proc = run(["--format", fmt, "-r", "odd"], tmp_path)
         assert proc.returncode == 1, proc.stderr
         assert "138****5678" in proc.stdout
+
+
+def test_json_streamed_per_finding_matches_the_engine(tmp_path: Path) -> None:
+    from guard.scan.engine import Scanner
+
+    rows = "".join(f"客户{i},{ID},{MOBILE}\n" for i in range(3000))
+    path = tmp_path / "dense.csv"
+    path.write_text("姓名,身份证号,手机\n" + rows, "utf-8")
+    proc = run(["--format", "json", "dense.csv"], tmp_path)
+    assert proc.returncode == 1
+    (obj,) = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert set(obj) == {"source", "findings"} and len(obj["findings"]) == 6000
+    ours = Scanner(key=b"k").scan_file(path).findings
+    assert [(f["type"], f["start"], f["end"]) for f in obj["findings"]] == [
+        (f.type, f.start, f.end) for f in ours]
+
+
+def test_file_damaged_late_keeps_its_findings_and_says_why(tmp_path: Path) -> None:
+    # valid text past the first 1 MiB read, then bytes neither UTF-8 nor GB18030 can decode
+    data = f"卡号：{CARD}\n".encode() + (b"x" * 99 + b"\n") * 11_000 + b"\xff\xff\xff\n"
+    (tmp_path / "late.txt").write_bytes(data)
+    proc = run(["--format", "json", "late.txt"], tmp_path)
+    (obj,) = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert obj["findings"][0]["type"] == "BANK_CARD"
+    assert "cannot decode" in obj["error"]
+    assert proc.returncode == 3
