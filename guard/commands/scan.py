@@ -99,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from guard import identity
     from guard.paths import ConfigError
     from guard.scan.engine import Scanner
 
     try:
-        scanner = Scanner(min_confidence=args.min_confidence)
+        scanner = Scanner(key=identity.hash_key(), min_confidence=args.min_confidence)
     except ConfigError as exc:
         print(f"teller-guard scan: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,6 +1,6 @@
 """The scanning engine: turns text and files into `Finding`s with the detector registry.
 
-    scanner = Scanner()                     # keyed hashes with the install key
+    scanner = Scanner(key=install_key)      # keyed hashes with the install key
     scanner.scan_text("身份证号11010519491231002X") -> [Finding(type="CN_RESIDENT_ID", ...)]
     scanner.scan_file("export.csv")         -> FileResult(source, findings, error)
 
@@ -38,7 +38,6 @@ import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from guard import identity
 from guard.model import Finding
 from guard.scan import documents, structure
 from guard.scan.detectors import (
@@ -141,11 +140,11 @@ class Scanner:
 
     def __init__(
         self,
-        key: bytes | None = None,
+        key: bytes,
         min_confidence: float | Mapping[str, float] = 0.5,
         types: Collection[str] | None = None,
     ) -> None:
-        self._key = identity.hash_key() if key is None else key
+        self._key = key
         self._mac = hmac.new(self._key, digestmod="sha256")
         default = 0.5
         per_type: Mapping[str, float] = {}

@@ -97,11 +97,19 @@ def test_bad_options_are_refused() -> None:
         Scanner(key=b"k", min_confidence=1.5)
 
 
-def test_default_key_comes_from_config(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_scan_command_hashes_with_the_configured_key(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import subprocess
+    import sys
+
     monkeypatch.setenv("TELLER_GUARD_HASH_KEY", "00" * 32)
-    a = Scanner().scan_text(ID)[0].hash
-    b = Scanner(key=bytes(32)).scan_text(ID)[0].hash
-    assert a == b
+    monkeypatch.setenv("TELLER_GUARD_DATA_DIR", str(tmp_path))
+    run = subprocess.run([sys.executable, "-m", "guard.cli", "scan", "--format", "json", "-"],
+                         input=ID.encode(), capture_output=True, check=False)
+    assert run.returncode == 1, run.stderr
+    [finding] = json.loads(run.stdout.splitlines()[0])["findings"]
+    assert finding["hash"] == Scanner(key=bytes(32)).scan_text(ID)[0].hash
 
 
 @pytest.mark.parametrize(("type_", "value", "masked"), [
