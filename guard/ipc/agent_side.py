@@ -26,7 +26,6 @@ ENV_SOCKET = "TELLER_GUARD_SOCKET"
 ENV_ENROLL_TOKEN = "TELLER_GUARD_ENROLL_TOKEN"
 AGENT_SPOOL_DIR = "agent-spool"
 EMBEDDED_DIR = "collector"
-RUN_DIR = Path("/run/teller-guard")
 # ---------------------------------------------------------------------------------------------
 # The session agent's side.
 
@@ -134,7 +133,9 @@ def socket_candidates(data_dir: Path, socket_path: Path | None = None) -> list[P
     if sys.platform == "win32":
         found.append(Path(PIPE_NAME))
     else:
-        found.append(RUN_DIR / SOCKET_NAME)
+        run_dir = paths.run_dir()
+        if run_dir is not None:
+            found.append(run_dir / SOCKET_NAME)
         found.append(Path(data_dir) / SOCKET_NAME)
     unique: list[Path] = []
     for p in found:

@@ -229,7 +229,7 @@ class LocalChannelClient:
             first = self.spooled()[0].name.split("-", 1)[0] if self.spooled() else "0" * 20
             stamp = max(0, int(first) - 1)
             path = self.spool_dir / f"{stamp:020d}-{notice.id}.json"
-            path.write_text(notice.to_json(), encoding="utf-8")
+            write_atomic(path, notice.to_json().encode("utf-8"))
 
     def _set_aside(self, path: Path) -> None:
         """A spooled event the service refused for good: kept beside the spool, not resent."""

@@ -86,11 +86,11 @@ def default_socket_path() -> Path:
     the named pipe on Windows."""
     if sys.platform == "win32":
         return Path(PIPE_NAME)
-    run_dir = Path("/run/teller-guard")
-    if os.geteuid() == _UID_ROOT:
-        return run_dir / SOCKET_NAME
     from guard import paths
 
+    run_dir = paths.run_dir()
+    if run_dir is not None and os.geteuid() == _UID_ROOT:
+        return run_dir / SOCKET_NAME
     return paths.data_dir() / SOCKET_NAME
 
 

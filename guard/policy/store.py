@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guard.files import write_atomic
 from guard.policy.layers import (
     machine_layers,
     merge,
@@ -207,11 +208,8 @@ class PolicyStore:
         if paths is None:
             return
         try:
-            paths[0].parent.mkdir(parents=True, exist_ok=True)
-            tmp = paths[0].with_suffix(".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(paths[0])
-            paths[1].write_text(etag or "", encoding="utf-8")
+            write_atomic(paths[0], text.encode("utf-8"))
+            write_atomic(paths[1], (etag or "").encode("utf-8"))
         except OSError as exc:
             log.warning("central policy cache not written: %s", exc)
 
