@@ -12,8 +12,8 @@ import logging
 import os
 
 from PySide6.QtCore import QCoreApplication, QLocale, QTranslator
+from teller_guard_resources import resource
 
-import resources
 from guard.events import EventType
 from guard.model import Channel
 
@@ -43,7 +43,7 @@ def choose_language(system: QLocale | None = None) -> str:
 
 def qm_path(language: str) -> str:
     """Where the built translation of `language` lives."""
-    return str(resources.path("translations", f"teller_guard_{language}.qm"))
+    return str(resource("translations", f"teller_guard_{language}.qm"))
 
 
 def install_translator(app: QCoreApplication, language: str | None = None) -> QTranslator | None:

@@ -11,8 +11,7 @@ from typing import Literal
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
-
-import resources
+from teller_guard_resources import resource
 
 State = Literal["protected", "degraded", "alert"]
 STATES: tuple[State, ...] = ("protected", "degraded", "alert")
@@ -28,7 +27,7 @@ _COLOURS: dict[str, tuple[str, str]] = {
 
 def icon_path(state: str, size: int) -> str:
     """Where the PNG of `state` at `size` pixels is kept."""
-    return str(resources.path("icons", f"tray-{state}-{size}.png"))
+    return str(resource("icons", f"tray-{state}-{size}.png"))
 
 
 def draw_state_icon(state: str, size: int) -> QPixmap:

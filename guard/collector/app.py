@@ -168,11 +168,11 @@ def _etag(body: bytes) -> str:
 def default_policy_file() -> Path | None:
     """The packaged default policy (resources/policy.toml), if this build carries it."""
     try:
-        import resources
+        from teller_guard_resources import resource
     except ImportError:
         return None
-    p = resources.path("policy.toml")
-    return p if p.is_file() else None
+    packaged = resource("policy.toml")
+    return Path(str(packaged)) if packaged.is_file() else None
 
 
 def default_key_file(db_url: str) -> Path:

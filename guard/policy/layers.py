@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 import tomllib
 from collections.abc import Callable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from teller_guard_resources import resource
 
 from guard import platforms
 from guard.platforms import PlatformUnavailable, PolicyRegistry
@@ -33,7 +33,7 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 def packaged_text() -> str:
     """The packaged default policy's TOML text."""
-    return resources.files("resources").joinpath("policy.toml").read_text(encoding="utf-8")
+    return resource("policy.toml").read_text(encoding="utf-8")
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:

@@ -26,7 +26,8 @@ import csv
 import datetime as _dt
 import functools
 
-import resources
+from teller_guard_resources import resource
+
 from guard.scan.detectors import context, resident_id
 
 MIN_DIGITS = 13
@@ -40,10 +41,10 @@ class BinTableError(RuntimeError):
 @functools.cache
 def bin_table() -> dict[str, frozenset[int]]:
     """Chinese BIN prefix -> the card lengths issued under it (from the packaged CSV)."""
-    path = resources.path("data", "cn-card-bins.csv")
+    path = resource("data", "cn-card-bins.csv")
     table: dict[str, set[int]] = {}
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with path.open("r", encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 table.setdefault(row["bin"].strip(), set()).add(int(row["length"]))
     except (OSError, KeyError, ValueError) as exc:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from teller_guard_resources import resource
 
-import resources
 from guard.model import Channel, Event
 from tests.support.servers import CollectorProcess, run_collector
 
@@ -117,7 +117,7 @@ def test_policy_etag_and_304_with_the_packaged_policy(collector: CollectorProces
     r = policy_get(collector, t)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/toml")
-    assert r.content == resources.path("policy.toml").read_bytes()
+    assert r.content == resource("policy.toml").read_bytes()
     etag = r.headers["etag"]
     again = policy_get(collector, t, headers={"If-None-Match": etag})
     assert again.status_code == 304
