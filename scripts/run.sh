@@ -7,8 +7,13 @@
 # Its first lines say how to try it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "run: installing what the agent needs (bash scripts/setup.sh run) ..."
-bash scripts/setup.sh run
+# The installer's chatter (apt, pip warnings) goes to a log, so the how-to lines come first.
+echo "run: installing what the agent needs (bash scripts/setup.sh run; log in .setup.log) ..."
+if ! bash scripts/setup.sh run >.setup.log 2>&1; then
+  tail -n 30 .setup.log >&2
+  echo "run: the installation failed; the whole log is in $PWD/.setup.log" >&2
+  exit 1
+fi
 
 export TELLER_GUARD_DATA_DIR=${TELLER_GUARD_DATA_DIR:-$PWD/.demo-data}
 mkdir -p "$TELLER_GUARD_DATA_DIR"

@@ -55,8 +55,8 @@ def test_run_script_in_a_clean_clone(tmp_path: Path) -> None:
                               or proc.poll() is not None, timeout=1000, interval=0.5), out
             assert proc.poll() is None, "\n".join(out)
             first = next(i for i, s in enumerate(out) if s.startswith("run: Teller Guard agent"))
-            # before the how-to block only the install step speaks; the block is one piece
-            assert all(s.startswith(("run: installing", "setup: ")) for s in out[:first]), out
+            # the how-to block comes right after the install line, in one piece
+            assert first == 1 and out[0].startswith("run: installing"), out
             end = next(i for i, s in enumerate(out) if s.startswith("run: language:"))
             run_lines = out[first:end + 1]
             assert all(s.startswith("run: ") for s in run_lines), run_lines
