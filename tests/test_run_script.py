@@ -114,6 +114,6 @@ def test_run_script_in_a_clean_clone(tmp_path: Path) -> None:
     listed = subprocess.run([str(clone / ".venv/bin/python"), "-m", "pip", "list",
                              "--format=json"], capture_output=True, text=True, check=True,
                             timeout=120)
-    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
     assert not names & set(TEST_TOOLS), names & set(TEST_TOOLS)
     assert {"pyside6-essentials", "teller-guard", "rapidocr-onnxruntime"} <= names
