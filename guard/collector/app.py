@@ -598,7 +598,9 @@ class Collector:
         if not self._signed_in(request):
             return HTMLResponse(dashboard.login_page(failed=False), status_code=401,
                                 headers={"Cache-Control": "no-store"})
-        row = await run_in_threadpool(self.store.event, int(request.path_params["seq"]))
+        raw = str(request.path_params["seq"])
+        seq = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+        row = None if seq is None else await run_in_threadpool(self.store.event, seq)
         if row is None:
             raise ApiError(404, "no such event")
         return HTMLResponse(dashboard.event_detail_page(row), headers=_PAGE_HEADERS)
@@ -795,7 +797,7 @@ def create_app(settings: Settings, *, store: Store | None = None,
         Route("/login", c.login, methods=["POST"]),
         Route("/events", c.events_page, methods=["GET"]),
         Route("/events.csv", c.events_csv, methods=["GET"]),
-        Route("/events/{seq:int}", c.event_detail, methods=["GET"]),
+        Route("/events/{seq}", c.event_detail, methods=["GET"]),
         Route("/api/v1/health", c.health, methods=["GET"]),
         Route("/api/v1/enroll", c.enroll, methods=["POST"]),
         Route("/api/v1/events", c.post_events, methods=["POST"]),
