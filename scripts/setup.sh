@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
 # Installs what Teller Guard needs on a Debian 12 machine: system packages (when run as root or
-# with sudo) and a virtual environment in .venv with the guard and its test tools.
+# with sudo) and a virtual environment in .venv.
+#   bash scripts/setup.sh run    what running the agent needs (scripts/run.sh)
+#   bash scripts/setup.sh test   everything the test suite needs (scripts/test.sh; the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=${1:-test}
+case "$MODE" in
+  run|test) ;;
+  *) echo "setup: usage: bash scripts/setup.sh [run|test]" >&2; exit 2 ;;
+esac
 
-APT_PACKAGES=(
+# What the agent needs to run: Python, a C toolchain (pynput's evdev builds from source), the Qt
+# xcb libraries (without them Qt aborts with a misleading libxcb-cursor0 message) and CJK fonts.
+RUN_PACKAGES=(
   python3-venv python3-dev build-essential linux-libc-dev
-  # a real X server, clipboard and key presses for the desktop tests
-  xvfb xclip xdotool trayer x11-utils dbus-x11 gnome-keyring
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1
   libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-render-util0 libxcb-image0
-  fonts-noto-cjk imagemagick
-  # the collector's real peers: PostgreSQL and a syslog receiver
+  fonts-noto-cjk
+)
+# The headless demo (no DISPLAY): a virtual screen, a tray, and the tools to drive them.
+HEADLESS_PACKAGES=(xvfb trayer xclip xdotool)
+# The tests: X tools, a keyring, image tools and the collector's real peers (PostgreSQL, syslog).
+TEST_PACKAGES=(
+  xvfb xclip xdotool trayer x11-utils dbus-x11 gnome-keyring imagemagick
   postgresql rsyslog rsyslog-gnutls
 )
+
+APT_PACKAGES=("${RUN_PACKAGES[@]}")
+if [ "$MODE" = test ]; then
+  APT_PACKAGES+=("${TEST_PACKAGES[@]}")
+elif [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
+  APT_PACKAGES+=("${HEADLESS_PACKAGES[@]}")
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -32,7 +51,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+if [ "$MODE" = test ]; then
+  .venv/bin/python -m pip install -q -e ".[test]"
+else
+  .venv/bin/python -m pip install -q -e ".[agent]"
+fi
 # The OCR engine carries its models in its wheel; it is installed without its dependencies because
 # it names the non-headless OpenCV (pyproject.toml lists the ones it really needs, with the
 # headless OpenCV). Exactly one OpenCV may be installed.

@@ -3,7 +3,7 @@
 # and the test suite. Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 . .venv/bin/activate
 echo "== ruff";          ruff check guard ui tests
 echo "== mypy";          mypy

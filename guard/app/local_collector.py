@@ -26,7 +26,8 @@ def start(where: Path) -> LocalCollector:
         embedded = start_embedded(where)
     except (EmbeddedError, ServeError) as exc:
         raise DeliveryError(str(exc)) from exc
+    # The port is kept in the tokens file: the dashboard stays at this address between starts.
     log.info("no central endpoint configured: events go to the local collector at %s "
-             "(dashboard %s/ ; its admin token is in %s)", embedded.url, embedded.url,
+             "(dashboard %s/ ; sign in with the admin_token in %s)", embedded.url, embedded.url,
              where / TOKENS_FILE)
     return embedded

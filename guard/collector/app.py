@@ -8,6 +8,7 @@ pool so that the event loop keeps answering while a batch is written.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -555,6 +556,80 @@ class Collector:
         })
 
 
+    # The events page for compliance staff (signed in only): the query API's filters as a form.
+
+    def _signed_in(self, request: Request) -> bool:
+        return self._valid_session(request.cookies.get(COOKIE, "")) or self._is_admin(request)
+
+    def _page_query(self, request: Request, limit: int, offset: int) -> tuple[dict[str, str],
+                                                                              EventQuery]:
+        filters = {k: request.query_params.get(k, "").strip() for k in dashboard.EVENT_FILTERS}
+        params = {k: v for k, v in filters.items() if v}
+        for name in ("since", "until"):  # the form's datetime-local: the collector's local time
+            if name in params:
+                try:
+                    t = datetime.fromisoformat(params[name])
+                except ValueError:
+                    raise ApiError(400, f"{name}: not a time, e.g. 2026-01-31T09:00") from None
+                params[name] = (t if t.tzinfo else t.astimezone()).isoformat()
+        params.update(limit=str(limit), offset=str(offset), order="desc")
+        return filters, _event_query(params)
+
+    async def events_page(self, request: Request) -> Response:
+        if not self._signed_in(request):
+            return HTMLResponse(dashboard.login_page(failed=False), status_code=401,
+                                headers={"Cache-Control": "no-store"})
+        raw_page = request.query_params.get("page", "1")
+        page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() else 1
+        page = max(1, min(page, MAX_OFFSET // dashboard.PAGE_SIZE))
+        try:
+            filters, q = self._page_query(request, dashboard.PAGE_SIZE + 1,
+                                          (page - 1) * dashboard.PAGE_SIZE)
+        except ApiError as exc:
+            filters = {k: request.query_params.get(k, "") for k in dashboard.EVENT_FILTERS}
+            return HTMLResponse(dashboard.events_page([], filters, 1, False, exc.message),
+                                status_code=400, headers=_PAGE_HEADERS)
+        rows = await run_in_threadpool(self.store.query, q)
+        html = dashboard.events_page(rows[:dashboard.PAGE_SIZE], filters, page,
+                                     len(rows) > dashboard.PAGE_SIZE)
+        return HTMLResponse(html, headers=_PAGE_HEADERS)
+
+    async def event_detail(self, request: Request) -> Response:
+        if not self._signed_in(request):
+            return HTMLResponse(dashboard.login_page(failed=False), status_code=401,
+                                headers={"Cache-Control": "no-store"})
+        raw = str(request.path_params["seq"])
+        seq = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+        row = None if seq is None else await run_in_threadpool(self.store.event, seq)
+        if row is None:
+            raise ApiError(404, "no such event")
+        return HTMLResponse(dashboard.event_detail_page(row), headers=_PAGE_HEADERS)
+
+    async def events_csv(self, request: Request) -> Response:
+        if not self._signed_in(request):
+            raise ApiError(401, "sign in to the dashboard first")
+        _filters, q = self._page_query(request, 1000, 0)
+        parts = [dashboard.csv_header()]
+        for offset in range(0, _EXPORT_MAX, 1000):
+            q = dataclasses.replace(q, offset=offset)
+            rows = await run_in_threadpool(self.store.query, q)
+            parts.append(dashboard.csv_rows(rows))
+            if len(rows) < q.limit:
+                break
+        stamp = datetime.now().strftime("%Y%m%d-%H%M")
+        return Response("".join(parts), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="teller-guard-events-{stamp}.csv"',
+            "Cache-Control": "no-store"})
+
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
+_EXPORT_MAX = 10_000  # events in one CSV export
+
+
 def _own_origin(request: Request) -> str:
     host = request.headers.get("host", "")
     return f"{request.url.scheme}://{host}"
@@ -720,6 +795,9 @@ def create_app(settings: Settings, *, store: Store | None = None,
     routes = [
         Route("/", c.dashboard_page, methods=["GET"]),
         Route("/login", c.login, methods=["POST"]),
+        Route("/events", c.events_page, methods=["GET"]),
+        Route("/events.csv", c.events_csv, methods=["GET"]),
+        Route("/events/{seq}", c.event_detail, methods=["GET"]),
         Route("/api/v1/health", c.health, methods=["GET"]),
         Route("/api/v1/enroll", c.enroll, methods=["POST"]),
         Route("/api/v1/events", c.post_events, methods=["POST"]),

@@ -7,11 +7,15 @@ masked values, counts and types are shown, as the events carry nothing else.
 
 from __future__ import annotations
 
+import csv
+import io
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from html import escape
 from typing import Any
 
-from guard.collector.store import HOUR_US, US, DeviceRecord, Overview
+from guard.collector.store import HOUR_US, US, DeviceRecord, Overview, StoredEvent
 from guard.events import EventType
 
 CHANNELS: dict[str, str] = {
@@ -24,8 +28,27 @@ CHANNELS: dict[str, str] = {
     "system": "系统 System",
 }
 OUTCOMES: dict[str, str] = {
+    "recorded": "已记录 Recorded",
+    "notified": "已提醒 Notified",
     "acknowledged": "已确认 Acknowledged",
     "justified": "已说明理由 Justified",
+    "cancelled": "已取消 Cancelled",
+    "timed_out": "超时 Timed out",
+    "redacted": "已脱敏 Redacted",
+    "blocked": "已阻止 Blocked",
+    "cleared": "已清除 Cleared",
+    "locked": "已锁屏 Locked",
+    "unlocked": "已解锁 Unlocked",
+    "allowed": "已放行 Allowed",
+}
+ACTIONS: dict[str, str] = {
+    "audit": "审计 Audit",
+    "notify": "提醒 Notify",
+    "confirm": "确认 Confirm",
+    "justify": "说明理由 Justify",
+    "redact": "脱敏 Redact",
+    "block": "阻止 Block",
+    "lock": "锁屏 Lock",
 }
 # Chinese names by type code: finding types, and every event type from guard.events' labels.
 TYPES: dict[str, str] = {
@@ -68,6 +91,19 @@ td.heat{text-align:right;font-variant-numeric:tabular-nums}
 .mask{font-family:"Noto Sans Mono CJK SC",monospace;font-size:12px;color:#334e68}
 .why{color:#102a43}
 .empty{color:#829ab1;padding:8px 0}
+header nav{margin-left:24px;display:flex;gap:14px}
+header nav a{color:#fff;opacity:.85;text-decoration:none;font-size:14px}
+header nav a.on{opacity:1;border-bottom:2px solid #fff}
+form.filters{display:flex;flex-wrap:wrap;gap:10px 14px;align-items:flex-end}
+form.filters label{display:flex;flex-direction:column;font-size:12px;color:#486581;gap:3px}
+form.filters input,form.filters select{padding:4px 6px;font-size:13px;min-width:120px}
+form.filters button,a.button{padding:5px 14px;font-size:13px;background:#12355b;color:#fff;
+ border:0;border-radius:4px;text-decoration:none;cursor:pointer}
+a.button.light{background:#e6f0fa;color:#12355b}
+.pager{display:flex;gap:12px;align-items:center;margin-top:10px}
+.err{color:#c0392b}
+dl.detail{display:grid;grid-template-columns:200px 1fr;gap:6px 14px;margin:0}
+dl.detail dt{color:#486581}dl.detail dd{margin:0}
 svg text{font-family:inherit}
 """
 
@@ -108,6 +144,16 @@ def _page(title: str, body: str, refresh: bool) -> str:
         f"<meta name=\"viewport\" content=\"width=device-width\">{meta}"
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>"
     )
+
+
+def _header(on: str) -> str:
+    def link(href: str, label: str, name: str) -> str:
+        cls = ' class="on"' if name == on else ""
+        return f'<a href="{href}"{cls}>{label}</a>'
+
+    return ("<header><h1>柜面隐私卫士 · 合规看板</h1><span class=\"en\">Teller Guard · "
+            "Compliance dashboard</span><nav>" + link("/", "总览 Overview", "overview")
+            + link("/events", "事件查询 Events", "events") + "</nav>")
 
 
 def login_page(failed: bool) -> str:
@@ -288,7 +334,7 @@ def render(ov: Overview, heartbeat_window_s: int) -> str:
     generated = datetime.fromtimestamp(ov.now_us / US).astimezone().strftime("%Y-%m-%d %H:%M %Z")
     silent_cls = "tile warn" if ov.silent else "tile"
     body = f"""
-<header><h1>柜面隐私卫士 · 合规看板</h1><span class="en">Teller Guard · Compliance dashboard</span>
+{_header("overview")}
 <span class="when">更新于 Updated {escape(generated)}</span></header>
 <main>
 <div class="tiles">
@@ -314,3 +360,187 @@ def render(ov: Overview, heartbeat_window_s: int) -> str:
 </small></h2>{_responses(ov)}</section>
 </main>"""
     return _page("柜面隐私卫士 · 合规看板", body, refresh=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The events page: every event, newest first, filtered, paged, one event's detail, CSV export.
+# Events hold only masked values, types, counts and keyed hashes; nothing else is shown.
+
+EVENT_FILTERS: tuple[str, ...] = (
+    "since", "until", "branch", "device", "teller", "channel", "type", "outcome")
+PAGE_SIZE = 50
+
+
+def _type_label(code: str) -> str:
+    zh = TYPES.get(code)
+    return f"{zh} {code}" if zh else code
+
+
+def _select(name: str, label: str, options: Mapping[str, str], chosen: str) -> str:
+    opts = ['<option value="">全部 All</option>']
+    for value, text in options.items():
+        sel = " selected" if value == chosen else ""
+        opts.append(f'<option value="{escape(value)}"{sel}>{escape(text)}</option>')
+    return (f'<label>{label}<select name="{name}">' + "".join(opts) + "</select></label>")
+
+
+def _text_input(name: str, label: str, value: str, kind: str = "text") -> str:
+    return (f'<label>{label}<input type="{kind}" name="{name}" value="{escape(value)}">'
+            "</label>")
+
+
+def query_string(filters: Mapping[str, str], **extra: str | int) -> str:
+    """The URL query for these filters (empty ones left out) plus `extra` (e.g. the page)."""
+    pairs = [(k, v) for k, v in filters.items() if v and k in EVENT_FILTERS]
+    pairs += [(k, str(v)) for k, v in extra.items()]
+    return urllib.parse.urlencode(pairs)
+
+
+def _finding_tags(ev: Mapping[str, Any]) -> str:
+    return _findings(dict(ev))
+
+
+def events_page(rows: list[StoredEvent], filters: Mapping[str, str], page: int, has_next: bool,
+                error: str = "") -> str:
+    """The events list: the filter form, one page of events (newest first), the pager."""
+    f = {k: filters.get(k, "") for k in EVENT_FILTERS}
+    event_types = {t.value: f"{t.zh} {t.value}" for t in EventType}
+    form = (
+        '<form class="filters" method="get" action="/events">'
+        + _text_input("since", "起始时间 From", f["since"], "datetime-local")
+        + _text_input("until", "截止时间 To", f["until"], "datetime-local")
+        + _text_input("branch", "网点 Branch", f["branch"])
+        + _text_input("device", "终端 Terminal (ID)", f["device"])
+        + _text_input("teller", "柜员 Teller", f["teller"])
+        + _select("channel", "渠道 Channel", CHANNELS, f["channel"])
+        + _select("type", "事件类型 Type", event_types, f["type"])
+        + _select("outcome", "结果 Outcome", OUTCOMES, f["outcome"])
+        + '<button type="submit">查询 Search</button>'
+        + f'<a class="button light" href="/events.csv?{escape(query_string(f))}">'
+        "导出 CSV Export</a></form>"
+    )
+    note = f'<p class="err">{escape(error)}</p>' if error else ""
+    if rows:
+        out = ["<table class=\"events\"><tr><th>时间 Time</th><th>网点 Branch</th>"
+               "<th>终端 Terminal</th><th>柜员 Teller</th><th>渠道 Channel</th>"
+               "<th>事件类型 Type</th><th>处置 Action</th><th>结果 Outcome</th>"
+               "<th>发现 Findings</th><th></th></tr>"]
+        for r in rows:
+            ev = r.event
+            dev = ev.get("device") or {}
+            ch, outcome = str(ev.get("channel", "")), str(ev.get("outcome", ""))
+            action = str(ev.get("action", ""))
+            out.append(
+                f'<tr data-seq="{r.seq}"><td style="white-space:nowrap">'
+                f"{_fmt_iso(ev.get('time'))}</td>"
+                f"<td>{escape(str(dev.get('branch', '')))}</td>"
+                f"<td title=\"{escape(str(dev.get('id', '')))}\">"
+                f"{escape(str(dev.get('hostname', '')))}</td>"
+                f"<td>{escape(str(ev.get('teller', '')))}</td>"
+                f"<td>{escape(CHANNELS.get(ch, ch))}</td>"
+                f"<td>{escape(_type_label(str(ev.get('type', ''))))}</td>"
+                f"<td>{escape(ACTIONS.get(action, action))}</td>"
+                f"<td style=\"white-space:nowrap\">{escape(OUTCOMES.get(outcome, outcome))}</td>"
+                f"<td>{_finding_tags(ev)}</td>"
+                f'<td><a href="/events/{r.seq}">详情 Detail</a></td></tr>')
+        out.append("</table>")
+        table = "".join(out)
+    else:
+        table = '<div class="empty">没有符合条件的事件 No events match</div>'
+    prev_link = (f'<a class="button light" rel="prev" href="/events?'
+                 f'{escape(query_string(f, page=page - 1))}">上一页 Previous</a>'
+                 if page > 1 else "")
+    next_link = (f'<a class="button light" rel="next" href="/events?'
+                 f'{escape(query_string(f, page=page + 1))}">下一页 Next</a>'
+                 if has_next else "")
+    pager = (f'<div class="pager">{prev_link}<span>第 {page} 页 Page {page} · '
+             f"每页 {PAGE_SIZE} 条 {PAGE_SIZE} per page</span>{next_link}</div>")
+    body = (f"{_header('events')}</header><main>"
+            '<section class="card w12"><h2>事件查询<small>Events · 最新在前 newest first'
+            f"</small></h2>{form}{note}</section>"
+            f'<section class="card w12">{table}{pager}</section></main>')
+    return _page("柜面隐私卫士 · 事件查询", body, refresh=False)
+
+
+def event_detail_page(row: StoredEvent) -> str:
+    """Everything one event carries (all of it masked), one field per line."""
+    ev = row.event
+    dev = ev.get("device") or {}
+    ch, outcome = str(ev.get("channel", "")), str(ev.get("outcome", ""))
+    action = str(ev.get("action", ""))
+    findings = []
+    for fs in ev.get("findings") or []:
+        t = str(fs.get("type", ""))
+        masked = ", ".join(str(m) for m in fs.get("masked") or [])
+        hashes = ", ".join(str(h)[:16] + "…" for h in fs.get("hashes") or [])
+        findings.append(f'<span class="tag">{escape(_type_label(t))} × {int(fs.get("count", 0))}'
+                        f'</span> <span class="mask">{escape(masked)}</span>'
+                        f' <span class="muted" title="keyed hash">{escape(hashes)}</span>')
+    detail = ", ".join(f"{k} = {v}" for k, v in sorted((ev.get("detail") or {}).items()))
+    fields = [
+        ("时间 Time", _fmt_iso(ev.get("time"))),
+        ("收到 Received", escape(_fmt_time(row.received_us))),
+        ("事件编号 Event id", escape(str(ev.get("id", "")))),
+        ("事件类型 Type", escape(_type_label(str(ev.get("type", ""))))),
+        ("渠道 Channel", escape(CHANNELS.get(ch, ch))),
+        ("网点 Branch", escape(str(dev.get("branch", "")))),
+        ("终端 Terminal", escape(f"{dev.get('hostname', '')} ({dev.get('id', '')})")),
+        ("柜员 Teller", escape(str(ev.get("teller", "")))),
+        ("处置 Action", escape(ACTIONS.get(action, action))),
+        ("策略规则 Rule", escape(str(ev.get("decision", "")))),
+        ("结果 Outcome", escape(OUTCOMES.get(outcome, outcome))),
+        ("发现 Findings", "<br>".join(findings) or "—"),
+        ("理由 Justification", escape(str(ev.get("justification", ""))) or "—"),
+        ("来源程序 Application", escape(str(ev.get("source_app", ""))) or "—"),
+        ("详细 Detail", escape(detail) or "—"),
+        ("版本 Versions", escape(f"agent {ev.get('agent_version', '')} · policy "
+                                 f"{ev.get('policy_version', '')}")),
+    ]
+    dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in fields)
+    body = (f"{_header('events')}</header><main><section class=\"card w12\">"
+            f"<h2>事件详情<small>Event detail</small></h2><dl class=\"detail\">{dl}</dl>"
+            '<p><a class="button light" href="/events">返回列表 Back to events</a></p>'
+            "</section></main>")
+    return _page("柜面隐私卫士 · 事件详情", body, refresh=False)
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "时间 Time (UTC)", "网点 Branch", "终端 Terminal", "终端ID Device id", "柜员 Teller",
+    "渠道 Channel", "事件类型 Type", "处置 Action", "结果 Outcome", "发现 Findings",
+    "理由 Justification", "来源程序 Application", "策略规则 Rule", "事件编号 Event id",
+)
+
+
+def _cell(value: object) -> str:
+    text = str(value)
+    # a cell a spreadsheet would run as a formula (a teller's typed reason could start with =)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_header() -> str:
+    """The export's first line, with a BOM so a spreadsheet reads the Chinese as UTF-8."""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(CSV_COLUMNS)
+    return "\ufeff" + buf.getvalue()
+
+
+def csv_rows(rows: Iterable[StoredEvent]) -> str:
+    """Export lines for these events: the same masked values the page shows."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    for r in rows:
+        ev = r.event
+        dev = ev.get("device") or {}
+        ch, outcome = str(ev.get("channel", "")), str(ev.get("outcome", ""))
+        action = str(ev.get("action", ""))
+        findings = "; ".join(
+            f"{TYPES.get(str(f.get('type', '')), f.get('type', ''))}×{int(f.get('count', 0))} "
+            + " ".join(str(m) for m in f.get("masked") or [])
+            for f in ev.get("findings") or [])
+        w.writerow([_cell(v) for v in (
+            ev.get("time", ""), dev.get("branch", ""), dev.get("hostname", ""),
+            dev.get("id", ""), ev.get("teller", ""), CHANNELS.get(ch, ch),
+            _type_label(str(ev.get("type", ""))), ACTIONS.get(action, action),
+            OUTCOMES.get(outcome, outcome), findings, ev.get("justification", ""),
+            ev.get("source_app", ""), ev.get("decision", ""), ev.get("id", ""))])
+    return buf.getvalue()

@@ -265,6 +265,53 @@ def spec() -> dict[str, Any]:
                     "503": _error("database unavailable"),
                 },
             }},
+            "/events": {"get": {
+                "operationId": "eventsPage",
+                "summary": "the events page for compliance staff (HTML, newest first; session "
+                           "cookie or bearer token)",
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("since", "until", "branch", "device", "teller", "channel", "type",
+                              "outcome", "page")],
+                "responses": {
+                    "200": {"description": "one page of events",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "400": {"description": "a filter is not valid: the page says which",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "401": {"description": "sign-in page",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "503": _error("database unavailable"),
+                },
+            }},
+            "/events.csv": {"get": {
+                "operationId": "eventsExport",
+                "summary": "the events of the page's filters as CSV (masked, up to 10,000)",
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("since", "until", "branch", "device", "teller", "channel", "type",
+                              "outcome")],
+                "responses": {
+                    "200": {"description": "CSV with a header line",
+                            "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "400": _error("a filter is not valid"),
+                    "401": _error("not signed in"),
+                    "503": _error("database unavailable"),
+                },
+            }},
+            "/events/{seq}": {"get": {
+                "operationId": "eventDetail",
+                "summary": "one event's detail page (HTML, masked)",
+                "parameters": [{"name": "seq", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "the event",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "401": {"description": "sign-in page",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "404": _error("no such event"),
+                    "503": _error("database unavailable"),
+                },
+            }},
             "/login": {"post": {
                 "operationId": "login",
                 "summary": "dashboard sign-in with the admin token in a form (never in a URL)",

@@ -561,6 +561,16 @@ class Store:
                 for r in conn.execute(stmt)
             ]
 
+    def event(self, seq: int) -> StoredEvent | None:
+        """One stored event by its sequence number (the dashboard's detail page), or None."""
+        stmt = sa.select(events.c.seq, events.c.received_us, events.c.body).where(
+            events.c.seq == seq)
+        with self._guard(), self._reader.begin() as conn:
+            r = conn.execute(stmt).first()
+        if r is None:
+            return None
+        return StoredEvent(seq=r.seq, received_us=r.received_us, event=json.loads(r.body))
+
     def overview(self, heartbeat_window_s: int, responses: int = 15) -> Overview:
         """Everything the dashboard shows, in one read transaction."""
         now = now_us()

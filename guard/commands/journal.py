@@ -14,17 +14,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v = jsub.add_parser("verify", help="check that no journaled event was edited or deleted",
                         description="Walk the journal's hash chain; exit 0 when intact, 1 at the "
                         "first broken link (which row, and why).")
-    v.add_argument("--path", type=Path, help="journal file (default: the machine's journal)")
+    v.add_argument("--path", type=Path, help="journal file (default: the running agent's journal, "
+                   "else the machine's)")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=verify)
 
 
 def verify(args: argparse.Namespace) -> int:
-    from guard.delivery.journal import Journal, JournalError, default_path
+    from guard.commands.agent_dir import resolve
+    from guard.delivery.journal import JOURNAL_FILE, Journal, JournalError
 
-    path = args.path or default_path()
+    chosen = None if args.path else resolve()
+    path = args.path if chosen is None else chosen.path / JOURNAL_FILE
     if not path.exists():
-        print(f"teller-guard journal verify: no journal at {path}", file=sys.stderr)
+        why = f" ({chosen.why})" if chosen else ""
+        print(f"teller-guard journal verify: no journal at {path}{why}", file=sys.stderr)
         return 2
     try:
         with Journal(path, read_only=True) as journal:
@@ -35,10 +39,13 @@ def verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": result.ok, "rows": result.rows, "first_seq": result.first_seq,
                           "last_seq": result.last_seq, "broken_seq": result.broken_seq,
-                          "reason": result.reason, "path": str(path)}))
+                          "reason": result.reason, "path": str(path),
+                          "why": chosen.why if chosen else "--path"}))
     elif result.ok:
         span = f" (rows {result.first_seq}..{result.last_seq})" if result.rows else ""
         print(f"journal OK: {result.rows} rows verified{span} in {path}")
+        if chosen:
+            print(f"({chosen.why})")
     else:
         print(f"journal BROKEN at row {result.broken_seq}: {result.reason} "
               f"({result.rows} rows verified before it) in {path}")

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     from guard.policy.explain import explain
+    from guard.scan.detectors import TYPES
 
     path: Path = args.file
     try:
@@ -50,7 +51,7 @@ def run_check(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{path}: cannot be read: {exc}", file=sys.stderr)
         return 1
-    problems = explain(text, layer=not args.standalone)
+    problems = explain(text, layer=not args.standalone, known_types=TYPES)
     if not problems:
         print(f"{path}: OK")
         return 0

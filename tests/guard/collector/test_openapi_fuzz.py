@@ -97,7 +97,8 @@ def signer(fuzz_target: CollectorProcess) -> SignedBatches:
 OPERATIONS = [
     ("GET", "/api/v1/health"), ("POST", "/api/v1/enroll"), ("POST", "/api/v1/events"),
     ("GET", "/api/v1/events"), ("GET", "/api/v1/devices"), ("GET", "/api/v1/policy"),
-    ("GET", "/"), ("POST", "/login"),
+    ("GET", "/"), ("POST", "/login"), ("GET", "/events"), ("GET", "/events.csv"),
+    ("GET", "/events/{seq}"),
 ]
 FUZZ_CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
                checks.content_type_conformance, checks.response_schema_conformance]
