@@ -23,7 +23,7 @@ RUN_PACKAGES=(
 HEADLESS_PACKAGES=(xvfb trayer xclip xdotool)
 # The tests: X tools, a keyring, image tools and the collector's real peers (PostgreSQL, syslog).
 TEST_PACKAGES=(
-  xvfb xclip xdotool trayer x11-utils dbus-x11 gnome-keyring imagemagick
+  xvfb xclip xdotool trayer x11-utils dbus-x11 gnome-keyring imagemagick chromium
   postgresql rsyslog rsyslog-gnutls
 )
 
