@@ -195,7 +195,8 @@ def check_ocr() -> str:
         import cv2
         import numpy as np
     except ImportError as exc:
-        raise CheckFailed(f"OCR is installed but OpenCV or numpy cannot load: {exc}") from exc
+        raise CheckFailed(f"OCR is installed but OpenCV or numpy cannot load "
+                          f"({type(exc).__name__}: {exc})") from exc
     try:
         ocr.model_dir()
     except ocr.OcrUnavailableError as exc:
