@@ -146,6 +146,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-hotkey", action="store_true",
                         help="do not listen for the lock-now hotkey (Ctrl+Alt+L)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--selftest", action="store_true",
+                        help="check every part of this installation, print a pass/fail report "
+                             "and exit (0: nothing failed); starts no agent and opens no window")
     return parser.parse_args(argv)
 
 
@@ -248,6 +251,10 @@ class AgentApp:
 def main(argv: list[str] | None = None) -> int:
     """Run the agent until logout (SIGTERM) or an IT-approved quit."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.selftest:  # before anything starts: no agent, no lock file, no window
+        from ui import selftest
+
+        return selftest.run(args.data_dir)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # one line per shipped batch is noise in the agent's log
