@@ -24,6 +24,8 @@ HEADLESS_PACKAGES=(xvfb trayer xclip xdotool)
 # The tests: X tools, a keyring, image tools and the collector's real peers (PostgreSQL, syslog).
 TEST_PACKAGES=(
   xvfb xclip xdotool trayer x11-utils dbus-x11 gnome-keyring imagemagick chromium
+  # the installer tests: building the MSI and reading its tables
+  wixl msitools
   postgresql rsyslog rsyslog-gnutls
 )
 
