@@ -171,9 +171,9 @@ def check_detectors() -> str:
 
 
 def check_bin_table() -> str:
-    import resources
+    from teller_guard_resources import resource
 
-    path = resources.path("data", "cn-card-bins.csv")
+    path = resource("data", "cn-card-bins.csv")
     try:
         with path.open(encoding="utf-8") as fh:
             rows = sum(1 for line in fh if line.strip())
@@ -288,11 +288,11 @@ def check_machine_policy() -> str:
 
 
 def check_translation_files() -> str:
-    import resources
+    import teller_guard_resources
 
     sizes = []
     for language in LANGUAGES:
-        path = resources.path("translations", f"teller_guard_{language}.qm")
+        path = teller_guard_resources.resource("translations", f"teller_guard_{language}.qm")
         try:
             head = path.read_bytes()
         except OSError as exc:

@@ -116,12 +116,13 @@ def test_ocr_not_installed_is_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_damaged_translation_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import resources
+    import teller_guard_resources
 
     (tmp_path / "translations").mkdir()
     for lang in selftest.LANGUAGES:
         (tmp_path / "translations" / f"teller_guard_{lang}.qm").write_bytes(b"not a qm file")
-    monkeypatch.setattr(resources, "path", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.setattr(teller_guard_resources, "resource",
+                        lambda *parts: tmp_path.joinpath(*parts))
     result = attempt("translations", selftest.check_translation_files)
     assert result.status is Status.FAIL
     assert "not a compiled Qt translation" in result.detail
