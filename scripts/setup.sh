@@ -13,6 +13,10 @@ APT_PACKAGES=(
   fonts-noto-cjk imagemagick
   # the collector's real peers: PostgreSQL and a syslog receiver
   postgresql rsyslog rsyslog-gnutls
+  # the print guard's real spooler (a private cupsd in the tests; pycups builds against
+  # libcups2-dev) and the USB guard's real volumes (ext4 loop images, FAT through FUSE)
+  cups cups-client cups-bsd printer-driver-cups-pdf libcups2-dev poppler-utils ghostscript
+  fusefat fuse3 e2fsprogs passwd
 )
 
 missing=()
