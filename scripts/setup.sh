@@ -16,7 +16,7 @@ APT_PACKAGES=(
   # the print guard's real spooler (a private cupsd in the tests; pycups builds against
   # libcups2-dev) and the USB guard's real volumes (ext4 loop images, FAT through FUSE)
   cups cups-client cups-bsd printer-driver-cups-pdf libcups2-dev poppler-utils ghostscript
-  fusefat fuse3 e2fsprogs passwd
+  fusefat fuse3 dosfstools e2fsprogs passwd
 )
 
 missing=()

@@ -73,7 +73,13 @@ def sd_notify(message: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from guard import paths
-    from guard.app.machine import ENV_ENROLL_TOKEN, ENV_SOCKET, MachineService, ServiceError
+    from guard.app.machine import (
+        ENV_ENROLL_TOKEN,
+        ENV_SOCKET,
+        ChannelFactory,
+        MachineService,
+        ServiceError,
+    )
     from guard.app.machine import ServiceSettings as Settings
     from guard.ipc.unix import default_socket_path
 
@@ -101,9 +107,11 @@ def run(args: argparse.Namespace) -> int:
 
     from guard import platforms
     from guard.watchers.print_hold import print_channel
+    from guard.watchers.usb import usb_channel
 
     # The channels the service enforces itself (both platforms have a backend for each).
-    channels = [print_channel(platforms.print_spooler)]
+    channels: list[ChannelFactory] = [print_channel(platforms.print_spooler),
+                                      usb_channel(platforms.removable_volumes)]
 
     if sys.platform == "win32":
         from guard.app.winservice import NotUnderScm, ServiceHost
