@@ -27,6 +27,10 @@ TEST_PACKAGES=(
   # the installer tests: building the MSI and reading its tables
   wixl msitools
   postgresql rsyslog rsyslog-gnutls
+  # the print guard's real spooler (a private cupsd in the tests; pycups builds against
+  # libcups2-dev) and the USB guard's real volumes (ext4 loop images, FAT through FUSE)
+  cups cups-client cups-bsd printer-driver-cups-pdf libcups2-dev poppler-utils ghostscript
+  fusefat fuse3 dosfstools e2fsprogs passwd
 )
 
 APT_PACKAGES=("${RUN_PACKAGES[@]}")

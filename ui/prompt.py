@@ -63,7 +63,8 @@ _HEADLINES: dict[tuple[Channel, str], str] = {
     (Channel.PRINT, PrintKind.JOB_HELD): QT_TRANSLATE_NOOP(
         "Prompt", "This print job contains customer data."),
     (Channel.USB, UsbKind.VOLUME_MOUNTED): QT_TRANSLATE_NOOP(
-        "Prompt", "A removable drive was connected."),
+        "Prompt", "A removable drive was connected. Copying customer data to it is not "
+                  "allowed."),
     (Channel.USB, UsbKind.FILE_WRITTEN): QT_TRANSLATE_NOOP(
         "Prompt", "A file with customer data was written to a removable drive."),
     (Channel.IDLE, IdleKind.WARN): QT_TRANSLATE_NOOP(
@@ -81,6 +82,7 @@ _CHANNEL_HEADLINES: dict[Channel, str] = {
 _DETAIL_LABELS: dict[str, str] = {
     "printer": QT_TRANSLATE_NOOP("Prompt", "Printer"),
     "document": QT_TRANSLATE_NOOP("Prompt", "Document"),
+    "pages": QT_TRANSLATE_NOOP("Prompt", "Pages"),
     "volume": QT_TRANSLATE_NOOP("Prompt", "Drive"),
     "file": QT_TRANSLATE_NOOP("Prompt", "File"),
     "app": QT_TRANSLATE_NOOP("Prompt", "Application"),

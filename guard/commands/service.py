@@ -73,7 +73,13 @@ def sd_notify(message: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from guard import paths
-    from guard.app.machine import ENV_ENROLL_TOKEN, ENV_SOCKET, MachineService, ServiceError
+    from guard.app.machine import (
+        ENV_ENROLL_TOKEN,
+        ENV_SOCKET,
+        ChannelFactory,
+        MachineService,
+        ServiceError,
+    )
     from guard.app.machine import ServiceSettings as Settings
     from guard.ipc.unix import default_socket_path
 
@@ -99,10 +105,19 @@ def run(args: argparse.Namespace) -> int:
         allowed_uids=frozenset(args.allow_uid) if args.allow_uid else None,
     )
 
+    from guard import platforms
+    from guard.watchers.print_hold import print_channel
+    from guard.watchers.usb import usb_channel
+
+    # The channels the service enforces itself (both platforms have a backend for each).
+    channels: list[ChannelFactory] = [print_channel(platforms.print_spooler),
+                                      usb_channel(platforms.removable_volumes)]
+
     if sys.platform == "win32":
         from guard.app.winservice import NotUnderScm, ServiceHost
 
-        host = ServiceHost(lambda: MachineService(settings), start_errors=(ServiceError,))
+        host = ServiceHost(lambda: MachineService(settings, channels=channels),
+                           start_errors=(ServiceError,))
         try:
             return host.run()  # started by the Service Control Manager: it owns the lifetime
         except NotUnderScm:
@@ -123,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if sys.platform != "win32":
         signal.signal(signal.SIGHUP, on_hup)
 
-    service = MachineService(settings)
+    service = MachineService(settings, channels=channels)
     try:
         service.start()
     except ServiceError as exc:

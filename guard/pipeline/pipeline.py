@@ -342,8 +342,11 @@ class Pipeline:
         # A report tells the teller what the guard did, so it names no source application.
         detail = ({"source_app": observation.source_app}
                   if observation.source_app and not report else {})
-        for key in ("printer", "document", "volume", "file", "skipped"):
+        # "teller" names whose session the machine service asks (the print job's owner).
+        for key in ("printer", "document", "pages", "volume", "file", "skipped", "teller"):
             value = observation.meta.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
             if isinstance(value, str) and value:
                 detail[key] = value
         if action is Action.NOTIFY and decision.timeout_s is not None:

@@ -27,7 +27,9 @@ from guard.platforms.base import (
     Platform,
     PlatformUnavailable,
     PolicyRegistry,
+    PrintSpooler,
     ProcessTable,
+    RemovableVolumes,
     Session,
     SessionLock,
     UiLocale,
@@ -37,8 +39,9 @@ from guard.platforms.base import (
 __all__ = [
     "CAPTURE_HOTKEYS", "ENV_PLATFORM", "ClipboardOwner", "DataDirBusy", "DataDirLock",
     "DesktopName", "HeldLock", "IdleClock", "KeyboardHook", "Machine", "MachinePaths",
-    "PasswordCheck", "Platform", "PlatformUnavailable", "PolicyRegistry", "ProcessTable",
-    "Session", "SessionLock", "UiLocale", "current", "current_machine", "current_session",
+    "PasswordCheck", "Platform", "PlatformUnavailable", "PolicyRegistry", "PrintSpooler",
+    "ProcessTable", "RemovableVolumes", "Session", "SessionLock", "UiLocale", "current",
+    "current_machine", "current_session", "print_spooler", "removable_volumes",
     "unavailable_session",
 ]
 
@@ -107,6 +110,44 @@ def current_machine() -> Machine:
         from guard.platforms import _fake
 
         return _fake.fake_machine()
+    except ImportError as exc:
+        raise _unloadable(choice, exc) from exc
+
+
+def print_spooler() -> PrintSpooler:
+    """The machine's print spooler for the print guard (CUPS, the Windows spooler, a fake)."""
+    choice = _choice()
+    try:
+        if choice == "linux":
+            from guard.platforms._linux.cups import CupsSpooler
+
+            return CupsSpooler()
+        if choice == "windows":
+            from guard.platforms._windows.spooler import WindowsSpooler
+
+            return WindowsSpooler()
+        from guard.platforms._fake import FakeSpooler
+
+        return FakeSpooler()
+    except ImportError as exc:
+        raise _unloadable(choice, exc) from exc
+
+
+def removable_volumes() -> RemovableVolumes:
+    """The machine's removable volumes for the USB guard (mounts, drive letters, a fake)."""
+    choice = _choice()
+    try:
+        if choice == "linux":
+            from guard.platforms._linux.volumes import LinuxVolumes
+
+            return LinuxVolumes()
+        if choice == "windows":
+            from guard.platforms._windows.volumes import WindowsVolumes
+
+            return WindowsVolumes()
+        from guard.platforms._fake import FakeVolumes
+
+        return FakeVolumes()
     except ImportError as exc:
         raise _unloadable(choice, exc) from exc
 

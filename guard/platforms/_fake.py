@@ -16,7 +16,11 @@ from guard.platforms.base import (
     HookCore,
     Machine,
     PlatformUnavailable,
+    PrintDocument,
+    PrintJob,
     Session,
+    SpoolerError,
+    Volume,
     parse_combo,
 )
 
@@ -229,3 +233,118 @@ def fake_machine(root: Path | None = None) -> Machine:
     """A machine bundle of fakes (TELLER_GUARD_PLATFORM=fake)."""
     return Machine(name="fake", paths=FakeMachinePaths(root), registry=FakeRegistry(source=None),
                    processes=FakeProcessTable(), data_lock=FakeDataDirLock())
+
+
+class FakeSpooler:
+    """A print spooler in memory: `submit()` is a teller printing; `printed` is what came out.
+
+    Guarded queues keep their jobs; `release` prints, `cancel` removes. `fail` names an
+    operation that raises `SpoolerError` (``release``, ``cancel``, ``document``, ``jobs``)."""
+
+    def __init__(self, queues: tuple[str, ...] = ("Office",)) -> None:
+        self._lock = threading.Lock()
+        self.queue_names = list(queues)
+        self.guarded: set[str] = set()
+        self.pending: dict[int, tuple[PrintJob, bytes]] = {}
+        self.printed: list[PrintJob] = []
+        self.cancelled: list[PrintJob] = []
+        self.fail: set[str] = set()
+        self.no_document = False
+        self._next = 1
+
+    def submit(self, queue: str, data: bytes, *, user: str = "teller", title: str = "doc",
+               fmt: str = "text/plain") -> PrintJob:
+        with self._lock:
+            job = PrintJob(id=self._next, queue=queue, user=user, title=title, state="pending",
+                           size_bytes=len(data), format=fmt)
+            self._next += 1
+            if queue in self.guarded:
+                self.pending[job.id] = (job, data)
+            else:
+                self.printed.append(job)
+            return job
+
+    def _check(self, op: str) -> None:
+        if op in self.fail:
+            raise SpoolerError(f"fake spooler: {op} refused")
+
+    def queues(self) -> list[str]:
+        return list(self.queue_names)
+
+    def guard(self, queue: str) -> None:
+        with self._lock:
+            self.guarded.add(queue)
+
+    def unguard(self, queue: str) -> None:
+        with self._lock:
+            self.guarded.discard(queue)
+
+    def jobs(self, queues: list[str]) -> list[PrintJob]:
+        self._check("jobs")
+        with self._lock:
+            return [j for j, _ in self.pending.values() if j.queue in queues]
+
+    def hold(self, job: PrintJob) -> None:
+        return None
+
+    def document(self, job: PrintJob) -> PrintDocument | None:
+        self._check("document")
+        if self.no_document:
+            return None
+        with self._lock:
+            data = self.pending[job.id][1]
+        fd, name = tempfile.mkstemp(prefix="tg-fake-doc-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return PrintDocument(Path(name), job.format)
+
+    def release(self, job: PrintJob) -> None:
+        self._check("release")
+        with self._lock:
+            self.pending.pop(job.id)
+            self.printed.append(job)
+
+    def cancel(self, job: PrintJob) -> None:
+        self._check("cancel")
+        with self._lock:
+            self.pending.pop(job.id, None)
+            self.cancelled.append(job)
+
+
+class FakeVolumes:
+    """Removable volumes a test mounts by hand (`attach`); remounts and ejects are recorded."""
+
+    def __init__(self, *, can_remount: bool = True) -> None:
+        self._lock = threading.Lock()
+        self.mounted: dict[Path, Volume] = {}
+        self.can_remount = can_remount
+        self.remounts: list[tuple[Path, bool]] = []
+        self.ejected: list[Path] = []
+
+    def attach(self, mount_point: Path, device: str = "/dev/fake1") -> Volume:
+        volume = Volume(mount_point=Path(mount_point), device=device, fs_type="vfat")
+        with self._lock:
+            self.mounted[volume.mount_point] = volume
+        return volume
+
+    def detach(self, mount_point: Path) -> None:
+        with self._lock:
+            self.mounted.pop(Path(mount_point), None)
+
+    def volumes(self, mount_points: tuple[str, ...] = ()) -> list[Volume]:
+        with self._lock:
+            return list(self.mounted.values())
+
+    def remount(self, volume: Volume, *, read_only: bool) -> bool:
+        with self._lock:
+            self.remounts.append((volume.mount_point, read_only))
+            if not self.can_remount or volume.mount_point not in self.mounted:
+                return False
+            self.mounted[volume.mount_point] = Volume(volume.mount_point, volume.device,
+                                                      volume.fs_type, read_only, volume.label)
+            return True
+
+    def eject(self, volume: Volume) -> bool:
+        with self._lock:
+            self.ejected.append(volume.mount_point)
+            return self.mounted.pop(volume.mount_point, None) is not None

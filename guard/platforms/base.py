@@ -231,6 +231,108 @@ class DataDirLock(Protocol):
         service start, from the starting thread."""
 
 
+class SpoolerError(RuntimeError):
+    """The print spooler refused or failed an operation; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrintJob:
+    """One job in the print spooler, as the print guard sees it (no document content).
+
+    `state` is ``incoming`` (its document is still arriving), ``pending``, ``held``,
+    ``processing``, ``stopped`` or ``done``; `pages` is None until the spooler knows it."""
+
+    id: int
+    queue: str
+    user: str
+    title: str
+    state: str
+    pages: int | None = None
+    size_bytes: int = 0
+    format: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PrintDocument:
+    """A copy of a held job's document in a private temporary file the caller deletes."""
+
+    path: Path
+    format: str = ""  # MIME type as the spooler names it (application/pdf, text/plain ...)
+
+
+@runtime_checkable
+class PrintSpooler(Protocol):
+    """The print spooler as the machine service's print guard drives it.
+
+    A guarded queue keeps every job from printing until the service releases it, in a way the
+    job's owner cannot lift (CUPS: a stopped queue whose operation policy reserves release,
+    move and attribute changes to administrators; jobs are released by moving them to a twin
+    queue only administrators may print to). Every call is made from the print guard's own
+    threads and blocks for at most a few seconds (one spooler round trip, or a document copy);
+    failures raise `SpoolerError`, an unreachable spooler `PlatformUnavailable`.
+    """
+
+    def queues(self) -> list[str]:
+        """The names of the queues tellers print to (the guard's own twin queues excluded)."""
+
+    def guard(self, queue: str) -> None:
+        """Make `queue` guarded (idempotent)."""
+
+    def unguard(self, queue: str) -> None:
+        """Undo `guard` for a queue policy now exempts (idempotent; a queue the guard never
+        guarded is left as it is)."""
+
+    def jobs(self, queues: list[str]) -> list[PrintJob]:
+        """The jobs not finished yet on `queues`."""
+
+    def hold(self, job: PrintJob) -> None:
+        """Keep `job` from printing until `release` (a no-op where the queue already does)."""
+
+    def document(self, job: PrintJob) -> PrintDocument | None:
+        """A copy of the job's (first) document, or None where the spool keeps no readable
+        document (the Windows spooler's EMF records)."""
+
+    def release(self, job: PrintJob) -> None:
+        """Let `job` print."""
+
+    def cancel(self, job: PrintJob) -> None:
+        """Cancel `job` and remove its files from the spool."""
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A mounted removable volume. `key` names the medium across mounts (device or drive)."""
+
+    mount_point: Path
+    device: str
+    fs_type: str = ""
+    read_only: bool = False
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.device}@{self.mount_point}"
+
+
+@runtime_checkable
+class RemovableVolumes(Protocol):
+    """Removable volumes as the machine service's USB guard sees them. Called from the USB
+    guard's thread; each call answers in milliseconds except `remount`/`eject` (one mount
+    command, at most a few seconds)."""
+
+    def volumes(self, mount_points: tuple[str, ...] = ()) -> list[Volume]:
+        """The removable volumes mounted now: the platform's own (Linux: under /media and
+        /run/media or on a removable block device; Windows: removable drive letters) plus any
+        mount at or under one of `mount_points` (policy ``usb.mount_points``)."""
+
+    def remount(self, volume: Volume, *, read_only: bool) -> bool:
+        """Remount `volume` read-only or read-write; False when the platform or the file system
+        cannot (a FUSE file system, Windows), with the reason logged."""
+
+    def eject(self, volume: Volume) -> bool:
+        """Unmount (and where possible eject) `volume`; False when it is busy or cannot be."""
+
+
 @dataclass(frozen=True, slots=True)
 class Machine:
     """The machine-side capabilities of the service."""

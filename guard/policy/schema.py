@@ -90,8 +90,38 @@ class FileSection(ChannelSection):
     clean: Literal["none", "audit"] = "none"
 
 
+class PrintSection(ChannelSection):
+    """`[print]`: every spooler queue is guarded (held, scanned, released or cancelled by the
+    machine service) except `exempt_queues` (e.g. the receipt printer); with `exempt_clean` a
+    job whose document was read and holds no customer data prints without asking."""
+
+    exempt_queues: tuple[str, ...] = ()
+    exempt_clean: bool = True
+    max_document_mb: float = Field(default=64, gt=0, le=4096)
+
+    def exempts(self, queue: str) -> bool:
+        return queue.casefold() in {q.casefold() for q in self.exempt_queues}
+
+
 class UsbSection(ChannelSection):
+    """`[usb]`: a removable volume is announced (`action`/`clean` on ``volume_mounted``); after a
+    justification it may be used for `allow_window_min` minutes (0: until it is removed); every
+    file written to it is scanned (the first `max_scan_mb` of a larger file, said so)."""
+
     allow_window_min: float = Field(default=30, ge=0, le=1440)
+    mount_points: tuple[str, ...] = ()
+    read_only_until_justified: bool = False
+    delete_on_findings: bool = False
+    max_scan_mb: float = Field(default=64, gt=0, le=65536)
+
+    @field_validator("mount_points")
+    @classmethod
+    def _absolute(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for point in v:
+            if not (point.startswith("/") or re.match(r"^[A-Za-z]:[\\/]?$", point)):
+                raise ValueError(f"mount point {point!r} must be an absolute path or a drive "
+                                 "such as E:\\")
+        return v
 
 
 class IdleSection(_Section):
@@ -129,7 +159,7 @@ class Policy(_Section):
     prompts: PromptsSection = PromptsSection()
     journal: JournalSection = JournalSection()
     clipboard: ClipboardSection = ClipboardSection()
-    print: ChannelSection = ChannelSection(action="confirm")
+    print: PrintSection = PrintSection(action="confirm")
     usb: UsbSection = UsbSection(action="justify", clean="justify")
     screen: ChannelSection = ChannelSection(action="justify", clean="justify")
     file: FileSection = FileSection()

@@ -381,7 +381,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>A removable drive was connected.</source>
+        <source>A removable drive was connected. Copying customer data to it is not allowed.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -414,6 +414,10 @@
     </message>
     <message>
         <source>Document</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Pages</source>
         <translation type="unfinished"></translation>
     </message>
     <message>

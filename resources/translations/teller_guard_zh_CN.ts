@@ -381,8 +381,8 @@
         <translation>此打印任务包含客户信息。</translation>
     </message>
     <message>
-        <source>A removable drive was connected.</source>
-        <translation>检测到接入了移动存储设备。</translation>
+        <source>A removable drive was connected. Copying customer data to it is not allowed.</source>
+        <translation>检测到接入了移动存储设备。禁止将客户信息拷贝到移动存储设备。</translation>
     </message>
     <message>
         <source>A file with customer data was written to a removable drive.</source>
@@ -415,6 +415,10 @@
     <message>
         <source>Document</source>
         <translation>文档</translation>
+    </message>
+    <message>
+        <source>Pages</source>
+        <translation>页数</translation>
     </message>
     <message>
         <source>Drive</source>
