@@ -18,6 +18,8 @@ RUN_PACKAGES=(
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1
   libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-render-util0 libxcb-image0
   fonts-noto-cjk
+  # pycups (the print guard) builds against libcups
+  libcups2-dev
 )
 # The headless demo (no DISPLAY): a virtual screen, a tray, and the tools to drive them.
 HEADLESS_PACKAGES=(xvfb trayer xclip xdotool)
