@@ -32,7 +32,7 @@ def child(out: Path) -> int:
     from ui import i18n
     from ui.lock import LockOverlay, PinSetupDialog
     from ui.mainthread import MainThread
-    from ui.prompt import ConfirmDialog, JustifyDialog, QtPrompter
+    from ui.prompt import JustifyDialog, QtPrompter
     from ui.tray import QuitDialog, Tray
 
     app = QApplication(["teller-guard-agent"])
@@ -90,22 +90,6 @@ def child(out: Path) -> int:
 
     dialogs: list[QWidget] = []
 
-    def confirm() -> None:
-        d = ConfirmDialog(PromptRequest(
-            action=Action.CONFIRM, channel=Channel.PRINT, kind="job_held", findings=(card, rid),
-            timeout_s=60, detail={"printer": "柜台-HP-M404", "document": "开户申请表.pdf"}))
-        d.show_prompt()
-        dialogs.append(d)
-
-    def justify() -> None:
-        d = JustifyDialog(PromptRequest(
-            action=Action.JUSTIFY, channel=Channel.USB, kind="volume_mounted", timeout_s=60,
-            min_reason_len=4, reasons=("业务办理需要", "客户本人要求", "内部审核"),
-            detail={"volume": "KINGSTON (E:)"}))
-        d.show_prompt()
-        d.reason_buttons[1].setChecked(True)
-        dialogs.append(d)
-
     def justify_typed() -> None:
         d = JustifyDialog(PromptRequest(
             action=Action.JUSTIFY, channel=Channel.SCREEN, kind="hotkey", findings=(rid,),
@@ -153,8 +137,6 @@ def child(out: Path) -> int:
     steps = [
         (tray_menu, 1500), (toast_copy, 800), (lambda: toast_shot("toast-redacted"), 300),
         (toast_idle, 800), (lambda: toast_shot("toast-idle-warning"), 300),
-        (confirm, 800), (lambda: dialog_shot("confirm-print"), 300),
-        (justify, 800), (lambda: dialog_shot("justify-usb"), 300),
         (justify_typed, 800), (lambda: dialog_shot("justify-typed"), 300),
         (lock, 800), (lock_wrong, 1200), (lock_shot, 300),
         (pin, 800), (lambda: dialog_shot("pin-setup"), 300),
