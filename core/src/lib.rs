@@ -319,12 +319,14 @@ fn passport_format(v: &[u8]) -> bool {
 /// Caller-side state of one scan: the layout's bound methods and the output list.
 struct Calls<'py> {
     text: Bound<'py, PyString>,
+    layout: Bound<'py, PyAny>,
+    line: Bound<'py, PyAny>,
+    key_before: Bound<'py, PyAny>,
     label: Bound<'py, PyAny>,
     column: Bound<'py, PyAny>,
     key: Bound<'py, PyAny>,
     row: Bound<'py, PyAny>,
     bank_near: Bound<'py, PyAny>,
-    passport_before: Bound<'py, PyAny>,
     out: Bound<'py, PyList>,
     base: usize,
     today: u32,
@@ -353,6 +355,9 @@ struct Core {
     domain: Regex,
     name_attr: Py<PyString>,
     payment_attr: Py<PyString>,
+    header_attr: Py<PyString>,
+    labels_rev: Regex,
+    kind_of_word: HashMap<String, K>,
 }
 
 const V_UNKNOWN: u8 = 0;
@@ -382,7 +387,8 @@ impl Core {
     #[new]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (key, thresholds, finding_cls, categories, provinces, authority, org_type,
-                        bins, glued, groupings, mobile_verdict, mobile_ask, place_known))]
+                        bins, glued, groupings, mobile_verdict, mobile_ask, place_known,
+                        label_pattern, label_kinds))]
     fn new(
         py: Python<'_>,
         key: &[u8],
@@ -398,6 +404,8 @@ impl Core {
         mobile_verdict: Py<PyAny>,
         mobile_ask: Py<PyAny>,
         place_known: Py<PyAny>,
+        label_pattern: &str,
+        label_kinds: HashMap<String, String>,
     ) -> PyResult<Self> {
         let mac = HmacSha256::new_from_slice(key)
             .map_err(|e| PyValueError::new_err(format!("bad hash key: {e}")))?;
@@ -496,6 +504,10 @@ impl Core {
             domain,
             name_attr: PyString::intern(py, "name").unbind(),
             payment_attr: PyString::intern(py, "payment").unbind(),
+            header_attr: PyString::intern(py, "_header").unbind(),
+            labels_rev: Regex::new(label_pattern)
+                .map_err(|e| PyValueError::new_err(format!("bad label pattern: {e}")))?,
+            kind_of_word: label_kinds.into_iter().map(|(k, v)| (k, kind_of(&v))).collect(),
         })
     }
 
@@ -513,12 +525,14 @@ impl Core {
     ) -> PyResult<()> {
         let calls = Calls {
             text: text.clone(),
+            layout: layout.clone(),
+            line: layout.getattr("_line")?,
+            key_before: layout.getattr("_key_before")?,
             label: layout.getattr("label")?,
             column: layout.getattr("column")?,
             key: layout.getattr("key")?,
             row: layout.getattr("row")?,
             bank_near: layout.getattr("bank_near")?,
-            passport_before: layout.getattr("passport_before")?,
             out: out.clone(),
             base,
             today: today.parse().map_err(|_| PyValueError::new_err("today must be YYYYMMDD"))?,
@@ -974,9 +988,97 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
 
     // -- the layout's answers (Python) -----------------------------------------------------------
 
-    fn label(&self, start: usize) -> PyResult<Label> {
-        label_of(&self.k.label.call1((&self.k.text, start))?)
+    fn no_header(&self) -> PyResult<bool> {
+        Ok(self.k.layout.getattr(self.c.header_attr.bind(self.py()))?.is_none())
     }
+
+    /// `Layout.label`. The layout's line bookkeeping (`_line`: the current line, the header rows
+    /// found above it) stays in Python and is called exactly where `label` calls it; with no
+    /// table header so far, what `label` then does (the key written before the value, else the
+    /// nearest context word) runs here, and a table's cells are left to Python.
+    fn label(&self, start: usize) -> PyResult<Label> {
+        let ls: usize = self.k.line.call1((&self.k.text, start))?.extract()?;
+        if !self.no_header()? {
+            return label_of(&self.k.label.call1((&self.k.text, start))?);
+        }
+        if start > 0 && key_end(self.at(start - 1)) {
+            // `Layout._key_before`'s cheap test first: a separator among the few quote/space
+            // characters before the value; only then the key pattern (Python, cached per key)
+            let mut p = start - 1;
+            while p > ls && start - p < 6 && matches!(self.at(p), 0x22 | 0x27 | 0x20 | 0x09 | 0x60 | 0x5B) {
+                p -= 1;
+            }
+            if matches!(self.at(p), 0x3A | 0x3D | 0xFF1A | 0x3E) {
+                let key = label_of(&self.k.key_before.call1((&self.k.text, ls, start))?)?;
+                if key.is_some() {
+                    return Ok(key);
+                }
+            }
+        }
+        Ok(self.nearest_label(start, 24))
+    }
+
+    /// `context.nearest_label`: the kind of the context word nearest before `text[start]`.
+    fn nearest_label(&self, start: usize, window: usize) -> Label {
+        let lo = start.saturating_sub(window);
+        let mut rev = String::with_capacity(4 * (start - lo));
+        let mut offsets = Vec::with_capacity(start - lo + 1); // byte offset in rev -> chars
+        for i in (lo..start).rev() {
+            offsets.push(rev.len());
+            rev.push(char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'));
+        }
+        offsets.push(rev.len());
+        let char_at = |byte: usize| offsets.binary_search(&byte).unwrap_or_else(|x| x);
+        let is_letter_at = |i: isize| -> bool {
+            i >= 0 && (i as usize) < self.t.len() && is_ascii_letter(self.at(i as usize))
+        };
+        let mut pos = 0;
+        let (w_start, w_end) = loop {
+            let Some(m) = self.c.labels_rev.find_at(&rev, pos) else {
+                return None;
+            };
+            let (ms, me) = (char_at(m.start()), char_at(m.end()));
+            let w_end = start - ms;
+            let w_start = start - me;
+            if self.at(w_end - 1) < 0x80
+                && (is_letter_at(w_start as isize - 1) || is_letter_at(w_end as isize))
+            {
+                // part of a longer English word: look further back
+                pos = m.start() + rev[m.start()..].chars().next().map_or(1, |c| c.len_utf8());
+                continue;
+            }
+            break (w_start, w_end);
+        };
+        let word: String = (w_start..w_end)
+            .map(|i| char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'))
+            .filter(|&c| c != ' ' && c != '_')
+            .flat_map(|c| c.to_lowercase())
+            .collect();
+        let kind = *self.c.kind_of_word.get(&word)?;
+        if kind == K::Neg {
+            let tight = |c: u32| matches!(c, 0x20 | 0x09 | 0x3000 | 0x3A | 0xFF1A | 0x3D | 0x23 | 0x2E
+                | 0x2D | 0x27 | 0x22 | 0x201C | 0x201D | 0x2018 | 0x2019 | 0xFF08 | 0xFF09 | 0x28
+                | 0x29 | 0x5B | 0x5D | 0x3010 | 0x3011 | 0x3C | 0x3E | 0x300A | 0x300B | 0x2C
+                | 0xFF0C | 0x3001 | 0x2F | 0x7C | 0x662F | 0x4E3A | 0x7801);
+            if start - w_end > 4 || !(w_end..start).all(|i| tight(self.at(i))) {
+                return None;
+            }
+            return Some(K::Neg);
+        }
+        let mut run = 0;
+        for i in w_end..start {
+            if is_d(self.at(i)) {
+                run += 1;
+                if run >= 5 {
+                    return None;
+                }
+            } else {
+                run = 0;
+            }
+        }
+        Some(kind)
+    }
+
     fn layout_key(&self, start: usize) -> PyResult<Label> {
         if start == 0 || !key_end(self.at(start - 1)) {
             return Ok(None); // `Layout.key` answers None here without looking further
@@ -984,13 +1086,29 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         label_of(&self.k.key.call1((&self.k.text, start))?)
     }
     fn column(&self, start: usize) -> PyResult<Label> {
+        if self.no_header()? {
+            return Ok(None); // `Layout.column` with no table so far answers None, looks at nothing
+        }
         label_of(&self.k.column.call1((&self.k.text, start))?)
     }
     fn bank_near(&self, start: usize) -> PyResult<bool> {
         self.k.bank_near.call1((&self.k.text, start))?.is_truthy()
     }
+    /// `Layout.passport_before`: 护照, Passport, passport or PASSPORT in the 100 characters before.
     fn passport_before(&self, start: usize) -> PyResult<bool> {
-        self.k.passport_before.call1((&self.k.text, start))?.is_truthy()
+        let lo = start.saturating_sub(100);
+        let has = |i: usize, w: &[u32]| i + w.len() <= start && w.iter().enumerate().all(|(k, &c)| self.at(i + k) == c);
+        let lower: Vec<u32> = "assport".chars().map(|c| c as u32).collect();
+        let upper: Vec<u32> = "ASSPORT".chars().map(|c| c as u32).collect();
+        for i in lo..start {
+            match self.at(i) {
+                0x62A4 if has(i + 1, &[0x7167]) => return Ok(true),
+                0x50 | 0x70 if has(i + 1, &lower) => return Ok(true),
+                0x50 if has(i + 1, &upper) => return Ok(true),
+                _ => {}
+            }
+        }
+        Ok(false)
     }
     fn row(&self, start: usize) -> PyResult<(bool, bool)> {
         let hints = self.k.row.call1((&self.k.text, start))?;

@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from guard.model import Finding
-from guard.scan.detectors import CATEGORIES, bank_card, mobile, resident_id, uscc
+from guard.scan.detectors import CATEGORIES, bank_card, context, mobile, resident_id, uscc
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ def make(
         mobile._prefix_verdict,
         mobile._ask,
         resident_id._place_known,
+        context._LABEL_REV.pattern,  # the context words, as the Python label search compiles them
+        dict(context._KIND_OF),
     )
     return core
 
