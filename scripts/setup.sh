@@ -72,3 +72,15 @@ if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
   .venv/bin/python -m pip uninstall -q -y opencv-python
   .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-python-headless
 fi
+# The compiled scanning core (core/, Rust through PyO3): guard.scan uses it when it imports and
+# falls back to the Python engine when it does not, so a machine without cargo still works.
+if command -v cargo >/dev/null 2>&1; then
+  echo "setup: building the compiled scanning core (core/) with cargo $(cargo --version | cut -d' ' -f2)"
+  started=$(date +%s)
+  [ -x .venv/bin/maturin ] || .venv/bin/python -m pip install -q "maturin>=1.5"
+  (cd core && VIRTUAL_ENV="$PWD/../.venv" ../.venv/bin/maturin develop --release -q)
+  echo "setup: compiled core built in $(( $(date +%s) - started )) s"
+else
+  echo "setup: cargo not found: the scanner runs on its Python engine (install Rust from"
+  echo "       https://rustup.rs and re-run this script to build the compiled core in core/)"
+fi

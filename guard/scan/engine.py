@@ -39,7 +39,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from guard.model import Finding
-from guard.scan import documents, structure
+from guard.scan import _core, documents, structure
 from guard.scan.detectors import (
     BANK_CARD,
     CATEGORIES,
@@ -143,7 +143,13 @@ class Scanner:
         key: bytes,
         min_confidence: float | Mapping[str, float] = 0.5,
         types: Collection[str] | None = None,
+        *,
+        engine: str | None = None,
     ) -> None:
+        """`engine`: "python" forces the reference path; None uses the compiled core when it is
+        installed and not switched off (`guard.scan._core`)."""
+        if engine not in (None, "python"):
+            raise ScanError(f"unknown engine {engine!r}; known: python (or None for the default)")
         self._key = key
         self._mac = hmac.new(self._key, digestmod="sha256")
         default = 0.5
@@ -162,6 +168,10 @@ class Scanner:
         wanted = set(TYPES if types is None else types)
         # a type that is not wanted gets a threshold no score reaches
         self._threshold = {t: (v if t in wanted else 2.0) for t, v in thresholds.items()}
+        # the compiled core (guard._core) runs the same per-candidate path when it is installed;
+        # this class's own methods below are the reference and the fallback
+        self._core = (None if engine == "python"
+                      else _core.make(key, self._threshold, _GLUED_LABELS, _CARD_GROUPINGS))
 
     # -- text -----------------------------------------------------------------------------------
 
@@ -265,6 +275,9 @@ class Scanner:
         self, text: str, lo: int, hi: int, base: int, out: list[Finding], layout: structure.Layout
     ) -> None:
         """Append findings for candidates starting in text[lo:hi] (offsets + base) to `out`."""
+        if self._core is not None:
+            self._core.scan(text, lo, hi, base, out, layout, _core.today())
+            return
         token_end = -1  # end of the last letter-glued code handled (its later runs are inside it)
         size = len(text)
         letters, seps = _LETTER, _SEP_CHARS

@@ -9,11 +9,14 @@
    numbers, timestamps, amounts and landlines; twice: a mixed text where 1 line in 4 carries
    customer data, and a dense customer export where every line does;
 2. times (best of 3) `Scanner.scan_text` over each and, in the same run on the same text, the floor
-   `re.finditer(r"\\d{11,}")`, and prints both throughputs and their ratio (target >= 0.5);
+   `re.finditer(r"\\d{11,}")`, with the compiled core and with the Python reference engine
+   (`engine="python"`, as TELLER_GUARD_ENGINE=python selects it), and prints the throughputs and
+   their ratios (target >= 1);
 3. in a fresh subprocess, writes a 500 MB text file (teller lines, identifiers sparse) and prints
    the peak memory (ru_maxrss and tracemalloc) of `Scanner.scan_file` on it;
 4. the CLI: `teller-guard scan --format json` on a 50 MB mixed teller log (start-up and JSON
-   writing included) against the floor on the same text, and its peak memory;
+   writing included) against the floor on the same text, and its peak memory, with the core and
+   with TELLER_GUARD_ENGINE=python;
 5. in a fresh subprocess, writes an xlsx of 1 million customer rows (openpyxl write-only) and
    prints the peak memory of streaming its findings (`Scanner.iter_file`).
 A script, not a test: it prints figures and asserts nothing.
@@ -131,31 +134,44 @@ def bench_throughput(mb: int, customer_share: float, title: str) -> None:
     print(f"== {title}")
     text = teller_text(mb * 1024 * 1024, customer_share)
     size_mb = len(text.encode("utf-8")) / 1e6
-    scanner = Scanner(key=b"bench-key")
-    scanner.scan_text(text[:200000])  # warm caches (phone prefixes, BIN table)
+    engines = {"core": Scanner(key=b"bench-key"), "python": Scanner(key=b"bench-key",
+                                                                    engine="python")}
+    if engines["core"]._core is None:
+        del engines["core"]
+        print("(the compiled core is not installed or TELLER_GUARD_ENGINE=python: Python only)")
+    for scanner in engines.values():
+        scanner.scan_text(text[:200000])  # warm caches (phone prefixes, BIN table)
 
     floor_re = re.compile(r"\d{11,}")
-    floor_s = engine_s = float("inf")
-    findings: list[Finding] = []
-    # best of 3 for both (the machine is shared; the minimum is the least disturbed run)
+    floor_s = float("inf")
+    engine_s = dict.fromkeys(engines, float("inf"))
+    findings: dict[str, list[Finding]] = {}
+    # best of 3 for all (the machine is shared; the minimum is the least disturbed run)
     for _ in range(3):
         t0 = time.perf_counter()
         floor_n = sum(1 for _ in floor_re.finditer(text))
         floor_s = min(floor_s, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        findings = scanner.scan_text(text)
-        engine_s = min(engine_s, time.perf_counter() - t0)
+        for name, scanner in engines.items():
+            t0 = time.perf_counter()
+            findings[name] = scanner.scan_text(text)
+            engine_s[name] = min(engine_s[name], time.perf_counter() - t0)
 
+    first = next(iter(findings.values()))
     by_type: dict[str, int] = {}
-    for f in findings:
+    for f in first:
         by_type[f.type] = by_type.get(f.type, 0) + 1
     print(f"text: {size_mb:.1f} MB UTF-8, {len(text):,} characters, {text.count(chr(10)):,} lines, "
-          f"{len(findings) / size_mb:,.0f} findings per MB")
+          f"{len(first) / size_mb:,.0f} findings per MB")
     print(f"floor  re.finditer(r'\\d{{11,}}'): {floor_s:.3f} s  {size_mb / floor_s:8.1f} MB/s  "
           f"({floor_n:,} matches)")
-    print(f"engine Scanner.scan_text        : {engine_s:.3f} s  {size_mb / engine_s:8.1f} MB/s  "
-          f"({len(findings):,} findings: {dict(sorted(by_type.items()))})")
-    print(f"ratio engine/floor throughput: {floor_s / engine_s:.2f}x (target >= 0.5x)")
+    for name, secs in engine_s.items():
+        print(f"engine {name:<6} Scanner.scan_text : {secs:.3f} s  {size_mb / secs:8.1f} MB/s  "
+              f"({len(findings[name]):,} findings: {dict(sorted(by_type.items()))})")
+    if len(findings) == 2:
+        same = findings["core"] == findings["python"]
+        print(f"core and python findings identical: {same}")
+    for name, secs in engine_s.items():
+        print(f"ratio {name}/floor throughput: {floor_s / secs:.2f}x (target >= 1x)")
 
 
 def _big_file_child(path: str) -> None:
@@ -223,18 +239,23 @@ def bench_cli(mb: int) -> None:
             fh.write(text)
         del text
         cmd = [sys.executable, "-m", "guard.cli", "scan", "--format", "json", path]
-        cli_s = float("inf")
-        memory = ""
-        for _ in range(2):
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, __file__, "--cli-child", *cmd],
-                                  capture_output=True, text=True, check=False)
-            cli_s = min(cli_s, time.perf_counter() - t0)
-            memory = proc.stdout.strip()
-    print(f"floor  re.finditer(r'\\d{{11,}}'): {floor_s:.3f} s  {size_mb / floor_s:8.1f} MB/s")
-    print(f"CLI    teller-guard scan --format json: {cli_s:.3f} s  {size_mb / cli_s:8.1f} MB/s "
-          f"(the CLI's {memory}; one extra interpreter start included)")
-    print(f"ratio CLI/floor throughput: {floor_s / cli_s:.2f}x (target >= 0.7x)")
+        print(f"floor  re.finditer(r'\\d{{11,}}'): {floor_s:.3f} s  {size_mb / floor_s:8.1f} MB/s")
+        for engine in ("core", "python"):
+            env = dict(os.environ)
+            if engine == "python":
+                env["TELLER_GUARD_ENGINE"] = "python"
+            cli_s = float("inf")
+            memory = ""
+            for _ in range(2):
+                t0 = time.perf_counter()
+                proc = subprocess.run([sys.executable, __file__, "--cli-child", *cmd],
+                                      capture_output=True, text=True, check=False, env=env)
+                cli_s = min(cli_s, time.perf_counter() - t0)
+                memory = proc.stdout.strip()
+            print(f"CLI {engine:<6} teller-guard scan --format json: {cli_s:.3f} s  "
+                  f"{size_mb / cli_s:8.1f} MB/s (the CLI's {memory}; one extra interpreter start "
+                  "included)")
+            print(f"ratio CLI {engine}/floor throughput: {floor_s / cli_s:.2f}x (target >= 0.7x)")
 
 
 def _cli_child(cmd: list[str]) -> None:

@@ -1,0 +1,96 @@
+"""Loads the compiled scanning core (`guard_core`, core/ in the repository) when it is there.
+
+The core is a Rust extension that runs the engine's per-candidate path in one pass over the text
+(see core/src/lib.rs); `guard.scan.engine` stays the reference and the fallback. It is used when
+it imports and the environment variable TELLER_GUARD_ENGINE is not `python`; without it (no
+compiler at install time, another platform) the Python path runs and one log line says so.
+
+The tables the core needs come from the same places the Python detectors read them (the provinces
+of `resident_id`, the packaged BIN table of `bank_card`, the engine's glued labels and card
+groupings), passed in here at construction: there is one copy of each. The answers only a library
+knows (phonenumbers' number plan, stdnum's county table) are asked through the detectors' own
+cached functions, once per prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol
+
+from guard.model import Finding
+from guard.scan.detectors import CATEGORIES, bank_card, context, mobile, resident_id, uscc
+
+log = logging.getLogger(__name__)
+
+ENGINE_VARIABLE = "TELLER_GUARD_ENGINE"
+"""`python` selects the reference engine even when the compiled core is installed."""
+
+
+class Core(Protocol):
+    """What the engine calls: `scan` appends the findings of text[lo:hi] to `out`."""
+
+    def scan(self, text: str, lo: int, hi: int, base: int, out: list[Finding], layout: Any,
+             today: str) -> None: ...
+
+
+_module: Any = None
+_tried = False
+
+
+def _load() -> Any:
+    """The `guard_core` module, or None (logged once) when it is missing or switched off."""
+    global _module, _tried
+    if _tried:
+        return _module
+    _tried = True
+    if os.environ.get(ENGINE_VARIABLE, "").strip().lower() == "python":
+        log.info("scan engine: Python reference path (%s=python)", ENGINE_VARIABLE)
+        return None
+    try:
+        import guard_core  # type: ignore[import-not-found]
+    except ImportError as exc:
+        log.info("scan engine: compiled core not installed (%s); using the Python path "
+                 "(scripts/setup.sh builds it when cargo is present)", exc)
+        return None
+    _module = guard_core
+    return _module
+
+
+def available() -> bool:
+    """Whether the compiled core is installed and selected."""
+    return _load() is not None
+
+
+def make(
+    key: bytes, thresholds: Mapping[str, float], glued: Mapping[str, str],
+    groupings: Collection[tuple[int, ...]],
+) -> Core | None:
+    """A compiled core for one scanner, or None when the Python path is to run."""
+    module = _load()
+    if module is None:
+        return None
+    core: Core = module.Core(
+        key,
+        dict(thresholds),
+        Finding,
+        dict(CATEGORIES),
+        sorted(resident_id.PROVINCES),
+        "".join(sorted(uscc._AUTHORITY)),
+        "".join(sorted(uscc._ORG_TYPE)),
+        bank_card.bin_table(),
+        dict(glued),
+        [tuple(g) for g in groupings],
+        mobile._prefix_verdict,
+        mobile._ask,
+        resident_id._place_known,
+        context._LABEL_REV.pattern,  # the context words, as the Python label search compiles them
+        dict(context._KIND_OF),
+    )
+    return core
+
+
+def today() -> str:
+    """Today as YYYYMMDD, from the same clock the Python detectors ask."""
+    return resident_id._today()
