@@ -170,7 +170,8 @@ class MachineService:
         store = PolicyStore(override_file=self.settings.policy_file, cache_dir=data)
         policy = store.reload()
         try:
-            endpoint_setting(self.settings.endpoint, policy)  # refused before anything is opened
+            # Refused before anything is opened; from the machine layers only (issue 8 item 6).
+            endpoint_setting(self.settings.endpoint, store.machine_policy())
             delivery = Delivery(
                 DeliverySettings(data_dir=data, endpoint=self.settings.endpoint,
                                  enroll_token=self.settings.enroll_token,
