@@ -39,6 +39,9 @@ class EventType(StrEnum):
     HEARTBEAT = "HEARTBEAT"
     EVENTS_DROPPED = "EVENTS_DROPPED"
     BATCH_QUARANTINED = "BATCH_QUARANTINED"
+    AGENT_SPOOL_DROPPED = "AGENT_SPOOL_DROPPED"  # a teller's agent spool overflowed
+    HASHES_COMPUTED = "HASHES_COMPUTED"  # the service hashed values a teller's agent sent
+    LOCAL_EVENTS_THROTTLED = "LOCAL_EVENTS_THROTTLED"  # a local user's events were rate-limited
     # clipboard
     CLIPBOARD_COPY = "CLIPBOARD_COPY"
     CLIPBOARD_COPY_IMAGE = "CLIPBOARD_COPY_IMAGE"
@@ -139,6 +142,9 @@ _INFO: dict[EventType, _Info] = {
     EventType.HEARTBEAT: _Info(_S, "心跳", "Heartbeat"),
     EventType.EVENTS_DROPPED: _Info(_S, "事件已丢弃", "Events dropped"),
     EventType.BATCH_QUARANTINED: _Info(_S, "事件被隔离", "Event quarantined"),
+    EventType.AGENT_SPOOL_DROPPED: _Info(_S, "柜员端缓存事件已丢弃", "Agent spool events dropped"),
+    EventType.HASHES_COMPUTED: _Info(_S, "服务计算了哈希", "Keyed hashes computed"),
+    EventType.LOCAL_EVENTS_THROTTLED: _Info(_S, "本地事件被限流", "Local events throttled"),
     EventType.CLIPBOARD_COPY: _Info(_C, "复制", "Copy", ClipboardKind.COPY),
     EventType.CLIPBOARD_COPY_IMAGE: _Info(_C, "复制图片", "Image copied", ClipboardKind.COPY_IMAGE),
     EventType.CLIPBOARD_COPY_FILES: _Info(_C, "复制文件", "Files copied", ClipboardKind.COPY_FILES),
@@ -162,6 +168,22 @@ _INFO: dict[EventType, _Info] = {
     EventType.USB_FILE_WRITTEN: _Info(Channel.USB, "写入移动存储",
                                       "File written to a removable drive", UsbKind.FILE_WRITTEN),
 }
+
+# What only the machine service (or the shipper in its process) records: a teller's process that
+# sends one of these over the local channel is refused (issue 8 item 14), so these events in the
+# journal are the service's word. The agent's own counterparts (AGENT_STARTED, POLICY_REJECTED,
+# AGENT_SPOOL_DROPPED …) stay the teller's to send.
+SERVICE_ONLY: frozenset[EventType] = frozenset({
+    EventType.SERVICE_STARTED, EventType.SERVICE_STOPPED, EventType.POLICY_APPLIED,
+    EventType.HEARTBEAT, EventType.EVENTS_DROPPED, EventType.BATCH_QUARANTINED,
+    EventType.HASHES_COMPUTED, EventType.LOCAL_EVENTS_THROTTLED,
+})
+
+
+def service_only(value: str) -> bool:
+    """True when only the machine service may record events of type `value`."""
+    return value in SERVICE_ONLY
+
 
 # (channel, observation kind) -> event type. Content the pipeline could not scan is recorded
 # under the channel's SKIPPED type, like content over the policy's bounds.

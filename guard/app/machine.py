@@ -170,7 +170,8 @@ class MachineService:
         store = PolicyStore(override_file=self.settings.policy_file, cache_dir=data)
         policy = store.reload()
         try:
-            endpoint_setting(self.settings.endpoint, policy)  # refused before anything is opened
+            # Refused before anything is opened; from the machine layers only (issue 8 item 6).
+            endpoint_setting(self.settings.endpoint, store.machine_policy())
             delivery = Delivery(
                 DeliverySettings(data_dir=data, endpoint=self.settings.endpoint,
                                  enroll_token=self.settings.enroll_token,
@@ -191,9 +192,11 @@ class MachineService:
             raise ServiceError(f"another machine service already answers on {self.socket_path}; "
                                f"stop it first (systemctl stop teller-guard)")
         try:
+            # The install key stays in this process: the server hashes the values tellers'
+            # agents hand over beside their events and never sends the key (issue 8).
             server = LocalChannelServer(delivery.journal, self.socket_path,
                                         allowed_uids=self.settings.allowed_uids,
-                                        hash_key=identity.hash_key(self.data_dir),
+                                        hash_key=identity.hash_key(self.data_dir), device=device,
                                         status_provider=lambda: dataclasses.asdict(self.status()),
                                         policy_provider=store.central_layer)
             server.start()

@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 STATUS_TICK_S = 5.0
 
 
-def _load_scanner(policy: Policy, key: bytes) -> tuple[TextScanner | None, str]:
-    """The detection core's scanner, or None and the reason it cannot be loaded.
+def _load_scanner(policy: Policy, key: bytes | None) -> tuple[TextScanner | None, str]:
+    """The detection core's scanner, or None and the reason it cannot be loaded. `key` None:
+    the key-less scanner of an agent beside the machine service (the service hashes).
 
     It keeps every finding the lowest policy threshold could want; `decide` applies the
     per-type thresholds, so the policy stays the one place they are set."""
@@ -127,8 +128,9 @@ class Agent:
         central policy poller. Nothing runs until `start()`.
 
         `sink`, `platform` and `scanner` replace the journal, the desktop backend and the real
-        scanner (tests, benchmarks); with a `sink` nothing is shipped. The install key and the
-        device identity are kept in `data_dir` too.
+        scanner (tests, benchmarks); with a `sink` nothing is shipped. The device identity is kept
+        in `data_dir` too, and in single-process mode this teller's own hash key (with the
+        machine service the agent has none: its scanner is key-less and the service hashes).
 
         What the prompter is asked (`PromptRequest.kind` per channel): ``copy`` (notify, or
         confirm/justify when policy says so), ``redacted``, ``blocked``, ``cleared`` (auto-clear),
@@ -163,12 +165,10 @@ class Agent:
                 sink = MemorySink()
         problem = ""
         if scanner is None:
-            key = service_sink.hash_key() if service_sink is not None else None
-            if key is None:
-                if service_sink is not None:
-                    log.warning("the machine service shares no hash key; this agent's keyed "
-                                "hashes use its own key")
-                key = identity.hash_key(data_dir)
+            # Beside the machine service this process holds no hash key at all (issue 8): the
+            # scanner finds and masks, the service hashes the values handed to it in memory.
+            # Alone, the agent keeps its own key, 0600 in the teller's own data directory.
+            key = None if service_sink is not None else identity.hash_key(data_dir)
             scanner, problem = _load_scanner(policy, key)
         pipeline = Pipeline(scanner=scanner, policy=store.current, prompter=prompter, sink=sink,
                             device=device, teller=teller)
@@ -278,6 +278,8 @@ class Agent:
                                      "reason": rejection.reason[:500]})
 
     def _on_policy_change(self, policy: Policy) -> None:
+        if self.service_sink is not None:
+            return  # the service records POLICY_APPLIED (only it may: guard.events.SERVICE_ONLY)
         self.pipeline.record(EventType.POLICY_APPLIED, Channel.SYSTEM,
                              Action.AUDIT, Outcome.RECORDED,
                              detail={"version": policy.version})

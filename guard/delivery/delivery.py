@@ -3,7 +3,9 @@
 The machine service and a session agent in single-process mode each compose one `Delivery`. It
 owns the journal (open from the first second, so events are kept whatever fails later) and, on a
 background thread, retries until it works: where events go (`endpoint_setting`: the explicit
-setting, then TELLER_GUARD_ENDPOINT, then the policy's ``agent.endpoint``; else the collector this
+setting, then TELLER_GUARD_ENDPOINT, then the machine policy's ``agent.endpoint`` — never the
+central policy's, so the collector cannot move where the PC ships and sends its enrolment token;
+plain http only to this PC; else the collector this
 PC was enrolled at with IT's token; else the embedded local collector, imported only then),
 enrolment (with the configured token at a configured endpoint, by itself at the embedded
 collector), the device credentials (re-read when enrollment.json changes), the shipper, TLS with
@@ -92,17 +94,25 @@ class DeliverySettings:
 
 
 def check_endpoint(endpoint: str) -> str:
-    """The collector URL without a trailing slash; `DeliveryError` when it is not http(s)."""
+    """The collector URL without a trailing slash; `DeliveryError` when it is not https, or
+    http to anything but this PC (loopback): events, keys and the enrolment token would cross
+    the branch network in the clear."""
     endpoint = endpoint.strip().rstrip("/")
-    if not endpoint.startswith(("https://", "http://")):
-        raise DeliveryError(f"the collector endpoint must be an https:// URL (http:// only for a "
-                            f"collector on this PC), not {endpoint!r}")
-    return endpoint
+    url = urlparse(endpoint)
+    if url.scheme == "https" and url.hostname:
+        return endpoint
+    if url.scheme == "http" and (url.hostname or "") in _LOOPBACK:
+        return endpoint
+    raise DeliveryError(f"the collector endpoint must be an https:// URL (http:// only for a "
+                        f"collector on this PC: 127.0.0.1, ::1 or localhost), not {endpoint!r}")
 
 
 def endpoint_setting(explicit: str | None, policy: Policy) -> str | None:
     """The configured collector: `explicit`, else TELLER_GUARD_ENDPOINT, else the policy's
-    ``agent.endpoint``, checked; None when none is set. Raises `DeliveryError` for a bad URL."""
+    ``agent.endpoint``, checked; None when none is set. Raises `DeliveryError` for a bad URL.
+
+    `policy` must be the machine layers' (`PolicyStore.machine_policy()`), never one with the
+    central layer: the enrolment token goes to this endpoint."""
     endpoint = explicit or os.environ.get(paths.ENV_ENDPOINT) or policy.agent.endpoint or None
     return check_endpoint(endpoint) if endpoint else None
 
@@ -212,7 +222,8 @@ class Delivery:
         self._endpoint_problem = ""
         policy = store.current()
         try:
-            self.configured_endpoint = endpoint_setting(settings.endpoint, policy)
+            self.configured_endpoint = endpoint_setting(settings.endpoint,
+                                                        store.machine_policy())
         except DeliveryError as exc:
             self.configured_endpoint, self._endpoint_problem = None, str(exc)
         if self.configured_endpoint is None and not self._endpoint_problem:
@@ -387,9 +398,9 @@ class Delivery:
         return True
 
     def _failed(self, message: str) -> bool:
-        self._note_problem(message)
         with self._lock:
             self._reachable = False  # nothing can be delivered until the set-up works
+        self._note_problem(message)  # after: whoever sees the problem sees it unreachable
         return False
 
     def _credentials(self) -> tuple[

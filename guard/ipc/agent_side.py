@@ -56,15 +56,17 @@ class ServiceSink:
         return self.client.path
 
     def record(self, event: Event) -> None:
-        if self.client.send(event):
+        self.record_unhashed(event, [])
+
+    def record_unhashed(self, event: Event, hash_inputs: list[list[str]]) -> None:
+        """Hand `event` over with the normalised values of its findings (`hash_inputs`, aligned
+        with each summary's masked forms): the service hashes them with the install key, which
+        never reaches this process. The values are never written: spooled, the event has no
+        hashes (`guard.pipeline.HashingSink`)."""
+        if self.client.send(event, hash_inputs or None):
             self.delivered += 1
         else:
             self.spooled_events += 1
-
-    def hash_key(self) -> bytes | None:
-        """The machine's install key, so this agent's keyed hashes match the service's and other
-        tellers' on this PC; None when the service shares none."""
-        return self.client.hash_key()
 
     def pending_count(self) -> int:
         """Events waiting in the agent's spool (the service was away)."""

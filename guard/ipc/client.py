@@ -166,8 +166,13 @@ class LocalChannelClient:
     one-file-per-event, written atomically) and is sent, in order, by the next `send()` or
     `flush()` that reaches the service. When the service cannot journal for now (disk full) the
     event stays spooled and is tried again; nothing spooled is deleted until the service took
-    it. The spool is bounded; past `max_spool` the oldest are dropped and an EVENTS_DROPPED
+    it. The spool is bounded; past `max_spool` the oldest are dropped and an AGENT_SPOOL_DROPPED
     event with the count is sent in their place.
+
+    `send(event, hash_inputs)` hands the normalised values of the event's findings to the
+    service beside it (the service hashes them; this process has no key). They stay in memory:
+    an event that has to be spooled is spooled without them, so it reaches the journal with no
+    hashes.
 
     With a `prompter`, the agent offers to answer the service's prompts: each is asked on a
     worker thread and answered on the same connection.
@@ -222,7 +227,7 @@ class LocalChannelClient:
                 f.unlink(missing_ok=True)
             log.error("local channel: spool over %d events; dropped the %d oldest",
                       self.max_spool, len(excess))
-            notice = new_event(EventType.EVENTS_DROPPED, device=self.device,
+            notice = new_event(EventType.AGENT_SPOOL_DROPPED, device=self.device,
                                teller=self.teller,
                                detail={"count": len(excess), "where": "agent spool"})
             # Named to sort before the remaining spool files, in place of what was dropped.
@@ -289,14 +294,15 @@ class LocalChannelClient:
 
     # -- sending
 
-    def send(self, event: Event) -> bool:
-        """Hand one event to the service; True when it is journaled there, False when spooled."""
+    def send(self, event: Event, hash_inputs: list[list[str]] | None = None) -> bool:
+        """Hand one event to the service; True when it is journaled there, False when spooled
+        (without `hash_inputs`: values are never written, so a spooled event has no hashes)."""
         with self._lock:
             if self.spooled() and not self._flush_locked():
                 self._spool(event)
                 return False
             try:
-                self._send_one(event.to_json())
+                self._send_one(event.to_json(), hash_inputs)
                 return True
             except LocalChannelDeferred as exc:
                 log.warning("local channel: %s; event spooled, sent again later", exc)
@@ -336,14 +342,17 @@ class LocalChannelClient:
             f.unlink(missing_ok=True)
         return True
 
-    def _send_one(self, body: str) -> None:
+    def _send_one(self, body: str, hash_inputs: list[list[str]] | None = None) -> None:
         import json
 
         try:
             raw = json.loads(body)
         except ValueError:
             raise LocalChannelRefused("a spooled event is not JSON") from None
-        reply = self._request(Message(type=MessageType.EVENT, body={"event": raw}))
+        message: dict[str, Any] = {"event": raw}
+        if hash_inputs:
+            message["hash_inputs"] = hash_inputs
+        reply = self._request(Message(type=MessageType.EVENT, body=message))
         if reply.type == MessageType.ACK:
             return
         if reply.type == MessageType.REFUSED:
@@ -354,22 +363,6 @@ class LocalChannelClient:
         raise _error(reply)
 
     # -- asking
-
-    def hash_key(self) -> bytes | None:
-        """The machine's install key for keyed hashes, or None when the service does not answer
-        or shares none."""
-        try:
-            reply = self._request(Message(type=MessageType.HASH_KEY_REQUEST))
-        except (OSError, LocalChannelError) as exc:
-            log.warning("local channel: no hash key from the service (%s)", exc)
-            self._disconnect()
-            return None
-        if reply.type != MessageType.HASH_KEY:
-            return None
-        try:
-            return bytes.fromhex(str(reply.body.get("key", "")))
-        except ValueError:
-            return None
 
     def status(self) -> dict[str, Any] | None:
         """The service's status reply (``service``: its published status, ``channel``: the

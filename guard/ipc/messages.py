@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "agent.sock"
 PIPE_NAME = r"\\.\pipe\teller-guard"
-HASH_KEY_REQUEST = b"hash-key"
 MAX_LINE = 64 * 1024  # the line-per-event dialect of earlier agents
 MAX_FRAME = 256 * 1024  # an event is at most a few KiB; a prompt with 32 findings well under this
 PROTOCOL_VERSION = 1
@@ -81,7 +80,9 @@ class FrameTooLarge(ProtocolError):
 
 class MessageType(StrEnum):
     HELLO = "hello"  # agent → service: who I am, which versions I speak; service → agent: chosen
-    EVENT = "event"  # agent → service: one event to journal
+    EVENT = "event"  # agent → service: body.event, and body.hash_inputs (in memory only): the
+    # normalised values of its findings, aligned with event.findings[i].masked, which the service
+    # hashes with the install key (the key never reaches a teller's process)
     ACK = "ack"  # service → agent: journaled
     REFUSED = "refused"  # service → agent: not journaled (body.retry: keep it and try later)
     STATUS_REQUEST = "status_request"
@@ -93,8 +94,6 @@ class MessageType(StrEnum):
     PONG = "pong"
     POLICY_REQUEST = "policy_request"  # agent → service: the central policy layer in force
     POLICY = "policy"  # service → agent: body.text (TOML) and body.etag, or empty
-    HASH_KEY_REQUEST = "hash_key_request"  # to be removed with issue 8 item 1
-    HASH_KEY = "hash_key"
     ERROR = "error"  # the message could not be handled; body.code says why
 
 
@@ -210,7 +209,7 @@ class FrameDecoder:
 
 
 class LineDecoder:
-    """The earlier dialect (one JSON event or ``hash-key`` per line), bounded as it is read."""
+    """The earlier dialect (one JSON event per line), bounded as it is read."""
 
     def __init__(self, limit: int = MAX_LINE) -> None:
         self.limit = limit

@@ -4,6 +4,15 @@ answer the prompts the service sends them.
 One reactor thread (a selector over the listening socket and every connection) reads; messages
 are handled on a small bounded thread pool, in order per connection. Idle connections cost a file
 handle and no thread. The Windows named pipe (`guard.ipc.pipe`) feeds the same handlers.
+
+What a teller's process may do here (issue 8): send events in its own name only, of the types a
+teller records (`guard.events.SERVICE_ONLY` are refused) with the finding types the detectors
+know; at most `events_per_s` per user (a token bucket; above it the answer is ``refused`` with
+``retry`` so the agent keeps the event spooled) and `hashes_per_min` values hashed per user. The
+install hash key never leaves this process: an event's finding summaries from a teller get their
+hashes here, from the `hash_inputs` beside the event (in memory only, never written or logged).
+Every value hashed is counted in a HASHES_COMPUTED event per connection per window, and the
+events refused for the rate in one LOCAL_EVENTS_THROTTLED event per user per window.
 """
 
 
@@ -27,8 +36,8 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from guard.delivery.journal import Journal, JournalError
+from guard.events import EventType, new_event, service_only
 from guard.ipc.messages import (
-    HASH_KEY_REQUEST,
     MAX_FRAME,
     MAX_LINE,
     SUPPORTED_VERSIONS,
@@ -45,8 +54,10 @@ from guard.ipc.messages import (
 )
 from guard.ipc.status import STATUS_FILE
 from guard.ipc.unix import Peer, _require_unix, default_socket_path, is_pipe_name, listen_unix
-from guard.model import Event
+from guard.model import Device, Event, FindingSummary
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
+from guard.scan.detectors import TYPES, mask
+from guard.scan.engine import keyed_hash
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +66,13 @@ IDLE_TIMEOUT_S = 90.0  # agents ping every third of this
 SEND_TIMEOUT_S = 5.0  # a peer that does not read its answers is dropped
 MAX_INBOX = 32  # messages read but not handled per connection before reading pauses
 REFUSAL_LINGER_S = 1.0  # after a last answer, how long the peer may take to read it
+EVENTS_PER_S = 10.0  # per user: a teller's agent records a few events a minute
+EVENTS_BURST = 100  # a spool flushed after a service restart goes at EVENTS_PER_S after this
+HASHES_PER_MIN = 600  # values hashed per user and minute (a copied table of 50 cards is 50)
+USAGE_WINDOW_S = 60.0  # one HASHES_COMPUTED per connection, one LOCAL_EVENTS_THROTTLED per user
+MAX_HASH_INPUT = 256  # characters: the longest normalised value (an e-mail address)
+_KNOWN_TYPES = frozenset(EventType)
+_FINDING_TYPES = frozenset(TYPES)
 _OUT_OF_HANDLES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _LISTENING = "listening"
 _STOPPED = "stopped"
@@ -98,6 +116,50 @@ class Connection:
 _Handler = Callable[["LocalChannelServer", Connection, Message], "Message | None"]
 
 
+@dataclass(eq=False)
+class _Bucket:
+    """A token bucket: `capacity` tokens, refilled at `rate` per second."""
+
+    rate: float
+    capacity: float
+    tokens: float = -1.0
+    at: float = field(default_factory=time.monotonic)
+
+    def take(self, n: float = 1.0, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if self.tokens < 0:
+            self.tokens = self.capacity
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if n > self.tokens:
+            return False
+        self.tokens -= n
+        return True
+
+
+@dataclass(eq=False)
+class _Usage:
+    """What one user (or connection) made the service do in the current window; counts only."""
+
+    uid: int
+    teller: str
+    pid: int = 0
+    since: float = field(default_factory=time.monotonic)
+    values: int = 0  # values hashed
+    events: int = 0  # events whose values were hashed
+    refused: int = 0  # events refused for the event rate
+    hash_refused: int = 0  # events refused for the hashing rate
+
+
+class _Refusal(Exception):
+    """An event the service does not journal: `reason` for the agent; `retry` keep it."""
+
+    def __init__(self, reason: str, *, retry: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
 class LocalChannelServer:
     """The machine service's end: accepts events from session agents and journals them, and asks
     the teller's session agent when the service needs an answer (`ask`, `notify`).
@@ -107,6 +169,12 @@ class LocalChannelServer:
     and `idle_timeout_s` bound what one user can hold open. `status_provider` gives the body of
     a status reply (default: the status file the machine service writes next to the socket).
     `state` is the listener's real state: ``listening``, ``degraded: <reason>`` or ``stopped``.
+
+    `hash_key` is the install key: the service hashes the values a teller's agent sends beside
+    its events (None: such events are journaled without hashes). It is never sent. `events_per_s`
+    / `events_burst` and `hashes_per_min` bound what one user can make the service journal and
+    hash; `usage_window_s` is how often the counts become events. `device` names this PC in
+    the service's own events (the delivery journal stamps the enrolled identity anyway).
     """
 
     def __init__(self, journal: Journal, path: Path | None = None, *,
@@ -117,10 +185,25 @@ class LocalChannelServer:
                  policy_provider: Callable[[], tuple[str, str | None] | None] | None = None,
                  max_per_uid: int = MAX_PER_UID, idle_timeout_s: float = IDLE_TIMEOUT_S,
                  workers: int = 4, max_frame: int = MAX_FRAME,
+                 events_per_s: float = EVENTS_PER_S, events_burst: int = EVENTS_BURST,
+                 hashes_per_min: int = HASHES_PER_MIN, usage_window_s: float = USAGE_WINDOW_S,
+                 device: Device | None = None,
                  transport: Callable[[LocalChannelServer], Any] | None = None) -> None:
         _require_unix(path)
         self.journal = journal
         self._hash_key = hash_key
+        self.events_per_s = events_per_s
+        self.events_burst = events_burst
+        self.hashes_per_min = hashes_per_min
+        self.usage_window_s = usage_window_s
+        self.device = device or Device(id="local", hostname=socket.gethostname()[:255] or "pc")
+        self._event_buckets: dict[str, _Bucket] = {}
+        self._hash_buckets: dict[str, _Bucket] = {}
+        self._hashing: dict[int, _Usage] = {}  # by connection id
+        self._throttled: dict[str, _Usage] = {}  # by account
+        self._usage_lock = threading.Lock()
+        self.throttled = 0  # events refused for a rate, since start
+        self.hashed = 0  # values hashed for tellers, since start
         self.path = Path(path) if path is not None else default_socket_path()
         self.allowed_uids = None if allowed_uids is None else frozenset(allowed_uids)
         self._on_event = on_event
@@ -175,6 +258,7 @@ class LocalChannelServer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self.report_usage(force=True)
 
     @property
     def state(self) -> str:
@@ -287,6 +371,10 @@ class LocalChannelServer:
             conn.waiters.clear()
         for w in waiters:
             w.done.set()
+        with self._usage_lock:
+            usage = self._hashing.pop(conn.cid, None)
+        if usage is not None:
+            self._record_usage(EventType.HASHES_COMPUTED, usage)
 
     def room(self, conn: Connection) -> bool:
         """False while the connection has too much unhandled input: stop reading from it."""
@@ -308,6 +396,36 @@ class LocalChannelServer:
                 log.info("local channel: uid %d idle for %.0f s; connection closed",
                          conn.peer.uid, now - conn.last_active)
                 conn.close()
+        self.report_usage(now)
+
+    def report_usage(self, now: float | None = None, *, force: bool = False) -> None:
+        """Journal the usage windows that are over (all with `force`): HASHES_COMPUTED per
+        connection, LOCAL_EVENTS_THROTTLED per user. Counts only, never a value."""
+        now = time.monotonic() if now is None else now
+        due: list[tuple[EventType, _Usage]] = []
+        with self._usage_lock:
+            for cid, usage in list(self._hashing.items()):
+                if force or now - usage.since >= self.usage_window_s:
+                    due.append((EventType.HASHES_COMPUTED, self._hashing.pop(cid)))
+            for account, usage in list(self._throttled.items()):
+                if force or now - usage.since >= self.usage_window_s:
+                    due.append((EventType.LOCAL_EVENTS_THROTTLED, self._throttled.pop(account)))
+        for type_, usage in due:
+            self._record_usage(type_, usage)
+
+    def _record_usage(self, type_: EventType, usage: _Usage) -> None:
+        detail: dict[str, str | int | float | bool | None] = {
+            "uid": usage.uid, "user": usage.teller, "window_s": self.usage_window_s}
+        if type_ is EventType.HASHES_COMPUTED:
+            detail.update(values=usage.values, events=usage.events, pid=usage.pid)
+        else:
+            detail.update(refused=usage.refused, hash_refused=usage.hash_refused,
+                          events_per_s=self.events_per_s, hashes_per_min=self.hashes_per_min)
+        event = new_event(type_, device=self.device, teller=usage.teller, detail=detail)
+        try:
+            self.journal.record(event)
+        except JournalError as exc:
+            log.error("local channel: %s not journaled: %s", type_, exc)
 
     # ------------------------------------------------------------------ handling
 
@@ -331,7 +449,7 @@ class LocalChannelServer:
                 item = conn.inbox.popleft()
             try:
                 if isinstance(item, bytes):
-                    self._send_raw(conn, self._handle_line(item, conn.peer).encode() + b"\n")
+                    self._send_raw(conn, self._handle_line(item, conn).encode() + b"\n")
                 else:
                     reply = self._handle(conn, item)
                     if reply is not None:
@@ -382,18 +500,23 @@ class LocalChannelServer:
             count = exc.error_count() if isinstance(exc, ValidationError) else 1
             return msg.reply(MessageType.REFUSED, {"reason": f"not a valid event ({count} "
                                                    f"problems)", "retry": False})
-        reason, retry = self._journal(event, conn.peer)
+        reason, retry = self._journal(event, conn, msg.body.get("hash_inputs"))
         if reason:
             return msg.reply(MessageType.REFUSED, {"reason": reason, "retry": retry})
         return msg.reply(MessageType.ACK, {"event_id": str(event.id)})
 
-    def _journal(self, event: Event, peer: Peer) -> tuple[str, bool]:
+    def _journal(self, event: Event, conn: Connection, hash_inputs: object = None
+                 ) -> tuple[str, bool]:
         """('', False) when journaled, else (why, whether to try again later)."""
-        if not peer.privileged and event.teller != peer.login:
-            self.rejected += 1
-            log.warning("local channel: uid %d sent an event for another teller; refused",
-                        peer.uid)
-            return "the event's teller is not the sending user", False
+        peer = conn.peer
+        try:
+            self._admissible(event, peer)
+            self._take_event(peer)
+            event = self._hashed(event, conn, hash_inputs)
+        except _Refusal as refusal:
+            if not refusal.retry:
+                self.rejected += 1
+            return refusal.reason, refusal.retry
         try:
             self.journal.record(event)
         except JournalError as exc:
@@ -403,6 +526,88 @@ class LocalChannelServer:
         if self._on_event is not None:
             self._on_event(event, peer)
         return "", False
+
+    def _admissible(self, event: Event, peer: Peer) -> None:
+        """Refuses (for good) what a teller's process may not record."""
+        if peer.privileged:
+            return
+        if event.teller != peer.login:
+            log.warning("local channel: uid %d sent an event for another teller; refused",
+                        peer.uid)
+            raise _Refusal("the event's teller is not the sending user")
+        if event.type not in _KNOWN_TYPES:
+            log.warning("local channel: uid %d sent an event of an unknown type; refused",
+                        peer.uid)
+            raise _Refusal("unknown event type (see guard.events.EventType)")
+        if service_only(event.type):
+            log.warning("local channel: uid %d sent a %s event, which only the service "
+                        "records; refused", peer.uid, event.type)
+            raise _Refusal(f"only the guard service records {event.type} events")
+        if any(f.type not in _FINDING_TYPES for f in event.findings):
+            log.warning("local channel: uid %d sent an unknown finding type; refused", peer.uid)
+            raise _Refusal("unknown finding type (see guard.scan.detectors.TYPES)")
+
+    def _take_event(self, peer: Peer) -> None:
+        """The per-user event rate (root's too: nothing legitimate comes close); above it the
+        agent keeps the event and sends it later."""
+        with self._usage_lock:
+            bucket = self._event_buckets.setdefault(
+                peer.account, _Bucket(self.events_per_s, float(self.events_burst)))
+            if bucket.take():
+                return
+            self._note_throttled(peer, hashing=False)
+        raise _Refusal(f"too many events from this user (over {self.events_per_s:g}/s); "
+                       f"keep it and send it again later", retry=True)
+
+    def _note_throttled(self, peer: Peer, *, hashing: bool) -> None:
+        """Count a refusal for a rate (the caller holds the usage lock)."""
+        usage = self._throttled.get(peer.account)
+        if usage is None:
+            usage = self._throttled[peer.account] = _Usage(peer.uid, peer.login)
+            log.warning("local channel: uid %d is over its %s rate; refusing (counted in one "
+                        "%s event per %.0f s)", peer.uid, "hashing" if hashing else "event",
+                        EventType.LOCAL_EVENTS_THROTTLED, self.usage_window_s)
+        if hashing:
+            usage.hash_refused += 1
+        else:
+            usage.refused += 1
+        self.throttled += 1
+
+    def _hashed(self, event: Event, conn: Connection, hash_inputs: object) -> Event:
+        """`event` with its summaries' hashes computed here from `hash_inputs` (a teller's
+        hashes are never taken: they are the service's own or none). Values are used in
+        memory and appear in no log, message or exception."""
+        peer = conn.peer
+        if hash_inputs is None or hash_inputs == []:
+            if peer.privileged or not any(f.hashes for f in event.findings):
+                return event
+            return event.model_copy(update={"findings": [
+                f.model_copy(update={"hashes": []}) for f in event.findings]})
+        values = _checked_inputs(event.findings, hash_inputs)
+        count = sum(len(v) for v in values)
+        if self._hash_key is None:
+            log.warning("local channel: no hash key; uid %d's event journaled without hashes",
+                        peer.uid)
+            return event.model_copy(update={"findings": [
+                f.model_copy(update={"hashes": []}) for f in event.findings]})
+        with self._usage_lock:
+            bucket = self._hash_buckets.setdefault(
+                peer.account, _Bucket(self.hashes_per_min / 60.0, float(self.hashes_per_min)))
+            if not bucket.take(count):
+                self._note_throttled(peer, hashing=True)
+                raise _Refusal(f"too many values to hash from this user (over "
+                               f"{self.hashes_per_min}/min); keep the event and send it "
+                               f"again later", retry=True)
+            usage = self._hashing.get(conn.cid)
+            if usage is None:
+                usage = self._hashing[conn.cid] = _Usage(peer.uid, peer.login, peer.pid)
+            usage.values += count
+            usage.events += 1
+            self.hashed += count
+        key = self._hash_key
+        return event.model_copy(update={"findings": [
+            f.model_copy(update={"hashes": [keyed_hash(key, v) for v in vs]})
+            for f, vs in zip(event.findings, values, strict=True)]})
 
     def _h_status(self, conn: Connection, msg: Message) -> Message:
         body: dict[str, Any] = {}
@@ -422,32 +627,28 @@ class LocalChannelServer:
         body = {} if layer is None else {"text": layer[0], "etag": layer[1] or ""}
         return msg.reply(MessageType.POLICY, body)
 
-    def _h_hash_key(self, conn: Connection, msg: Message) -> Message:
-        if self._hash_key is None:
-            return error_message("no_key", "this service does not share a hash key", msg.id)
-        return msg.reply(MessageType.HASH_KEY, {"key": self._hash_key.hex()})
-
     _handlers: ClassVar[dict[str, _Handler]] = {
         MessageType.HELLO: _h_hello,
         MessageType.PING: _h_ping,
         MessageType.EVENT: _h_event,
         MessageType.STATUS_REQUEST: _h_status,
         MessageType.POLICY_REQUEST: _h_policy,
-        MessageType.HASH_KEY_REQUEST: _h_hash_key,
     }
 
-    def _handle_line(self, line: bytes, peer: Peer) -> str:
-        """One request in the line dialect (earlier agents): an event or ``hash-key``."""
-        if line.strip() == HASH_KEY_REQUEST:
-            if self._hash_key is None:
-                return "error this service does not share a hash key"
-            return f"key {self._hash_key.hex()}"
+    def _handle_line(self, line: bytes, conn: Connection) -> str:
+        """One event in the line dialect (earlier agents). The hash key is never shared: the
+        ``hash-key`` request of that dialect gets an error like any other non-event."""
+        if line.strip() == b"hash-key":
+            log.warning("local channel: uid %d asked for the hash key; refused (it is never "
+                        "shared)", conn.peer.uid)
+            self.rejected += 1
+            return "error the guard service never shares its hash key"
         try:
             event = Event.from_json(line)
         except ValidationError as exc:
             self.rejected += 1
             return f"error not a valid event ({exc.error_count()} problems)"
-        reason, _ = self._journal(event, peer)
+        reason, _ = self._journal(event, conn)
         return f"error {reason}" if reason else f"ok {event.id}"
 
     # ------------------------------------------------------------------ sending
@@ -532,6 +733,28 @@ class LocalChannelServer:
             return
         waiter.answer = answer_from_body(msg.body)
         waiter.done.set()
+
+
+def _checked_inputs(findings: list[FindingSummary], raw: object) -> list[list[str]]:
+    """`raw` as one list of values per summary, aligned with its masked forms, each value one
+    that masks to that form; `_Refusal` otherwise (the message names no value)."""
+    if not isinstance(raw, list) or len(raw) != len(findings):
+        raise _Refusal("hash_inputs must be one list per finding summary")
+    out: list[list[str]] = []
+    for summary, values in zip(findings, raw, strict=True):
+        if not isinstance(values, list) or len(values) != len(summary.masked):
+            raise _Refusal(f"hash_inputs for {summary.type} must have one value per masked form")
+        for value, masked in zip(values, summary.masked, strict=True):
+            if not isinstance(value, str) or not 0 < len(value) <= MAX_HASH_INPUT:
+                raise _Refusal(f"a {summary.type} hash input is not a value")
+            try:
+                same = mask(summary.type, value) == masked
+            except (KeyError, ValueError):
+                same = False
+            if not same:
+                raise _Refusal(f"a {summary.type} hash input does not match its masked form")
+        out.append(list(values))
+    return out
 
 
 class _UnixReactor:

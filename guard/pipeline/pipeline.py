@@ -4,7 +4,9 @@ event → sink.
 Watchers hand an `Observation` and the `Enforcement` callbacks that can act on it (clear the
 clipboard, cancel a print job …); the pipeline scans, decides, asks the teller, calls the
 enforcement and records an `Event`. Events carry only masked values and keyed hashes; a
-justification the teller typed is scanned too and stored masked.
+justification the teller typed is scanned too and stored masked. With a key-less scanner (a
+teller's agent beside the machine service) the event's hashes are empty and the normalised values
+go to a `HashingSink` beside the event, in memory only, for the key holder to hash.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from guard.model import (
     Device,
     Event,
     Finding,
+    FindingSummary,
     Observation,
     Outcome,
     summarise,
@@ -34,6 +37,7 @@ from guard.model import (
 from guard.pipeline.prompt import PromptAnswer, Prompter, PromptRequest
 from guard.policy.decide import decide, is_silent, relevant_findings
 from guard.policy.schema import Policy
+from guard.scan.engine import UnhashedFinding
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,51 @@ SCAN_OVERLAP = 512
 class EventSink(Protocol):
     def record(self, event: Event) -> None:
         """Store one event durably (the journal) or in memory (tests). Any thread."""
+
+
+@runtime_checkable
+class HashingSink(Protocol):
+    """A sink whose owner holds the hash key (the machine service, over the local channel)."""
+
+    def record_unhashed(self, event: Event, hash_inputs: list[list[str]]) -> None:
+        """Record `event`, whose finding summaries have no hashes yet: `hash_inputs[i][j]` is
+        the normalised value of `event.findings[i].masked[j]`, to be hashed by the key holder.
+        The values are used in memory and never written; an event that must wait is kept
+        without them (and so without hashes)."""
+
+
+_TOKEN = "\x00unhashed:"  # a placeholder hash, in memory only, so `summarise` dedups by value
+
+
+def _placeholders(findings: Sequence[Finding]) -> tuple[list[Finding], dict[str, str]]:
+    """Key-less findings with a placeholder per distinct value in place of the hash, and the
+    values by placeholder; ({}: nothing to hash elsewhere) unless every finding is key-less."""
+    if not findings or not all(isinstance(f, UnhashedFinding) and f.value for f in findings):
+        return list(findings), {}
+    tokens: dict[str, str] = {}
+    out: list[Finding] = []
+    for f in findings:
+        assert isinstance(f, UnhashedFinding)
+        token = tokens.setdefault(f.value, f"{_TOKEN}{len(tokens)}")
+        out.append(Finding(f.type, f.start, f.end, f.score, f.masked, token, f.category, f.box))
+    return out, {token: value for value, token in tokens.items()}
+
+
+def _unplace(summaries: Sequence[FindingSummary], values: Mapping[str, str]
+             ) -> tuple[list[FindingSummary], list[list[str]]]:
+    """Summaries without the placeholders, and the values aligned with their masked forms."""
+    out: list[FindingSummary] = []
+    inputs: list[list[str]] = []
+    for s in summaries:
+        inputs.append([values[h] for h in s.hashes if h in values])
+        out.append(s.model_copy(update={"hashes": [h for h in s.hashes if h not in values]}))
+    return out, inputs
+
+
+def summarise_findings(findings: Sequence[Finding]) -> list[FindingSummary]:
+    """`model.summarise`, also for key-less findings (grouped by value, no hashes)."""
+    placed, values = _placeholders(findings)
+    return _unplace(summarise(placed), values)[0] if values else summarise(placed)
 
 
 class TextScanner(Protocol):
@@ -354,7 +403,7 @@ class Pipeline:
             action = Action.LOCK
         return PromptRequest(
             action=action, channel=observation.channel, kind=kind or observation.kind,
-            findings=tuple(summarise(findings)),
+            findings=tuple(summarise_findings(findings)),
             timeout_s=decision.timeout_s or self.policy().prompts.timeout_s,
             min_reason_len=decision.min_reason_len, reasons=decision.reasons, detail=detail,
         )
@@ -415,19 +464,30 @@ class Pipeline:
         """Build an event (device, teller, policy version, findings summary) with
         `guard.events.new_event` and hand it to the sink. A failing sink is logged and
         remembered (`sink_error`), never raised to a watcher. Watchers go through `handle`; this
-        is for the composition root's own events (started, policy applied …)."""
+        is for the composition root's own events (started, policy applied …).
+
+        Key-less findings (`UnhashedFinding`) give summaries without hashes; their values go to
+        a `HashingSink` beside the event (any other sink gets the event without hashes)."""
         try:
             policy_version = self.policy().version
         except Exception:  # the policy store is never empty, but an event must not be lost
             policy_version = ""
+        placed, values = _placeholders(findings)
         event = new_event(
             parse_event_type(type_), device=self.device, channel=channel, action=action,
-            outcome=outcome, findings=findings, decision=decision, teller=self.teller,
+            outcome=outcome, findings=placed, decision=decision, teller=self.teller,
             source_app=source_app, justification=justification,
             agent_version=self.agent_version, policy_version=policy_version, detail=detail,
         )
+        inputs: list[list[str]] = []
+        if values:
+            summaries, inputs = _unplace(event.findings, values)
+            event = event.model_copy(update={"findings": summaries})
         try:
-            self.sink.record(event)
+            if inputs and isinstance(self.sink, HashingSink):
+                self.sink.record_unhashed(event, inputs)
+            else:
+                self.sink.record(event)
             self.sink_error = None
         except Exception as exc:  # the journal failing must not stop protection
             self.sink_error = f"{exc.__class__.__name__}: {exc}"[:300]

@@ -139,6 +139,13 @@ class PolicyStore:
             for cb in list(self._listeners):
                 cb(policy)
 
+    def machine_policy(self) -> Policy:
+        """The policy of the machine layers only (packaged < machine file / registry, or the
+        override file), without the central layer: where events go and whom to trust
+        (``agent.endpoint``) are the machine's to say, never the collector's (issue 8 item 6).
+        A layer that fails is skipped, as in `reload` (which reports it)."""
+        return validate(self._lower_doc(), "machine policy")
+
     def central_layer(self) -> tuple[str, str | None] | None:
         """The central layer in force as the collector sent it (TOML text, ETag), or None.
         The machine service hands it to session agents, which cannot sign a policy download."""

@@ -1,6 +1,8 @@
 """The scanning engine: turns text and files into `Finding`s with the detector registry.
 
     scanner = Scanner(key=install_key)      # keyed hashes with the install key
+    scanner = Scanner(key=None)             # a teller's agent beside the machine service: no key;
+                                            # findings are `UnhashedFinding`s the service hashes
     scanner.scan_text("身份证号11010519491231002X") -> [Finding(type="CN_RESIDENT_ID", ...)]
     scanner.scan_file("export.csv")         -> FileResult(source, findings, error)
 
@@ -19,7 +21,9 @@ How a text is scanned, step by step:
    field, the header of its column or the nearest context word before it, and the hints of its
    record (`guard.scan.structure`, `guard.scan.detectors.context`); keep the best type;
 4. report what passes the confidence threshold: span, score, masked value, keyed hash
-   (HMAC-SHA256 of the normalised value), category. Raw values never leave this module.
+   (HMAC-SHA256 of the normalised value), category. Raw values never leave this module, except
+   as the in-memory `UnhashedFinding.value` of a key-less scanner, which the session agent hands
+   to the machine service over the local channel (the service holds the key and hashes it).
 
 Files are read by `guard.scan.documents`: text files are streamed in chunks and cut only at a
 character that no identifier can contain, so nothing is split and each finding is reported once with
@@ -135,12 +139,29 @@ class FileResult:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UnhashedFinding(Finding):
+    """A finding of a key-less scanner: `hash` is empty and `value` is the normalised value the
+    keyed hash is computed from, for the one holder of the key (the machine service).
+
+    The value lives in memory only: `as_dict()` leaves it out, `repr()` does not show it, and an
+    event never carries it (`guard.pipeline` hands it to the sink beside the event).
+    """
+
+    value: str = field(default="", repr=False, compare=False)
+
+
 class Scanner:
-    """Finds customer data in text and files; safe to share between threads."""
+    """Finds customer data in text and files; safe to share between threads.
+
+    `key` is the install key for the keyed hashes. None makes a key-less scanner (a teller's
+    session agent when the machine service runs: the key never reaches a teller's process): it
+    finds and masks the same, and returns `UnhashedFinding`s with an empty hash.
+    """
 
     def __init__(
         self,
-        key: bytes,
+        key: bytes | None,
         min_confidence: float | Mapping[str, float] = 0.5,
         types: Collection[str] | None = None,
         *,
@@ -151,7 +172,7 @@ class Scanner:
         if engine not in (None, "python"):
             raise ScanError(f"unknown engine {engine!r}; known: python (or None for the default)")
         self._key = key
-        self._mac = hmac.new(self._key, digestmod="sha256")
+        self._mac = hmac.new(key, digestmod="sha256") if key is not None else None
         default = 0.5
         per_type: Mapping[str, float] = {}
         if isinstance(min_confidence, Mapping):
@@ -169,8 +190,9 @@ class Scanner:
         # a type that is not wanted gets a threshold no score reaches
         self._threshold = {t: (v if t in wanted else 2.0) for t, v in thresholds.items()}
         # the compiled core (guard._core) runs the same per-candidate path when it is installed;
-        # this class's own methods below are the reference and the fallback
-        self._core = (None if engine == "python"
+        # this class's own methods below are the reference and the fallback. The key-less mode
+        # (values kept in memory for the machine service to hash) runs on the reference path.
+        self._core = (None if engine == "python" or key is None
                       else _core.make(key, self._threshold, _GLUED_LABELS, _CARD_GROUPINGS))
 
     # -- text -----------------------------------------------------------------------------------
@@ -601,10 +623,20 @@ class Scanner:
     ) -> None:
         if score < self._threshold[t]:
             return
+        if self._mac is None:  # key-less: the machine service hashes `value`
+            out.append(UnhashedFinding(t, base + start, base + end, round(score, 4),
+                                       _mask(t, value), "", CATEGORIES[t], value=value))
+            return
         mac = self._mac.copy()  # the keyed state is prepared once per scanner
         mac.update(value.encode("utf-8"))
         out.append(Finding(t, base + start, base + end, round(score, 4), _mask(t, value),
                            mac.hexdigest(), CATEGORIES[t]))
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    """The keyed hash a scanner with `key` gives the normalised `value` (HMAC-SHA256, hex): the
+    machine service hashes an `UnhashedFinding.value` with it."""
+    return hmac.new(key, value.encode("utf-8"), "sha256").hexdigest()
 
 
 _GATE_KINDS = frozenset({context.ACCOUNT, context.CARD, context.ID})

@@ -138,6 +138,18 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Agent spool events dropped</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Keyed hashes computed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Local events throttled</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation type="unfinished"></translation>
     </message>

@@ -138,6 +138,18 @@
         <translation>事件被隔离</translation>
     </message>
     <message>
+        <source>Agent spool events dropped</source>
+        <translation>柜员端缓存事件已丢弃</translation>
+    </message>
+    <message>
+        <source>Keyed hashes computed</source>
+        <translation>服务计算了哈希</translation>
+    </message>
+    <message>
+        <source>Local events throttled</source>
+        <translation>本地事件被限流</translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation>复制图片</translation>
     </message>

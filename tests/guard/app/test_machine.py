@@ -34,9 +34,10 @@ from guard.ipc.client import LocalChannelClient
 from guard.ipc.messages import LocalChannelRefused
 from guard.ipc.server import LocalChannelServer
 from guard.ipc.status import STATUS_FILE, ServiceStatus, format_status, read_status
-from guard.model import Channel, Device, Event
+from guard.model import Channel, Device, Event, FindingSummary, Observation
 from guard.pipeline.prompt import ScriptedPrompter
 from guard.platforms._fake import FakePlatform
+from guard.scan.engine import UnhashedFinding
 from tests.support.servers import run_collector
 from tests.support.waiting import eventually
 
@@ -289,8 +290,8 @@ def test_without_an_endpoint_the_embedded_collector_gets_the_events(
     sink = agent_sink(tmp_path / "agent", socket_path=sock,
                       device=Device(id="agent-side-id", hostname="teller-pc"), teller=_login())
     assert sink is not None and sink.socket_path == sock
-    # Every teller's agent hashes with the machine's install key, as the service does.
-    assert sink.hash_key() == identity.hash_key(data)
+    # The agent's side has no way to ask for the machine's install key (issue 8 item 1).
+    assert not hasattr(sink, "hash_key") and not hasattr(sink.client, "hash_key")
     published = sink.service_status()  # what the agent learns from the service's own status
     assert published is not None and published.running and published.embedded
     lines = format_status(published)
@@ -324,39 +325,69 @@ class _NoLock:
     def hide_lock(self) -> None: ...
 
 
-def test_an_agent_hashes_with_the_machine_key_the_service_shares(
+def test_an_agents_findings_are_hashed_by_the_service_with_a_key_the_agent_never_holds(
         tmp_path: Path, short_dir: Path, service_factory: Callable[..., ServiceProcess],
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 8 item 1: beside the service the agent's scanner is key-less; the service hashes
+    the values handed over with the event, and counts what it hashed in HASHES_COMPUTED."""
     data = tmp_path / "machine"
     sock = short_dir / "agent.sock"
-    service_factory(data, sock).start()
+    svc = service_factory(data, sock)
+    svc.start()
     monkeypatch.setenv("TELLER_GUARD_SOCKET", str(sock))
+    monkeypatch.delenv("TELLER_GUARD_HASH_KEY", raising=False)
+    teller_dir = tmp_path / "teller"
     agent = Agent.create(prompter=ScriptedPrompter(), clipboard=_NoClipboard(), locker=_NoLock(),
-                         data_dir=tmp_path / "teller", platform=FakePlatform())
+                         data_dir=teller_dir, platform=FakePlatform())
+    card, other = "6222021234567890128", "6217001234567890122"
     try:
         assert agent.service_sink is not None and agent.journal is None
-        card = "6222021234567890128"
         (finding,) = agent.pipeline.scan(f"卡号 {card}")
-        machine_key = identity.hash_key(data)
-        assert machine_key != identity.hash_key(tmp_path / "teller")
-        assert finding.hash == hmac.new(machine_key, card.encode(), "sha256").hexdigest()
+        assert isinstance(finding, UnhashedFinding) and finding.hash == ""
+        assert not (teller_dir / "install.key").exists()  # the agent made no key of its own
+        handled = agent.pipeline.handle(Observation(
+            Channel.CLIPBOARD, "copy", text=f"卡号 {card} 卡号 {card} 卡号 {other}"))
+        assert handled.event is not None
+        (summary,) = handled.event.findings
+        assert summary.count == 3 and len(summary.masked) == 2 and summary.hashes == []
     finally:
         agent.service_sink.close()
+    assert not (teller_dir / "install.key").exists()
+    assert svc.stop() == 0
+    machine_key = identity.hash_key(data)
+    journal = Journal(data / "journal.db")
+    try:
+        bodies = [json.loads(r.body) for r in journal.records()]
+    finally:
+        journal.close()
+    (copy,) = [b for b in bodies if b["type"] == "CLIPBOARD_COPY"]
+    assert copy["findings"][0]["hashes"] == [
+        hmac.new(machine_key, v.encode(), "sha256").hexdigest() for v in (card, other)]
+    (usage,) = [b for b in bodies if b["type"] == "HASHES_COMPUTED"]
+    assert usage["detail"]["values"] == 2 and usage["detail"]["events"] == 1
+    assert usage["detail"]["uid"] == os.getuid()
+    written = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    assert card.encode() not in written and other.encode() not in written  # never written
 
 
-def test_a_channel_that_shares_no_key_says_so(tmp_path: Path, short_dir: Path) -> None:
+def test_a_service_without_a_key_journals_handed_over_values_without_hashes(
+        tmp_path: Path, short_dir: Path) -> None:
     journal = Journal(tmp_path / "journal.db")
     server = LocalChannelServer(journal, short_dir / "nokey.sock")
     server.start()
     client = LocalChannelClient(short_dir / "nokey.sock", tmp_path / "spool",
                                 device=Device(id="d", hostname="h"), teller=_login())
+    event = _event(0).model_copy(update={"findings": [FindingSummary(
+        type="CN_MOBILE", count=1, masked=["138****5678"])]})
     try:
-        assert client.hash_key() is None
-        assert client.send(_event(0))  # the connection still carries events afterwards
+        assert client.send(event, [["13812345678"]])
+        assert client.send(_event(1))  # the connection still carries events afterwards
     finally:
         client.close()
         server.stop()
-        journal.close()
+    bodies = [json.loads(r.body) for r in journal.records()]
+    journal.close()
+    assert [b["findings"][0]["hashes"] for b in bodies if b["findings"]] == [[]]
 
 
 def test_agent_sink_falls_back_when_no_service_answers(tmp_path: Path, short_dir: Path) -> None:

@@ -217,7 +217,7 @@ def test_spool_is_bounded_and_says_how_many_it_dropped(tmp_path: Path) -> None:
     assert len(files) <= 11
     bodies = [Event.from_json(f.read_text()) for f in files]
     assert bodies[-1].id == events[-1].id
-    dropped = [b for b in bodies if b.type == EventType.EVENTS_DROPPED]
+    dropped = [b for b in bodies if b.type == EventType.AGENT_SPOOL_DROPPED]  # the agent's own type
     assert dropped and dropped[0] == bodies[0]  # the notice stands where the dropped ones were
 
 

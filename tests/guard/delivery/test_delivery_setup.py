@@ -5,15 +5,18 @@ and the collector server imported only when the embedded collector is used."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -236,3 +239,74 @@ def test_the_tellers_process_imports_the_collector_only_for_the_embedded_one(
         assert loaded.strip() == ""  # not the collector, nor its web server or database
     else:
         assert "guard.collector.embedded" in loaded.split()
+
+
+def test_plain_http_is_refused_except_to_this_pc(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 8 item 6: events, keys and the enrolment token never cross the network in clear."""
+    store = _store(tmp_path)
+    for url in ("http://collector.branch.example:8470", "http://10.1.2.3", "https://",
+                "http://127.0.0.1.evil.example"):
+        monkeypatch.setenv("TELLER_GUARD_ENDPOINT", url)
+        with pytest.raises(DeliveryError, match="http:// only for a collector on this PC"):
+            endpoint_setting(None, store.machine_policy())
+    for url in ("http://127.0.0.1:8470", "http://localhost:1", "http://[::1]:8470",
+                "https://collector.branch.example"):
+        monkeypatch.setenv("TELLER_GUARD_ENDPOINT", url)
+        assert endpoint_setting(None, store.machine_policy()) == url
+    # The service refuses to start with it, saying why.
+    sock = Path(tempfile.mkdtemp(prefix="tg-ep-")) / "s.sock"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("TELLER_GUARD_ENDPOINT", None)
+    run = subprocess.run([sys.executable, "-m", "guard.cli", "service", "--data-dir",
+                          str(tmp_path / "svc"), "--socket", str(sock), "--endpoint",
+                          "http://10.1.2.3:8470"], capture_output=True, text=True, env=env,
+                         timeout=120, check=False)
+    assert run.returncode == 2, run.stderr
+    assert "http:// only for a collector on this PC" in run.stderr
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """An attacker's collector: records every request (path and body)."""
+
+    seen: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append((self.path, body))
+        self.send_response(500)
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_central_policy_cannot_move_the_endpoint_nor_get_the_enrolment_token(
+        tmp_path: Path, file_keys: None) -> None:
+    """Issue 8 item 6, as the attack went: the central layer (here its cache on disk, as the
+    collector sent it) names another collector; the service with IT's enrolment token must not
+    send the token there. Before the fix the token went to the attacker's server."""
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    evil_url = f"http://127.0.0.1:{evil.server_address[1]}"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "policy-central.toml").write_text(f'[agent]\nendpoint = "{evil_url}"\n')
+    store = _store(tmp_path)
+    assert store.current().agent.endpoint == evil_url  # the central layer is in force …
+    assert store.machine_policy().agent.endpoint == ""  # … but not in the machine's view
+    token = "enrol-" + "x" * 32
+    d = _delivery(tmp_path, store, enroll_token=token, tick_s=0.05)
+    d.start()
+    try:
+        assert d.configured_endpoint is None
+        # No endpoint of the machine's: the embedded collector's turn (none in this process).
+        assert wait_until(lambda: "no collector endpoint" in d.problem, WAIT_S), d.problem
+    finally:
+        d.stop()
+        evil.shutdown()
+        evil.server_close()
+    assert not any(token.encode() in body for _, body in _Recorder.seen)
+    assert _Recorder.seen == []

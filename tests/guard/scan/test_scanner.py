@@ -103,3 +103,26 @@ def test_hostile_run_longer_than_the_lookback_is_cut_but_not_misread() -> None:
     whole = [_key(f) for f in SCANNER.scan_text(text)]
     assert [_key(f) for f in SCANNER.scan_chunks(pieces)] == whole
     assert [f[0] for f in whole] == ["CN_RESIDENT_ID"]
+
+
+def test_a_key_less_scanner_finds_and_masks_the_same_and_leaves_hashing_to_the_key_holder(
+        ) -> None:
+    """Beside the machine service a teller's agent has no key (issue 8 item 1): its findings
+    carry no hash, and the normalised value only in memory, for the service to hash."""
+    text = _text(7)
+    keyed = SCANNER.scan_text(text)
+    keyless = Scanner(key=None).scan_text(text)
+    assert keyed and len(keyless) == len(keyed)
+    for k, u in zip(keyed, keyless, strict=True):
+        assert isinstance(u, scanner.UnhashedFinding)
+        assert (u.type, u.start, u.end, u.score, u.masked, u.category) == (
+            k.type, k.start, k.end, k.score, k.masked, k.category)
+        assert u.hash == ""
+        # The key holder's hash of the carried value is the keyed scanner's hash.
+        assert scanner.keyed_hash(b"test-key", u.value) == k.hash
+        # The value never shows in the finding's printable or serialisable forms.
+        assert u.value not in repr(u) and u.value not in str(u.as_dict())
+        assert "value" not in u.as_dict()
+    chunked = list(Scanner(key=None).scan_chunks(iter([text[:500], text[500:]])))
+    assert [(f.start, f.value) for f in chunked] == [
+        (f.start, f.value) for f in keyless if isinstance(f, scanner.UnhashedFinding)]
