@@ -332,7 +332,7 @@ def _child_main() -> int:
     authkey = bytes.fromhex(sys.stdin.readline().strip())
     idle_s = float(sys.stdin.readline().strip() or DEFAULT_IDLE_S)
     threads = int(sys.stdin.readline().strip() or 0) or None
-    conn = Client(address, authkey=authkey)
+    conn: Any = Client(address, authkey=authkey)
     serve(conn, idle_s, threads)
     return 0
 
