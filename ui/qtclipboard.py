@@ -126,7 +126,7 @@ class QtClipboard:
                     self.stale_skipped += 1
                     log.info("image redaction not applied: the clipboard changed meanwhile")
                     return
-            image = QImage.fromData(png, b"PNG")
+            image = QImage.fromData(png)
             if image.isNull():
                 log.warning("redacted image not decodable; clipboard cleared instead")
                 self._clipboard.clear()
