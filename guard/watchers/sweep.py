@@ -133,6 +133,7 @@ class SweepReport:
     errors: int = 0
     retained: list[Retained] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # masked paths
+    still_retained: list[str] = field(default_factory=list)  # unchanged, found before (masked)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     stopped: bool = False
@@ -146,7 +147,7 @@ class SweepReport:
                           "findings": [{"type": f.type, "masked": f.masked,
                                         **({"bbox": list(f.box)} if f.box else {})}
                                        for f in r.findings]} for r in self.retained],
-            "unreadable": self.unreadable,
+            "unreadable": self.unreadable, "still_retained": self.still_retained,
         }
 
 
@@ -174,6 +175,10 @@ class SweepState:
     def unchanged(self, path: str, st: os.stat_result) -> bool:
         record = self.files.get(path)
         return record is not None and record[:2] == [st.st_size, st.st_mtime_ns]
+
+    def found_before(self, path: str) -> int:
+        record = self.files.get(path)
+        return int(record[2]) if record is not None and len(record) > 2 else 0
 
     def mark(self, path: str, st: os.stat_result, found: int) -> None:
         self.files[path] = [st.st_size, st.st_mtime_ns, found]
@@ -264,6 +269,8 @@ class Sweeper:
                 continue
             if self._state.unchanged(path, st):
                 report.unchanged += 1
+                if self._state.found_before(path):
+                    report.still_retained.append(self.masked(path))
                 continue
             result = self._scanner.scan_file(path)
             report.scanned += 1

@@ -287,3 +287,26 @@ def test_the_watermark_follows_policy(core: Core) -> None:
     assert marks.hidden == 1
     assert [e.detail["watermark"] for e in core.sink.of_type("SCREEN_WATERMARK")] == [
         "shown", "hidden"]
+
+
+def test_the_sweep_command_lists_masked_files_and_resumes_from_its_state(tmp_path: Path) -> None:
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+
+    folder = tmp_path / "Desktop"
+    folder.mkdir()
+    (folder / f"客户{ID}.csv").write_text(f"姓名,身份证号\n张三,{ID}\n", encoding="utf-8")
+    (folder / "clean.txt").write_text("明天开会", encoding="utf-8")
+    env = {**os.environ, "TELLER_GUARD_DATA_DIR": str(tmp_path / "data"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    argv = [_sys.executable, "-m", "guard.cli", "sweep", "--format", "json", str(folder)]
+    first = _sp.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 1, first.stderr
+    report = _json.loads(first.stdout)
+    assert report["scanned"] == 2 and len(report["retained"]) == 1
+    assert ID not in first.stdout and MASKED_ID in report["retained"][0]["file"]
+    second = _json.loads(_sp.run(argv, env=env, capture_output=True, text=True,
+                                 timeout=120).stdout)
+    assert second["scanned"] == 0 and second["unchanged"] == 2
+    assert second["still_retained"] == [report["retained"][0]["file"]]
