@@ -259,6 +259,7 @@ class Sweeper:
                 report.stopped = True
                 break
             report.seen += 1
+            budget.pace(stop)  # every file, read or not: walking a big tree costs CPU too
             try:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
@@ -290,7 +291,6 @@ class Sweeper:
                 done_since_save = 0
             if self._progress is not None:
                 self._progress(report, path)
-            budget.pace(stop)
         self._state.save()
         report.seconds = time.monotonic() - t0
         report.cpu_seconds = time.thread_time() - c0
