@@ -57,6 +57,11 @@ class EventType(StrEnum):
     # the channels whose watchers come next (policy, prompts and labels exist already)
     SCREEN_HOTKEY = "SCREEN_HOTKEY"
     SCREEN_SCREENSHOT_FILE = "SCREEN_SCREENSHOT_FILE"
+    SCREEN_REMOTE_CONTROL = "SCREEN_REMOTE_CONTROL"
+    SCREEN_WATERMARK = "SCREEN_WATERMARK"
+    # files at rest (the sweep)
+    FILE_RETAINED = "FILE_RETAINED"
+    FILE_SWEEP_DONE = "FILE_SWEEP_DONE"
     PRINT_JOB_HELD = "PRINT_JOB_HELD"
     USB_VOLUME_MOUNTED = "USB_VOLUME_MOUNTED"
     USB_FILE_WRITTEN = "USB_FILE_WRITTEN"
@@ -106,6 +111,13 @@ class IdleKind(StrEnum):
 class ScreenKind(StrEnum):
     HOTKEY = "hotkey"
     SCREENSHOT_FILE = "screenshot_file"
+    REMOTE_CONTROL = "remote_control"  # a remote-control or screen-recording program started
+    WATERMARK = "watermark"  # the screen watermark was shown or hidden (a report)
+
+
+class FileKind(StrEnum):
+    RETAINED = "retained"  # a file at rest holds customer data (an ID-card image, a list)
+    SWEEP_DONE = "sweep_done"  # a sweep finished (a report: counts, no paths)
 
 
 class PrintKind(StrEnum):
@@ -162,6 +174,14 @@ _INFO: dict[EventType, _Info] = {
     EventType.SCREEN_HOTKEY: _Info(Channel.SCREEN, "截屏", "Screen capture", ScreenKind.HOTKEY),
     EventType.SCREEN_SCREENSHOT_FILE: _Info(Channel.SCREEN, "截图文件", "Screenshot file",
                                             ScreenKind.SCREENSHOT_FILE),
+    EventType.SCREEN_REMOTE_CONTROL: _Info(Channel.SCREEN, "远程控制/录屏程序", "Remote-control or "
+                                           "screen-recording program", ScreenKind.REMOTE_CONTROL),
+    EventType.SCREEN_WATERMARK: _Info(Channel.SCREEN, "屏幕水印", "Screen watermark",
+                                      ScreenKind.WATERMARK),
+    EventType.FILE_RETAINED: _Info(Channel.FILE, "留存客户资料文件", "File holding customer data",
+                                   FileKind.RETAINED),
+    EventType.FILE_SWEEP_DONE: _Info(Channel.FILE, "文件检查完成", "File sweep finished",
+                                     FileKind.SWEEP_DONE),
     EventType.PRINT_JOB_HELD: _Info(Channel.PRINT, "打印任务", "Print job", PrintKind.JOB_HELD),
     EventType.USB_VOLUME_MOUNTED: _Info(Channel.USB, "接入移动存储", "Removable drive connected",
                                         UsbKind.VOLUME_MOUNTED),
@@ -198,6 +218,7 @@ KINDS: dict[Channel, type[StrEnum]] = {
     Channel.SCREEN: ScreenKind,
     Channel.PRINT: PrintKind,
     Channel.USB: UsbKind,
+    Channel.FILE: FileKind,
     Channel.SYSTEM: SystemKind,
 }
 

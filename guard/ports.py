@@ -52,6 +52,10 @@ class ClipboardPort(Protocol):
     def clear(self) -> None:
         """Empty the clipboard. Any thread; returns at once."""
 
+    def set_image(self, png: bytes, *, replaces: str | None = None) -> None:
+        """Replace the clipboard content by the PNG image `png` (a capture with its findings
+        blacked out). Any thread; returns at once; `replaces` as for `set_text`."""
+
     def current(self) -> ClipboardContent | None:
         """What the clipboard holds now (None if it cannot be read). Blocks ≤ 100 ms."""
 
@@ -62,3 +66,12 @@ class LockPort(Protocol):
 
     def hide_lock(self) -> None:
         """Remove the overlay after a successful unlock."""
+
+
+class WatermarkPort(Protocol):
+    def show_watermark(self, text: str, opacity: float) -> None:
+        """Show (or update) the faint, click-through watermark `text` on every screen. Any
+        thread; returns at once. It never takes input or focus."""
+
+    def hide_watermark(self) -> None:
+        """Remove the watermark. Any thread; returns at once."""

@@ -40,6 +40,7 @@ from ui.mainthread import MainThread
 from ui.prompt import QtPrompter
 from ui.qtclipboard import ClipboardFeed, QtClipboard
 from ui.tray import Tray
+from ui.watermark import WatermarkOverlay
 
 log = logging.getLogger("ui.app")
 
@@ -163,9 +164,11 @@ class AgentApp:
         self.prompter = QtPrompter(self.main)
         self.clipboard = QtClipboard(self.main)
         self.overlay = LockOverlay(self.main)
+        self.watermark = WatermarkOverlay(self.main)
         self.agent = Agent.create(prompter=self.prompter, clipboard=self.clipboard,
                                   locker=self.overlay, policy_file=args.policy,
-                                  data_dir=args.data_dir, platform=self.session)
+                                  data_dir=args.data_dir, platform=self.session,
+                                  watermark=self.watermark)
         self.overlay.set_unlocker(self.agent.unlock)
         self.tray = Tray(self.agent.verify_it_credential)
         self.tray.lock_requested.connect(lambda: self.lock_now("menu"))
@@ -220,8 +223,9 @@ class AgentApp:
                     hotkey.hook_failed(exc)
                     self._on_status(self.agent.status())
 
-            hotkey = LockHotkey(lambda: self.agent.lock_now("hotkey"),
-                                self.session.keyboard_hook(on_error=hook_failed))
+            # The session's one keyboard hook, shared with the capture hotkeys.
+            self.agent.keyboard.on_error(hook_failed)
+            hotkey = LockHotkey(lambda: self.agent.lock_now("hotkey"), self.agent.keyboard)
             self.hotkey = hotkey
             hotkey.start()
         self.agent.subscribe(self._on_status)

@@ -142,6 +142,11 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.IDLE_UNLOCK_FAILED: QT_TRANSLATE_NOOP("Events", "Wrong unlock attempt"),
     EventType.SCREEN_HOTKEY: QT_TRANSLATE_NOOP("Events", "Screen capture"),
     EventType.SCREEN_SCREENSHOT_FILE: QT_TRANSLATE_NOOP("Events", "Screenshot file"),
+    EventType.SCREEN_REMOTE_CONTROL: QT_TRANSLATE_NOOP(
+        "Events", "Remote-control or screen-recording program"),
+    EventType.SCREEN_WATERMARK: QT_TRANSLATE_NOOP("Events", "Screen watermark"),
+    EventType.FILE_RETAINED: QT_TRANSLATE_NOOP("Events", "File holding customer data"),
+    EventType.FILE_SWEEP_DONE: QT_TRANSLATE_NOOP("Events", "File sweep finished"),
     EventType.PRINT_JOB_HELD: QT_TRANSLATE_NOOP("Events", "Print job"),
     EventType.USB_VOLUME_MOUNTED: QT_TRANSLATE_NOOP("Events", "Removable drive connected"),
     EventType.USB_FILE_WRITTEN: QT_TRANSLATE_NOOP("Events", "File written to a removable drive"),

@@ -31,7 +31,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from guard.events import ClipboardKind, IdleKind, PrintKind, ScreenKind, SystemKind, UsbKind
+from guard.events import (
+    ClipboardKind,
+    FileKind,
+    IdleKind,
+    PrintKind,
+    ScreenKind,
+    SystemKind,
+    UsbKind,
+)
 from guard.model import Action, Channel, FindingSummary
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
 from ui import i18n
@@ -60,6 +68,10 @@ _HEADLINES: dict[tuple[Channel, str], str] = {
         "Prompt", "A screen capture may show customer data."),
     (Channel.SCREEN, ScreenKind.SCREENSHOT_FILE): QT_TRANSLATE_NOOP(
         "Prompt", "A new screenshot contains customer data."),
+    (Channel.SCREEN, ScreenKind.REMOTE_CONTROL): QT_TRANSLATE_NOOP(
+        "Prompt", "A remote-control or screen-recording program was started."),
+    (Channel.FILE, FileKind.RETAINED): QT_TRANSLATE_NOOP(
+        "Prompt", "A file on this PC holds customer data: please remove it."),
     (Channel.PRINT, PrintKind.JOB_HELD): QT_TRANSLATE_NOOP(
         "Prompt", "This print job contains customer data."),
     (Channel.USB, UsbKind.VOLUME_MOUNTED): QT_TRANSLATE_NOOP(

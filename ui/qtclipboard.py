@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QBuffer, QIODevice, QMimeData, QObject
-from PySide6.QtGui import QClipboard, QGuiApplication, QImageReader
+from PySide6.QtGui import QClipboard, QGuiApplication, QImage, QImageReader
 
 from guard.ports import ClipboardContent
 from ui.mainthread import MainThread, MainThreadTimeout
@@ -113,6 +113,25 @@ class QtClipboard:
                     log.info("redaction not applied: the clipboard changed meanwhile")
                     return
             self._clipboard.setText(text)
+
+        self._main.run_on_main(apply)
+
+    def set_image(self, png: bytes, *, replaces: str | None = None) -> None:
+        """Replace the clipboard content by a PNG image (any thread; returns at once), with
+        `replaces` only while the clipboard still holds that content."""
+        def apply() -> None:
+            if replaces is not None:
+                now = read_content(self._clipboard.mimeData())
+                if now.fingerprint() != replaces:
+                    self.stale_skipped += 1
+                    log.info("image redaction not applied: the clipboard changed meanwhile")
+                    return
+            image = QImage.fromData(png)
+            if image.isNull():
+                log.warning("redacted image not decodable; clipboard cleared instead")
+                self._clipboard.clear()
+                return
+            self._clipboard.setImage(image)
 
         self._main.run_on_main(apply)
 

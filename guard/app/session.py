@@ -15,6 +15,8 @@ from pathlib import Path
 
 from guard import identity, paths, platforms
 from guard.app import single_process
+from guard.app.image_scanner import ImageCapableScanner
+from guard.app.keyboard import SharedKeyboardHook
 from guard.app.status import AgentState, AgentStatus, overall
 from guard.credentials import (
     Backoff,
@@ -25,6 +27,8 @@ from guard.credentials import (
     verify_secret,
 )
 from guard.delivery.delivery import Delivery, DeliveryError
+from guard.enforce.quarantine import Quarantine
+from guard.enforce.watermark import WatermarkController
 from guard.events import EventType
 from guard.ipc.agent_side import ServiceSink, agent_sink
 from guard.model import Action, Channel, Event, Outcome
@@ -33,11 +37,15 @@ from guard.pipeline.prompt import Prompter
 from guard.platforms import Platform, PlatformUnavailable
 from guard.policy.schema import Policy
 from guard.policy.store import PolicyStore, Rejection
-from guard.ports import ClipboardContent, ClipboardPort, LockPort
+from guard.ports import ClipboardContent, ClipboardPort, LockPort, WatermarkPort
 from guard.scan.engine import Scanner
 from guard.watchers.base import Watcher
 from guard.watchers.clipboard import ClipboardWatcher
+from guard.watchers.files import ScreenshotFolderWatcher
 from guard.watchers.idle import IdleLock
+from guard.watchers.remote_control import RemoteControlWatcher
+from guard.watchers.screen import ScreenCaptureWatcher
+from guard.watchers.sweep import SweepWatcher
 
 __all__ = ["Agent", "AgentState", "AgentStatus", "UnlockResult"]
 
@@ -57,6 +65,16 @@ def _load_scanner(policy: Policy, key: bytes | None) -> tuple[TextScanner | None
     except Exception as exc:  # a detector table that fails to load: protect what is left
         return None, f"scanner unavailable ({exc.__class__.__name__}: {exc})"[:200]
     return scanner, ""
+
+
+def _shared_keyboard(platform: Platform) -> SharedKeyboardHook:
+    """The session's one keyboard hook, over the platform's (none on a test's fake platform)."""
+    make = getattr(platform, "keyboard_hook", None)
+    if make is None:
+        return SharedKeyboardHook(
+            lambda on_error: platforms.unavailable_session(
+                "this platform has no keyboard hook").keyboard_hook(on_error))
+    return SharedKeyboardHook(lambda on_error: make(on_error=on_error))
 
 
 def _session_platform() -> Platform:
@@ -102,6 +120,9 @@ class Agent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = False
+        # the session's one keyboard hook (capture hotkeys here, the UI's lock hotkey)
+        self.keyboard = _shared_keyboard(platform)
+        self.image_scanner: ImageCapableScanner | None = None
 
     # -- composition
     @classmethod
@@ -116,6 +137,7 @@ class Agent:
         sink: EventSink | None = None,
         platform: Platform | None = None,
         scanner: TextScanner | None = None,
+        watermark: WatermarkPort | None = None,
     ) -> Agent:
         """Compose the teller's agent.
 
@@ -170,6 +192,8 @@ class Agent:
             # Alone, the agent keeps its own key, 0600 in the teller's own data directory.
             key = None if service_sink is not None else identity.hash_key(data_dir)
             scanner, problem = _load_scanner(policy, key)
+            if isinstance(scanner, Scanner):  # images (captures, screenshot files) via OCR
+                scanner = ImageCapableScanner(scanner)
         pipeline = Pipeline(scanner=scanner, policy=store.current, prompter=prompter, sink=sink,
                             device=device, teller=teller)
         if platform is None:
@@ -185,10 +209,27 @@ class Agent:
         watcher = ClipboardWatcher(pipeline, clipboard, platform=platform)
         idle = IdleLock(pipeline, platform, locker, creds,
                         on_change=lambda: agent._publish())
+        keyboard = _shared_keyboard(platform)
+        images = scanner if isinstance(scanner, ImageCapableScanner) else None
+        quarantine = Quarantine(data_dir / "quarantine")
+        watchers: list[Watcher] = [watcher, idle, RemoteControlWatcher(pipeline)]
+        # A platform without a keyboard hook (a test's fake) has no desktop to capture; a
+        # scanner without OCR (a test's table scanner) cannot read screenshots.
+        if hasattr(platform, "keyboard_hook"):
+            screen = ScreenCaptureWatcher(pipeline, keyboard, images)
+            keyboard.on_error(screen.hook_failed)
+            watchers.append(screen)
+        if images is not None:
+            watchers += [ScreenshotFolderWatcher(pipeline, images, quarantine=quarantine),
+                         SweepWatcher(pipeline, images, data_dir, quarantine=quarantine)]
+        if watermark is not None:
+            watchers.append(WatermarkController(pipeline, watermark, device=device.id))
         agent = cls(pipeline=pipeline, store=store, clipboard=watcher, idle=idle,
-                    watchers=(watcher, idle), credentials=creds, platform=platform,
+                    watchers=watchers, credentials=creds, platform=platform,
                     data_dir=data_dir, delivery=delivery, scanner_problem=problem,
                     service_sink=service_sink)
+        agent.keyboard = keyboard
+        agent.image_scanner = images
         pipeline.on_event(agent._on_event)
         store.on_rejected(agent._on_rejected)  # replays the early rejections as events
         store.on_change(agent._on_policy_change)
@@ -228,6 +269,8 @@ class Agent:
             self.delivery.stop(shipper_timeout_s=2.0, thread_timeout_s=2.0)
         if self.service_sink is not None:
             self.service_sink.close()
+        if self.image_scanner is not None:
+            self.image_scanner.stop()
         self.started = False
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:  # the engine is imported when the command runs, not when the CLI starts
     from guard.model import Finding
     from guard.scan.engine import FileResult, Scanner
+    from guard.scan.ocr_worker import OcrWorker
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 1
@@ -120,19 +121,11 @@ def _run(args: argparse.Namespace) -> int:
             out.reconfigure(errors="backslashreplace")
     found = failed = skipped = 0
     table = _Table(out) if args.format == "text" else None
-    for n, (source, note) in enumerate(inputs, 1):
-        if progress:
-            sys.stderr.write(f"\r\x1b[Kscanning {n}/{len(inputs)}: {_short(source)}")
-            sys.stderr.flush()
-        if note is _SKIPPED:
-            skipped += 1
-            print(f"teller-guard scan: {source}: {note}", file=sys.stderr)
-            continue
-        count, error = _scan_one(scanner, source, out, table)
-        if error is not None:
-            failed += 1
-        if count:
-            found += 1
+    images = _Images(scanner)  # one OCR worker per run, started by the first image
+    try:
+        found, failed, skipped = _each(inputs, scanner, images, out, table, progress)
+    finally:
+        images.stop()
     if progress:
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
@@ -143,6 +136,101 @@ def _run(args: argparse.Namespace) -> int:
     if failed or (skipped and skipped == len(inputs)):
         return EXIT_FAILED
     return EXIT_FOUND if found else EXIT_CLEAN
+
+
+def _each(inputs: list[tuple[str, str | None]], scanner: Scanner, images: _Images, out: TextIO,
+          table: _Table | None, progress: bool) -> tuple[int, int, int]:
+    found = failed = skipped = 0
+    for n, (source, note) in enumerate(inputs, 1):
+        if progress:
+            sys.stderr.write(f"\r\x1b[Kscanning {n}/{len(inputs)}: {_short(source)}")
+            sys.stderr.flush()
+        if note is _SKIPPED:
+            skipped += 1
+            print(f"teller-guard scan: {source}: {note}", file=sys.stderr)
+            continue
+        if source != "-" and images.wants(source):
+            count, error = images.scan(source, out, table)
+        else:
+            count, error = _scan_one(scanner, source, out, table)
+        if error is not None:
+            failed += 1
+        if count:
+            found += 1
+    return found, failed, skipped
+
+
+class _Images:
+    """The image branch: PNG, JPEG, BMP, TIFF, WebP (by their first bytes) and PDFs whose pages
+    have no text layer, read through OCR (`guard.scan.images`); JSON findings carry "bbox"."""
+
+    def __init__(self, scanner: Scanner) -> None:
+        self._scanner = scanner
+        self._ocr: OcrWorker | None = None
+
+    def wants(self, source: str) -> bool:
+        from guard.scan.images import is_image
+
+        try:
+            with open(source, "rb") as fh:
+                head = fh.read(16)
+        except OSError:
+            return False  # the text path words the error
+        if is_image(head):
+            return True
+        return head.startswith(b"%PDF-") and _pdf_has_no_text(source)
+
+    def scan(self, source: str, out: TextIO, table: _Table | None) -> tuple[int, str | None]:
+        from guard.scan.images import scan_image_file
+        from guard.scan.ocr_worker import OcrWorker
+
+        if self._ocr is None:
+            self._ocr = OcrWorker()
+        result = scan_image_file(source, self._scanner, ocr=self._ocr)
+        found = result.as_dicts()
+        if table is not None:
+            for d in found:
+                table.row(source, d["type"], ",".join(str(v) for v in d["bbox"]),
+                          f"{d['confidence']:.2f}", d["masked"] or d.get("document", ""))
+            if result.error is not None:
+                table.error(source, result.error)
+        else:
+            obj: dict[str, object] = {"source": source}
+            if result.error is not None:
+                obj["error"] = result.error
+            else:
+                obj["findings"] = found
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            out.flush()
+        return len(found), result.error
+
+    def stop(self) -> None:
+        if self._ocr is not None:
+            self._ocr.stop()
+
+
+def _pdf_has_no_text(source: str) -> bool:
+    """A scanned PDF: no page has a text layer (mixed PDFs stay on the text path)."""
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        return False
+    try:
+        pdf = pdfium.PdfDocument(source)
+    except (pdfium.PdfiumError, OSError):
+        return False
+    try:
+        for number in range(min(len(pdf), 50)):
+            page = pdf[number]
+            textpage = page.get_textpage()
+            has_text = bool(textpage.get_text_range().strip())
+            textpage.close()
+            page.close()
+            if has_text:
+                return False
+        return len(pdf) > 0
+    finally:
+        pdf.close()
 
 
 def _scan_one(
@@ -229,6 +317,11 @@ class _Table:
 
     def error(self, source: str, error: str) -> None:
         self._row(source, "ERROR", "", "", error)
+
+    def row(self, source: str, kind: str, where: str, conf: str, what: str) -> None:
+        """A finding given by its box (images) rather than its span."""
+        self._total += 1
+        self._row(source, kind, where, conf, what)
 
     def _row(self, source: str, kind: str, span: str, conf: str, what: str) -> None:
         if not self._header:

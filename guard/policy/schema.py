@@ -103,6 +103,56 @@ class PrintSection(ChannelSection):
         return queue.casefold() in {q.casefold() for q in self.exempt_queues}
 
 
+class ScreenSection(ChannelSection):
+    """Screen captures: the capture hotkeys, and new image files in screenshot folders.
+
+    `folders` are watched besides the platform's screenshot folders (when `default_folders`);
+    `~` and environment variables are expanded. A screenshot file whose decision is `block`
+    (or a `justify` the teller cancels) is moved to the quarantine."""
+
+    hotkeys: bool = True
+    files: bool = True
+    default_folders: bool = True
+    folders: tuple[str, ...] = ()
+
+
+class RemoteControlSection(_Section):
+    """Remote-control and screen-recording programs, noticed when they start. What is done
+    about one is decided like any screen observation of kind ``remote_control`` (the packaged
+    policy has a `[[rules]]` entry for it)."""
+
+    enabled: bool = True
+    poll_s: float = Field(default=2.0, ge=0.2, le=3600)
+    # executable names, compared case-insensitively without ".exe"
+    processes: tuple[str, ...] = (
+        "ToDesk", "ToDesk_Service", "SunloginClient", "AweSun", "向日葵", "TeamViewer",
+        "TeamViewer_Service", "AnyDesk", "obs", "obs64", "obs32", "QQRemote", "QQProtect_remote",
+        "rustdesk", "vncserver", "x11vnc")
+
+
+class SweepSection(_Section):
+    """The scheduled sweep of the teller's folders for retained customer files (ID-card images,
+    customer lists). What a finding does is `[file]`'s action (audit: report; notify: the teller
+    is shown the masked list of files to remove); `quarantine` also moves them away."""
+
+    enabled: bool = False
+    interval_h: float = Field(default=24, gt=0, le=24 * 90)
+    default_folders: bool = True
+    folders: tuple[str, ...] = ()
+    quarantine: bool = False
+    max_file_mb: float = Field(default=64, gt=0, le=4096)
+    cpu_share: float = Field(default=0.25, gt=0, le=1.0)  # the sweep's CPU budget on one core
+
+
+class WatermarkSection(_Section):
+    """A faint, click-through screen watermark (teller login, terminal, time) that deters
+    photographing the screen. Off unless a bank turns it on."""
+
+    enabled: bool = False
+    opacity: float = Field(default=0.08, ge=0.02, le=0.5)
+    refresh_s: float = Field(default=60, ge=5, le=3600)
+
+
 class UsbSection(ChannelSection):
     """`[usb]`: a removable volume is announced (`action`/`clean` on ``volume_mounted``); after a
     justification it may be used for `allow_window_min` minutes (0: until it is removed); every
@@ -161,8 +211,11 @@ class Policy(_Section):
     clipboard: ClipboardSection = ClipboardSection()
     print: PrintSection = PrintSection(action="confirm")
     usb: UsbSection = UsbSection(action="justify", clean="justify")
-    screen: ChannelSection = ChannelSection(action="justify", clean="justify")
+    screen: ScreenSection = ScreenSection(action="justify", clean="justify")
     file: FileSection = FileSection()
+    remote_control: RemoteControlSection = RemoteControlSection()
+    sweep: SweepSection = SweepSection()
+    watermark: WatermarkSection = WatermarkSection()
     idle: IdleSection = IdleSection()
     rules: tuple[Rule, ...] = ()
 

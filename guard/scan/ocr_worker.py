@@ -5,7 +5,10 @@
     result, size = worker.read_encoded(png)   # PNG/JPEG/BMP/TIFF/WebP bytes, decoded in the child
     worker.stop()
 
-The child is started on demand (multiprocessing, spawn: no fork of a Qt process), loads the models
+The child is started on demand as its own interpreter (`python -m guard.scan.ocr_worker`, not a
+fork of a Qt process, nor multiprocessing's spawn, which re-runs the parent's `__main__` — for the
+agent that is ui.app and would load PySide6 into the worker); it connects back over a
+`multiprocessing.connection` listener with a one-time key handed over on its stdin, loads the models
 on its first image and exits by itself after `idle_s` seconds without work, saying "bye" first so a
 request sent at that moment is retried on a fresh child instead of failing. Each call has a
 timeout; a child that hangs is killed and one that dies mid-call makes that call fail with
@@ -20,10 +23,13 @@ Recognised text crosses the pipe in memory only; it is never logged or written a
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import secrets
+import subprocess
 import sys
+import tempfile
 import threading
+from multiprocessing.connection import Client, Listener
 from typing import TYPE_CHECKING, Any, Final
 
 from guard.scan.ocr import Mode, OcrError, ReadResult, TextLine
@@ -38,6 +44,8 @@ MAX_PIXELS: Final = 40_000_000
 MAX_ENCODED_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_IDLE_S: Final = 60.0
 DEFAULT_TIMEOUT_S: Final = 60.0
+CONNECT_TIMEOUT_S: Final = 30.0
+"""How long a new child may take to start its interpreter and connect back."""
 
 
 class OcrWorkerError(OcrError):
@@ -142,13 +150,8 @@ class OcrWorker:
     # -- the protocol ---------------------------------------------------------------------------
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=serve, args=(child, self._idle_s, self._threads),
-                           name="teller-guard-ocr", daemon=True)
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
+        proc = _Child.spawn(self._idle_s, self._threads)
+        self._proc, self._conn = proc, proc.conn
         self.starts += 1
 
     def _discard(self) -> None:
@@ -237,6 +240,103 @@ def _raise(reply: dict[str, Any]) -> None:
     raise OcrError(message)
 
 
+class _Child:
+    """A worker interpreter started with `subprocess` and the connection it made back; offers
+    the `multiprocessing.Process` calls the handle uses (`is_alive`, `join`, `kill`, `exitcode`).
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], conn: Any) -> None:
+        self.popen = popen
+        self.conn = conn
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+
+    @classmethod
+    def spawn(cls, idle_s: float, threads: int | None) -> _Child:
+        """Start `python -m guard.scan.ocr_worker` and wait until it has connected back."""
+        authkey = secrets.token_bytes(32)
+        with tempfile.TemporaryDirectory(prefix="tg-ocr-") as tmp:
+            # A Unix socket in a private (0700) directory; a named pipe on Windows.
+            address = (None if sys.platform == "win32"
+                       else os.path.join(tmp, "ocr.sock"))
+            listener = Listener(address, authkey=authkey)
+            try:
+                popen = subprocess.Popen(
+                    [sys.executable, "-m", "guard.scan.ocr_worker"],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    env=_child_env(), close_fds=True)
+                assert popen.stdin is not None
+                hello = f"{listener.address}\n{authkey.hex()}\n{idle_s}\n{threads or 0}\n"
+                popen.stdin.write(hello.encode())
+                popen.stdin.close()
+                accepted: list[Any] = []
+                failed: list[BaseException] = []
+
+                def accept() -> None:
+                    try:
+                        accepted.append(listener.accept())
+                    except (OSError, EOFError) as exc:  # closed below, or a bad handshake
+                        failed.append(exc)
+
+                waiter = threading.Thread(target=accept, name="ocr-worker-accept", daemon=True)
+                waiter.start()
+                deadline = CONNECT_TIMEOUT_S
+                while waiter.is_alive() and deadline > 0 and popen.poll() is None:
+                    waiter.join(0.05)
+                    deadline -= 0.05
+            finally:
+                listener.close()  # ends a pending accept; the accepted connection stays open
+            waiter.join(2.0)
+        if not accepted:
+            code = popen.poll()
+            if code is None:
+                popen.kill()
+                popen.wait(5)
+            why = f"exit code {code}" if code is not None else "it did not connect back"
+            raise OcrWorkerDiedError(f"the OCR worker did not start ({why})")
+        return cls(popen, accepted[0])
+
+
+def _child_env() -> dict[str, str]:
+    """The child's environment: the parent's, with the import path it was started with (so a
+    test's or a source tree's `guard` is the one the child imports)."""
+    env = dict(os.environ)
+    path = [p for p in sys.path if p]
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(path)
+    return env
+
+
+def _child_main() -> int:
+    """The worker interpreter's entry: read the parent's address and key, connect, serve."""
+    address = sys.stdin.readline().strip()
+    authkey = bytes.fromhex(sys.stdin.readline().strip())
+    idle_s = float(sys.stdin.readline().strip() or DEFAULT_IDLE_S)
+    threads = int(sys.stdin.readline().strip() or 0) or None
+    conn: Any = Client(address, authkey=authkey)
+    serve(conn, idle_s, threads)
+    return 0
+
+
 # -- the child --------------------------------------------------------------------------------
 
 
@@ -307,3 +407,7 @@ def _read(engine: Any, request: dict[str, Any]) -> dict[str, Any]:
         "stats": result.stats,
         "size": (int(image.shape[1]), int(image.shape[0])),
     }
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

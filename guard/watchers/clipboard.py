@@ -14,7 +14,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from guard.events import ClipboardKind
@@ -59,6 +59,26 @@ def png_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def black_out(image: bytes, findings: Sequence[Finding], margin: int = 3) -> bytes:
+    """`image` as a PNG with every finding's box filled black (an image's redaction).
+    Raises `OSError`/`ValueError` for an image Pillow cannot decode."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    with Image.open(io.BytesIO(image)) as src:
+        canvas = src.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    for f in findings:
+        if f.box is not None:
+            x, y, w, h = f.box
+            draw.rectangle((x - margin, y - margin, x + w + margin, y + h + margin),
+                           fill=(0, 0, 0))
+    out = io.BytesIO()
+    canvas.save(out, format="PNG")
+    return out.getvalue()
+
+
 def _is_empty(content: ClipboardContent) -> bool:
     if content.text is not None:
         return not content.text
@@ -90,6 +110,7 @@ class ClipboardWatcher:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._own: list[tuple[str | None, float]] = []  # (expected text or None for clear, until)
+        self._own_images: list[tuple[str, float]] = []  # (fingerprint of a blacked-out copy, until)
         self._timers: list[threading.Timer] = []
         self._counts = {"changes": 0, "coalesced": 0, "scanned": 0, "own_ignored": 0,
                         "skipped": 0, "auto_cleared": 0, "auto_clear_kept": 0,
@@ -156,8 +177,19 @@ class ClipboardWatcher:
             self._own = [(t, until) for t, until in self._own if until > now]
             self._own.append((text, now + OWN_CHANGE_WINDOW_S))
 
+    def _expect_own_image(self, png: bytes) -> None:
+        with self._cond:
+            self._own_images.append((ClipboardContent(image=png).fingerprint(),
+                                     self._clock() + OWN_CHANGE_WINDOW_S))
+
     def _is_own(self, content: ClipboardContent) -> bool:
         with self._cond:
+            if content.image is not None and content.text is None:
+                now = self._clock()
+                self._own_images = [(f, t) for f, t in self._own_images if t > now]
+                mark = ClipboardContent(image=content.image).fingerprint()
+                if any(f == mark for f, _ in self._own_images):
+                    return True
             now = self._clock()
             self._own = [(t, until) for t, until in self._own if until > now]
             for i, (text, _until) in enumerate(self._own):
@@ -278,7 +310,22 @@ class ClipboardWatcher:
             meta["width"], meta["height"] = size
         obs = Observation(Channel.CLIPBOARD, ClipboardKind.COPY_IMAGE, image=image,
                           source_app=source, meta=meta)
-        self._handle(obs, content)
+
+        def redact(findings: tuple[Finding, ...]) -> bool:
+            # A copy with the findings blacked out; none with a box: clearing is the fallback.
+            set_image = getattr(self._port, "set_image", None)
+            if set_image is None or not any(f.box is not None for f in findings):
+                return False
+            try:
+                png = black_out(image, findings)
+            except (OSError, ValueError) as exc:  # undecodable: clearing is the fallback
+                log.warning("image not blacked out: %s", exc.__class__.__name__)
+                return False
+            self._expect_own_image(png)
+            set_image(png, replaces=content.fingerprint())
+            return True
+
+        self._handle(obs, content, redact=redact)
 
     def _skip(self, source: str | None, reason: str, content: ClipboardContent, *,
               kind: ClipboardKind) -> None:

@@ -162,6 +162,22 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Remote-control or screen-recording program</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Screen watermark</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>File holding customer data</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>File sweep finished</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>recorded</source>
         <translation type="unfinished"></translation>
     </message>
@@ -386,6 +402,14 @@
     </message>
     <message>
         <source>A new screenshot contains customer data.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>A remote-control or screen-recording program was started.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>A file on this PC holds customer data: please remove it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>

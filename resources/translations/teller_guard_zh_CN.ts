@@ -162,6 +162,22 @@
         <translation>截图文件</translation>
     </message>
     <message>
+        <source>Remote-control or screen-recording program</source>
+        <translation>远程控制/录屏程序</translation>
+    </message>
+    <message>
+        <source>Screen watermark</source>
+        <translation>屏幕水印</translation>
+    </message>
+    <message>
+        <source>File holding customer data</source>
+        <translation>留存客户资料文件</translation>
+    </message>
+    <message>
+        <source>File sweep finished</source>
+        <translation>文件检查完成</translation>
+    </message>
+    <message>
         <source>recorded</source>
         <translation>已记录</translation>
     </message>
@@ -387,6 +403,14 @@
     <message>
         <source>A new screenshot contains customer data.</source>
         <translation>新的截图包含客户信息。</translation>
+    </message>
+    <message>
+        <source>A remote-control or screen-recording program was started.</source>
+        <translation>检测到远程控制或录屏程序已启动。</translation>
+    </message>
+    <message>
+        <source>A file on this PC holds customer data: please remove it.</source>
+        <translation>本机文件中留存了客户资料，请删除。</translation>
     </message>
     <message>
         <source>This print job contains customer data.</source>

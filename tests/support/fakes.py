@@ -71,6 +71,7 @@ class FakeClipboard:
         self._lock = threading.Lock()
         self.content: ClipboardContent | None = None
         self.sets: list[str] = []
+        self.images: list[bytes] = []
         self.stale_sets = 0
         self.clears = 0
         # echo changes to this, like QClipboard.dataChanged
@@ -92,6 +93,18 @@ class FakeClipboard:
                 self.stale_sets += 1  # the teller copied something newer: leave it
                 return
             self.sets.append(text)
+            self.content = content
+        if self.listener is not None:
+            self.listener(content)
+
+    def set_image(self, png: bytes, *, replaces: str | None = None) -> None:
+        content = ClipboardContent(image=png, formats=("image/png",), size=len(png))
+        with self._lock:
+            if replaces is not None and (
+                    self.content is None or self.content.fingerprint() != replaces):
+                self.stale_sets += 1
+                return
+            self.images.append(png)
             self.content = content
         if self.listener is not None:
             self.listener(content)

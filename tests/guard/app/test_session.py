@@ -59,7 +59,9 @@ def test_single_process_end_to_end(tmp_path: Path, data_dir: Path) -> None:
                           and agent.status().collector_reachable is True, 60)
         status = agent.status()
         assert status.state == "protected", status
-        assert status.watchers == {"clipboard": "running", "idle": "running"}
+        assert status.watchers == {"clipboard": "running", "idle": "running",
+                                   "remote_control": "running", "screenshot_files": "running",
+                                   "sweep": "running"}
         assert status.last_event.startswith(("CLIPBOARD_COPY", "HEARTBEAT", "POLICY"))
         resp = httpx.get(f"{delivery.embedded.url}/api/v1/events",
                          headers={"Authorization": f"Bearer {delivery.embedded.admin_token}"},

@@ -65,7 +65,8 @@ def test_unreadable_file_reported_and_scan_goes_on(files: Path, tmp_path: Path) 
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     proc = run(["--format", "json", "image.png", "export/sub/cards.txt"], tmp_path)
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
-    assert lines[0] == {"source": "image.png", "error": "binary file, not scanned"}
+    assert lines[0] == {"source": "image.png", "error": "not a PNG, JPEG, BMP, TIFF or WebP image "
+                                                     "(unknown or damaged header)"}
     assert lines[1]["findings"][0]["type"] == "BANK_CARD"
     assert proc.returncode == 3
 

@@ -1,0 +1,128 @@
+"""The session's scanner that also reads images: the detection core plus the on-demand OCR worker.
+
+`ImageCapableScanner` is what the composition roots hand the pipeline and the capture watchers:
+text goes to `Scanner`, encoded images (clipboard captures, screenshot files, ID-card photos) and
+screen grabs go through `guard.scan.images` in the `OcrWorker`, which starts on the first image
+and exits when idle. Files are read as images when their first bytes say so, as documents
+otherwise (a PDF without a text layer is rendered and read). Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from guard.model import Finding
+from guard.scan.engine import FileResult, Scanner
+from guard.scan.images import (
+    ID_CARD,
+    ImageResult,
+    is_image,
+    scan_array,
+    scan_image_bytes,
+    scan_image_file,
+)
+from guard.scan.ocr import OcrError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from guard.scan.ocr_worker import OcrWorker
+
+OCR_IDLE_S = 60.0
+
+
+class ImageScanError(Exception):
+    """An image could not be read (bad input or OCR failure); the message names why, never what
+    the image shows."""
+
+
+def image_findings(result: ImageResult) -> list[Finding]:
+    """The findings of one image, plus one `ID_CARD` finding (the card's box, no value) for a
+    resident ID card whose number could not be read (covered, blurred)."""
+    findings = list(result.findings)
+    if result.document == ID_CARD and not any(f.type == "CN_RESIDENT_ID" for f in findings):
+        findings.append(Finding(type=ID_CARD, start=0, end=0, score=0.9, masked="身份证图像",
+                                hash="", box=result.document_box))
+    return findings
+
+
+class ImageCapableScanner:
+    """A `TextScanner` with `scan_image` and `scan_file` for the pipeline, and `read_*` for the
+    watchers that need the whole `ImageResult` (boxes, document kind). Thread-safe: the OCR
+    worker queues calls."""
+
+    def __init__(self, scanner: Scanner, *, ocr: OcrWorker | None = None,
+                 idle_s: float = OCR_IDLE_S) -> None:
+        self.scanner = scanner
+        self._ocr = ocr
+        self._idle_s = idle_s
+        self._lock = threading.Lock()
+
+    @property
+    def ocr(self) -> OcrWorker:
+        with self._lock:
+            if self._ocr is None:
+                from guard.scan.ocr_worker import OcrWorker
+
+                self._ocr = OcrWorker(idle_s=self._idle_s)
+            return self._ocr
+
+    def stop(self) -> None:
+        """Stop the OCR worker if it runs (it also exits by itself when idle)."""
+        with self._lock:
+            ocr = self._ocr
+        if ocr is not None:
+            ocr.stop()
+
+    # -- the pipeline's protocols
+    def scan_text(self, text: str) -> list[Finding]:
+        return self.scanner.scan_text(text)
+
+    def scan_image(self, image: bytes) -> list[Finding]:
+        """Findings in an encoded image; `ImageScanError` when it cannot be read."""
+        result = self.read_image(image)
+        if result.error:
+            raise ImageScanError(result.error)
+        return image_findings(result)
+
+    def scan_file(self, path: str) -> FileResult:
+        """One file: an image (by its first bytes) through OCR, else a document; a PDF whose text
+        layer holds nothing is read as page images."""
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            return FileResult(os.fspath(path), [], f"cannot read the file: "
+                                                   f"{exc.strerror or type(exc).__name__}")
+        if is_image(head):
+            result = self.read_image_file(path)
+            return FileResult(os.fspath(path), image_findings(result), result.error)
+        found = self.scanner.scan_file(path)
+        if head.startswith(b"%PDF-") and not found.findings and found.error is None:
+            result = self.read_image_file(path)
+            if result.error is None:
+                return FileResult(os.fspath(path), image_findings(result))
+        return found
+
+    def scan_pixels(self, pixels: np.ndarray) -> list[Finding]:
+        """Findings in a screen grab; `ImageScanError` when OCR cannot run."""
+        result = self.read_pixels(pixels)
+        if result.error:
+            raise ImageScanError(result.error)
+        return image_findings(result)
+
+    # -- the watchers' calls
+    def read_image(self, image: bytes, source: str = "clipboard") -> ImageResult:
+        return scan_image_bytes(image, self.scanner, ocr=self.ocr, source=source)
+
+    def read_image_file(self, path: str | os.PathLike[str]) -> ImageResult:
+        return scan_image_file(path, self.scanner, ocr=self.ocr)
+
+    def read_pixels(self, pixels: np.ndarray, source: str = "screen") -> ImageResult:
+        """A screen grab (BGRA/BGR/gray uint8) in memory; OCR failures give `error`."""
+        try:
+            return scan_array(pixels, self.scanner, ocr=self.ocr, source=source)
+        except OcrError as exc:
+            return ImageResult(source, error=str(exc))

@@ -1,0 +1,1 @@
+"""Enforcement parts the session composes: the quarantine for retained files, the watermark."""

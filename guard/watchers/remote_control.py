@@ -1,0 +1,163 @@
+"""Remote-control and screen-recording programs: noticed when they start, handed over once each.
+
+The process table is polled (psutil) every `[remote_control] poll_s`; a process whose name,
+executable or first argument is on the policy's `processes` list (ToDesk, 向日葵/Sunlogin,
+TeamViewer, AnyDesk, OBS, QQ remote assistance …; case-insensitive, without ".exe") becomes one
+`screen/remote_control` observation, named by the program. Programs already running when the
+agent starts count too: they may have been started before the teller logged in. The decision
+(notify, justify, audit = report) is the policy's; `block`, or a `justify` the teller cancels,
+ends the program when this account may.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from guard.events import ScreenKind
+from guard.model import Channel, Observation
+from guard.pipeline.pipeline import Enforcement, Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """One running process as the watcher sees it."""
+
+    pid: int
+    started: float  # the process's creation time: a reused pid is a new process
+    names: tuple[str, ...]  # its name, executable base name, first argument base name
+
+
+def _normal(name: str) -> str:
+    base = os.path.basename(name.replace("\\", "/")).strip().casefold()
+    return base.removesuffix(".exe")
+
+
+def running_programs() -> list[Program]:
+    """Every process this account can see (psutil); `ImportError` without psutil."""
+    import psutil
+
+    out = []
+    for proc in psutil.process_iter(["pid", "name", "exe", "cmdline", "create_time"]):
+        info: dict[str, Any] = proc.info
+        names = [info.get("name") or ""]
+        if info.get("exe"):
+            names.append(info["exe"])
+        cmdline = info.get("cmdline") or []
+        if cmdline:
+            names.append(cmdline[0])
+        out.append(Program(int(info["pid"]), float(info.get("create_time") or 0.0),
+                           tuple(n for n in names if n)))
+    return out
+
+
+def end_program(pid: int) -> bool:
+    """Terminate `pid`; True when it has ended."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        proc.terminate()
+        proc.wait(3)
+        return True
+    except psutil.TimeoutExpired:
+        try:
+            proc.kill()
+            return True
+        except psutil.Error:
+            return False
+    except psutil.Error:  # gone already counts as ended; access denied does not
+        return not psutil.pid_exists(pid)
+
+
+class RemoteControlWatcher:
+    """Polls the process table for listed programs (the `Watcher` protocol)."""
+
+    name = "remote_control"
+
+    def __init__(self, pipeline: Pipeline, *,
+                 programs: Callable[[], Iterable[Program]] = running_programs,
+                 end: Callable[[int], bool] = end_program) -> None:
+        self._pipeline = pipeline
+        self._programs = programs
+        self._end = end
+        self._seen: set[tuple[int, float]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unavailable: str | None = None
+        self.on_handled: Callable[[Any], None] | None = None
+
+    @property
+    def state(self) -> str:
+        if self._unavailable:
+            return f"unavailable: {self._unavailable}"
+        return "running" if self._thread is not None else "stopped"
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        if not self._pipeline.policy().remote_control.enabled:
+            self._unavailable = "turned off by policy"
+            return
+        try:
+            import psutil  # noqa: F401
+        except ImportError as exc:
+            self._unavailable = f"psutil is not installed ({exc})"
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="remote-control", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except Exception:  # a process table hiccup must not end the channel
+                log.exception("process poll failed")
+            self._stop.wait(self._pipeline.policy().remote_control.poll_s)
+
+    def poll(self) -> list[Program]:
+        """One look at the process table; each newly seen listed program is handed over."""
+        wanted = {_normal(n) for n in self._pipeline.policy().remote_control.processes}
+        alive: set[tuple[int, float]] = set()
+        found = []
+        for program in self._programs():
+            key = (program.pid, program.started)
+            alive.add(key)
+            if key in self._seen:
+                continue
+            match = next((n for n in program.names if _normal(n) in wanted), None)
+            if match is None:
+                continue
+            self._seen.add(key)
+            found.append(program)
+            self._handle(program, os.path.basename(match.replace("\\", "/"))[:64])
+        self._seen &= alive  # forget ended processes (a new start is noticed again)
+        return found
+
+    def _handle(self, program: Program, name: str) -> None:
+        detail: dict[str, str | int | float | bool | None] = {}
+
+        def end() -> bool:
+            ok = self._end(program.pid)
+            detail["ended"] = ok
+            return ok
+
+        handled = self._pipeline.handle(
+            Observation(Channel.SCREEN, ScreenKind.REMOTE_CONTROL, source_app=name,
+                        meta={"program": name, "pid": program.pid}),
+            Enforcement(block=end), findings=(), detail=detail)
+        if self.on_handled is not None:
+            self.on_handled(handled)
