@@ -39,6 +39,7 @@ class EventType(StrEnum):
     HEARTBEAT = "HEARTBEAT"
     EVENTS_DROPPED = "EVENTS_DROPPED"
     BATCH_QUARANTINED = "BATCH_QUARANTINED"
+    JOURNAL_SALVAGED = "JOURNAL_SALVAGED"
     # clipboard
     CLIPBOARD_COPY = "CLIPBOARD_COPY"
     CLIPBOARD_COPY_IMAGE = "CLIPBOARD_COPY_IMAGE"
@@ -139,6 +140,7 @@ _INFO: dict[EventType, _Info] = {
     EventType.HEARTBEAT: _Info(_S, "心跳", "Heartbeat"),
     EventType.EVENTS_DROPPED: _Info(_S, "事件已丢弃", "Events dropped"),
     EventType.BATCH_QUARANTINED: _Info(_S, "事件被隔离", "Event quarantined"),
+    EventType.JOURNAL_SALVAGED: _Info(_S, "日志损坏已抢救", "Damaged journal salvaged"),
     EventType.CLIPBOARD_COPY: _Info(_C, "复制", "Copy", ClipboardKind.COPY),
     EventType.CLIPBOARD_COPY_IMAGE: _Info(_C, "复制图片", "Image copied", ClipboardKind.COPY_IMAGE),
     EventType.CLIPBOARD_COPY_FILES: _Info(_C, "复制文件", "Files copied", ClipboardKind.COPY_FILES),

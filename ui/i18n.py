@@ -127,6 +127,7 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.HEARTBEAT: QT_TRANSLATE_NOOP("Events", "Heartbeat"),
     EventType.EVENTS_DROPPED: QT_TRANSLATE_NOOP("Events", "Events dropped"),
     EventType.BATCH_QUARANTINED: QT_TRANSLATE_NOOP("Events", "Event quarantined"),
+    EventType.JOURNAL_SALVAGED: QT_TRANSLATE_NOOP("Events", "Damaged journal salvaged"),
     EventType.CLIPBOARD_COPY: QT_TRANSLATE_NOOP("Events", "Copy"),
     EventType.CLIPBOARD_COPY_IMAGE: QT_TRANSLATE_NOOP("Events", "Image copied"),
     EventType.CLIPBOARD_COPY_FILES: QT_TRANSLATE_NOOP("Events", "Files copied"),

@@ -138,6 +138,10 @@
         <translation>事件被隔离</translation>
     </message>
     <message>
+        <source>Damaged journal salvaged</source>
+        <translation>日志损坏已抢救</translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation>复制图片</translation>
     </message>
