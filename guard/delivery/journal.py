@@ -539,7 +539,9 @@ class Journal:
         try:
             if path.exists() and path.stat().st_size >= self._reserve_bytes:
                 return
-            with open(path, "wb") as f:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with open(fd, "wb") as f:
+                _private(path)
                 f.write(b"\0" * self._reserve_bytes)
                 f.flush()
                 os.fsync(f.fileno())
@@ -820,11 +822,28 @@ class Journal:
         finally:
             cur.close()
         dropped: dict[str, int] = {}
+        earlier = 0
         if rows - cut_rows > self.max_rows or nbytes - cut_bytes > self.max_bytes:
-            # 2. Still too big: pending rows go too, fairly; leave room for the notice.
+            # 2. Still too big: pending rows go too, fairly; leave room for the notice. An
+            # unshipped notice of earlier drops is folded into the new one, so a long flood
+            # leaves one summary rather than crowding out events with notices.
+            for seq, size, body in db.execute(
+                    "SELECT seq, size, body FROM events WHERE state = ? AND source = '' AND "
+                    "seq < ? AND json_valid(body) AND json_extract(body, '$.type') = ? AND "
+                    "json_extract(body, '$.detail.max_rows') IS NOT NULL",
+                    (PENDING, newest, EventType.EVENTS_DROPPED.value)).fetchall():
+                chosen.append(int(seq))
+                cut_rows, cut_bytes = cut_rows + 1, cut_bytes + int(size)
+                detail = json.loads(str(body)).get("detail", {})
+                earlier += int(detail.get("count") or 0)
+                for k, v in detail.items():
+                    if k.startswith("source.") and isinstance(v, int):
+                        name = k.removeprefix("source.")
+                        name = "" if name == "(machine)" else name
+                        dropped[name] = dropped.get(name, 0) + v
             for seq, size, source in self._pick_fair(
                     db, rows - cut_rows - (target_rows - 1),
-                    nbytes - cut_bytes - (target_bytes - 4096), newest):
+                    nbytes - cut_bytes - (target_bytes - 4096), newest, set(chosen)):
                 chosen.append(seq)
                 cut_rows, cut_bytes = cut_rows + 1, cut_bytes + size
                 dropped[source] = dropped.get(source, 0) + 1
@@ -834,12 +853,12 @@ class Journal:
         rows -= cut_rows
         nbytes -= cut_bytes
         count = sum(dropped.values())
-        if count:
-            total = int(self._get_meta_in(db, META_DROPPED_TOTAL) or 0) + count
+        if count > earlier:
+            total = int(self._get_meta_in(db, META_DROPPED_TOTAL) or 0) + count - earlier
             self._set_meta_in(db, META_DROPPED_TOTAL, str(total))
             log.error("journal: over its bounds (%d rows / %d bytes); dropped %d unshipped events "
                       "from %d sources (the largest first) and recorded EVENTS_DROPPED",
-                      self.max_rows, self.max_bytes, count, len(dropped))
+                      self.max_rows, self.max_bytes, count - earlier, len(dropped))
             notice = self._dropped_event(count, total, dropped)
             body = notice.to_json()
             prev_hash, next_seq = self._tail(db)
@@ -856,7 +875,7 @@ class Journal:
 
     @staticmethod
     def _pick_fair(db: sqlite3.Connection, need_rows: int, need_bytes: int,
-                   newest: int) -> list[tuple[int, int, str]]:
+                   newest: int, skip: set[int]) -> list[tuple[int, int, str]]:
         """Pending rows to drop: (seq, size, source), each from the source that has the most
         pending rows left at that moment, the oldest of that source first."""
         by_source: dict[str, deque[tuple[int, int]]] = {}
@@ -864,6 +883,8 @@ class Journal:
                          "AND seq < ? ORDER BY seq", (PENDING, newest))
         try:
             for seq, size, source in cur:
+                if int(seq) in skip:
+                    continue
                 by_source.setdefault(str(source), deque()).append((int(seq), int(size)))
         finally:
             cur.close()
