@@ -1126,8 +1126,8 @@ class Journal:
     def records(self) -> list[JournalRecord]:
         """Every row still in the journal, in order (tests, export)."""
         with self._lock:
-            rows = self._db.execute("SELECT seq, event_id, body FROM events ORDER BY seq")
-            return [JournalRecord(int(s), str(i), str(b)) for s, i, b in rows]
+            rows = self._db.execute("SELECT seq, event_id, body, hash FROM events ORDER BY seq")
+            return [JournalRecord(int(s), str(i), str(b), str(h)) for s, i, b, h in rows]
 
     # ------------------------------------------------------------------ meta and status
 
