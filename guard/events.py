@@ -42,6 +42,7 @@ class EventType(StrEnum):
     AGENT_SPOOL_DROPPED = "AGENT_SPOOL_DROPPED"  # a teller's agent spool overflowed
     HASHES_COMPUTED = "HASHES_COMPUTED"  # the service hashed values a teller's agent sent
     LOCAL_EVENTS_THROTTLED = "LOCAL_EVENTS_THROTTLED"  # a local user's events were rate-limited
+    JOURNAL_SALVAGED = "JOURNAL_SALVAGED"
     # clipboard
     CLIPBOARD_COPY = "CLIPBOARD_COPY"
     CLIPBOARD_COPY_IMAGE = "CLIPBOARD_COPY_IMAGE"
@@ -157,6 +158,7 @@ _INFO: dict[EventType, _Info] = {
     EventType.AGENT_SPOOL_DROPPED: _Info(_S, "柜员端缓存事件已丢弃", "Agent spool events dropped"),
     EventType.HASHES_COMPUTED: _Info(_S, "服务计算了哈希", "Keyed hashes computed"),
     EventType.LOCAL_EVENTS_THROTTLED: _Info(_S, "本地事件被限流", "Local events throttled"),
+    EventType.JOURNAL_SALVAGED: _Info(_S, "日志损坏已抢救", "Damaged journal salvaged"),
     EventType.CLIPBOARD_COPY: _Info(_C, "复制", "Copy", ClipboardKind.COPY),
     EventType.CLIPBOARD_COPY_IMAGE: _Info(_C, "复制图片", "Image copied", ClipboardKind.COPY_IMAGE),
     EventType.CLIPBOARD_COPY_FILES: _Info(_C, "复制文件", "Files copied", ClipboardKind.COPY_FILES),

@@ -130,6 +130,7 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.AGENT_SPOOL_DROPPED: QT_TRANSLATE_NOOP("Events", "Agent spool events dropped"),
     EventType.HASHES_COMPUTED: QT_TRANSLATE_NOOP("Events", "Keyed hashes computed"),
     EventType.LOCAL_EVENTS_THROTTLED: QT_TRANSLATE_NOOP("Events", "Local events throttled"),
+    EventType.JOURNAL_SALVAGED: QT_TRANSLATE_NOOP("Events", "Damaged journal salvaged"),
     EventType.CLIPBOARD_COPY: QT_TRANSLATE_NOOP("Events", "Copy"),
     EventType.CLIPBOARD_COPY_IMAGE: QT_TRANSLATE_NOOP("Events", "Image copied"),
     EventType.CLIPBOARD_COPY_FILES: QT_TRANSLATE_NOOP("Events", "Files copied"),

@@ -2,7 +2,8 @@
 
 It knows nothing about detection: it takes opaque JSON records from the journal's outbox, sends them
 in batches (up to N events or M bytes, gzip), signs each batch with the device key
-(`guard.delivery.protocol`, docs/PROTOCOL.md), and marks rows shipped only after a 200 answer that
+(`guard.delivery.protocol`, docs/PROTOCOL.md) together with the journal's chain head of the
+batch's last event (``X-TG-Chain``), and marks rows shipped only after a 200 answer that
 acknowledges them. Network errors, 401, 408, 429 and 5xx are retried with exponential backoff and
 jitter; any other 4xx is narrowed down by halving the batch until the one refused event is found,
 which is quarantined with a ``BATCH_QUARANTINED`` event so the queue moves on. A ``HEARTBEAT``
@@ -30,7 +31,7 @@ import httpx
 
 from guard.delivery.enrolment import DeviceCredentials
 from guard.delivery.journal import Journal, JournalError, JournalRecord
-from guard.delivery.protocol import signed_headers
+from guard.delivery.protocol import chain_value, signed_headers
 from guard.delivery.tls import CaBundleError, ssl_context
 from guard.events import EventType, new_event
 from guard.model import Device, Event, Outcome, utc_now_iso
@@ -275,7 +276,12 @@ class Shipper:
         if self.settings.gzip:
             body = gzip.compress(body, compresslevel=5, mtime=0)
             headers["Content-Encoding"] = "gzip"
-        headers.update(signed_headers(creds.device_id, creds.key, body, self._timestamp(body)))
+        # The journal's chain head travels signed with the batch, so the collector notices a
+        # journal that was rewound, cut or wiped (docs/PROTOCOL.md, X-TG-Chain).
+        last = batch[-1]
+        chain = chain_value(last.seq, last.hash) if last.hash else None
+        headers.update(signed_headers(creds.device_id, creds.key, body, self._timestamp(body),
+                                      chain))
         url = creds.endpoint.rstrip("/") + EVENTS_PATH
         self.stats.batches += 1
         try:

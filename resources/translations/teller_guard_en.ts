@@ -150,6 +150,10 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Damaged journal salvaged</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation type="unfinished"></translation>
     </message>

@@ -150,6 +150,10 @@
         <translation>本地事件被限流</translation>
     </message>
     <message>
+        <source>Damaged journal salvaged</source>
+        <translation>日志损坏已抢救</translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation>复制图片</translation>
     </message>

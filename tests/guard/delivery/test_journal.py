@@ -145,7 +145,8 @@ def test_verify_detects_an_edit_that_also_rewrote_the_row_hash(tmp_path: Path) -
     prev = db.execute("SELECT prev_hash FROM events WHERE seq = 6").fetchone()[0]
     db.execute("UPDATE events SET body = 'x', hash = ? WHERE seq = 6", (row_hash(prev, 6, "x"),))
     result = j.verify()
-    assert not result.ok and result.broken_seq == 7 and "link" in result.reason
+    # The chain is keyed: a hash recomputed without the key is caught at the edited row itself.
+    assert not result.ok and result.broken_seq == 6 and "changed" in result.reason
 
 
 @pytest.mark.parametrize(("deleted", "broken"), [(5, 5), (1, 1), (10, 10)])
@@ -269,7 +270,11 @@ def test_corrupt_file_is_moved_aside_and_a_new_journal_works(
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
     assert any("moved aside" in r.getMessage() for r in caplog.records)
     j.record(_event(1))
-    assert j.pending_count() == 1 and j.verify().ok
+    # The event, after the notice that says a journal was lost (nothing in it could be read).
+    assert j.pending_count() == 2 and j.verify().ok
+    notice = Event.from_json(j.records()[0].body)
+    assert notice.type == EventType.JOURNAL_SALVAGED
+    assert notice.detail["salvaged"] == 0 and notice.detail["lost_unknown"] is True
 
 
 def test_file_corrupted_while_open_is_moved_aside_on_next_write(tmp_path: Path) -> None:
@@ -369,7 +374,8 @@ def test_genesis_and_hash_format(tmp_path: Path) -> None:
     row = _raw(tmp_path / "journal.db").execute(
         "SELECT seq, body, prev_hash, hash FROM events").fetchone()
     assert row[2] == GENESIS_HASH
-    assert row[3] == row_hash(GENESIS_HASH, row[0], row[1])
+    assert row[3] == row_hash(GENESIS_HASH, row[0], row[1], j.chain_key)
+    assert j.chain_key is not None and len(j.chain_key) == 32
 
 
 def test_tiny_bounds_are_refused(tmp_path: Path) -> None:

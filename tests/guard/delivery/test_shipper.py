@@ -167,10 +167,21 @@ def test_the_shipper_signs_batches_as_the_collector_verifies_them(tmp_path: Path
         server.server_close()
     ((headers, body),) = _Recorder.seen
     assert headers[protocol.HEADER_DEVICE] == "dev-sig"
-    assert protocol.verify(key, headers[protocol.HEADER_TIMESTAMP], body,
-                           headers[protocol.HEADER_SIGNATURE])
-    assert not protocol.verify(os.urandom(32), headers[protocol.HEADER_TIMESTAMP], body,
+    # The batch carries the journal's chain head of its last event, signed with it
+    # (docs/PROTOCOL.md: the signature is over timestamp "." chain "." body).
+    [record] = journal.records()
+    chain = headers[protocol.HEADER_CHAIN]
+    assert chain == f"{record.seq}:{record.hash}" and len(record.hash) == 64
+    stamp = headers[protocol.HEADER_TIMESTAMP]
+    by_hand = hmac.new(key, f"{stamp}.{chain}.".encode() + body, hashlib.sha256).hexdigest()
+    assert headers[protocol.HEADER_SIGNATURE] == by_hand
+    assert protocol.verify(key, f"{stamp}.{chain}", body, headers[protocol.HEADER_SIGNATURE])
+    # Without the chain, with another key, or with another chain head it does not verify.
+    assert not protocol.verify(key, stamp, body, headers[protocol.HEADER_SIGNATURE])
+    assert not protocol.verify(os.urandom(32), f"{stamp}.{chain}", body,
                                headers[protocol.HEADER_SIGNATURE])
+    assert not protocol.verify_batch(key, stamp, body, headers[protocol.HEADER_SIGNATURE],
+                                     f"{record.seq + 1}:{record.hash}")
 
 
 @pytest.mark.parametrize(("failures", "low", "high"), [
