@@ -7,12 +7,21 @@ import sys
 from collections.abc import Sequence
 
 from guard import __version__
-from guard.commands import collector, enroll, events, journal, policy, scan, service
+from guard.commands import (
+    approval,
+    collector,
+    enroll,
+    events,
+    journal,
+    policy,
+    scan,
+    service,
+)
 
 # Every sub-command module, imported statically so a frozen build carries them all (no
 # entry-point discovery, no importlib). Each has `register(subparsers)`, which adds its parser and
 # sets `func(args) -> int` as the handler; their heavy imports happen inside the handlers.
-COMMANDS = (scan, journal, events, collector, enroll, policy, service)
+COMMANDS = (scan, journal, events, collector, enroll, policy, service, approval)
 
 
 def build_parser() -> argparse.ArgumentParser:

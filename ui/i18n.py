@@ -105,6 +105,19 @@ UNLOCK_MESSAGES = {
     "backoff": QT_TRANSLATE_NOOP("Unlock", "Too many wrong tries."),
     "not_locked": QT_TRANSLATE_NOOP("Unlock", "The screen is not locked."),
     "no_pin": QT_TRANSLATE_NOOP("Unlock", "No PIN is set; ask IT to unlock this PC."),
+    "not_offered": QT_TRANSLATE_NOOP("Unlock", "This kind of credential is not accepted here."),
+    "unknown_supervisor": QT_TRANSLATE_NOOP("Unlock", "No supervisor has this ID."),
+    "self_approval": QT_TRANSLATE_NOOP("Unlock", "A teller cannot approve their own action."),
+    "code_refused": QT_TRANSLATE_NOOP(
+        "Unlock", "The code is wrong, expired, already used or not for this PC."),
+}
+
+# What the overlay and the supervisor dialog accept, by method.
+UNLOCK_METHODS = {
+    "teller": QT_TRANSLATE_NOOP("Unlock", "&My password or PIN"),
+    "supervisor": QT_TRANSLATE_NOOP("Unlock", "&Supervisor's credential"),
+    "it": QT_TRANSLATE_NOOP("Unlock", "&IT credential"),
+    "code": QT_TRANSLATE_NOOP("Unlock", "One-time recovery &code from IT"),
 }
 
 PIN_ERRORS = {
@@ -127,6 +140,9 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.HEARTBEAT: QT_TRANSLATE_NOOP("Events", "Heartbeat"),
     EventType.EVENTS_DROPPED: QT_TRANSLATE_NOOP("Events", "Events dropped"),
     EventType.BATCH_QUARANTINED: QT_TRANSLATE_NOOP("Events", "Event quarantined"),
+    EventType.APPROVAL_SUPERVISOR: QT_TRANSLATE_NOOP("Events", "Approved by a supervisor"),
+    EventType.APPROVAL_CODE: QT_TRANSLATE_NOOP("Events", "Approved with a one-time code"),
+    EventType.APPROVAL_FAILED: QT_TRANSLATE_NOOP("Events", "Approval refused"),
     EventType.CLIPBOARD_COPY: QT_TRANSLATE_NOOP("Events", "Copy"),
     EventType.CLIPBOARD_COPY_IMAGE: QT_TRANSLATE_NOOP("Events", "Image copied"),
     EventType.CLIPBOARD_COPY_FILES: QT_TRANSLATE_NOOP("Events", "Files copied"),
@@ -137,6 +153,9 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.IDLE_LOCK: QT_TRANSLATE_NOOP("Events", "Screen locked"),
     EventType.IDLE_UNLOCK: QT_TRANSLATE_NOOP("Events", "Screen unlocked"),
     EventType.IDLE_UNLOCK_FAILED: QT_TRANSLATE_NOOP("Events", "Wrong unlock attempt"),
+    EventType.IDLE_UNLOCK_SUPERVISOR: QT_TRANSLATE_NOOP("Events", "Unlocked by a supervisor"),
+    EventType.IDLE_UNLOCK_IT: QT_TRANSLATE_NOOP("Events", "Unlocked with the IT credential"),
+    EventType.IDLE_UNLOCK_CODE: QT_TRANSLATE_NOOP("Events", "Unlocked with a recovery code"),
     EventType.SCREEN_HOTKEY: QT_TRANSLATE_NOOP("Events", "Screen capture"),
     EventType.SCREEN_SCREENSHOT_FILE: QT_TRANSLATE_NOOP("Events", "Screenshot file"),
     EventType.PRINT_JOB_HELD: QT_TRANSLATE_NOOP("Events", "Print job"),
@@ -191,6 +210,11 @@ def watcher(code: str) -> str:
 def unlock_message(key: str) -> str:
     """The sentence for an unlock result's message key."""
     return _t("Unlock", UNLOCK_MESSAGES.get(key, UNLOCK_MESSAGES["wrong_credential"]))
+
+
+def unlock_method(key: str) -> str:
+    """The label of a credential kind the overlay accepts (with its mnemonic)."""
+    return _t("Unlock", UNLOCK_METHODS[key]) if key in UNLOCK_METHODS else key
 
 
 def pin_error(key: str) -> str:

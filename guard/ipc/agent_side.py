@@ -67,6 +67,11 @@ class ServiceSink:
         tellers' on this PC; None when the service shares none."""
         return self.client.hash_key()
 
+    def verify_code(self, channel: str, code: str) -> bool:
+        """Ask the service (which holds the device key) whether `code` is a valid unused
+        one-time code for `channel`; it answers yes or no and records the use."""
+        return self.client.verify_code(channel, code)
+
     def pending_count(self) -> int:
         """Events waiting in the agent's spool (the service was away)."""
         return len(self.client.spooled())

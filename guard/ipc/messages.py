@@ -95,6 +95,8 @@ class MessageType(StrEnum):
     POLICY = "policy"  # service → agent: body.text (TOML) and body.etag, or empty
     HASH_KEY_REQUEST = "hash_key_request"  # to be removed with issue 8 item 1
     HASH_KEY = "hash_key"
+    VERIFY_CODE = "verify_code"  # agent → service: body.channel, body.code (a one-time code)
+    CODE_VERDICT = "code_verdict"  # service → agent: body.ok (True once, for a valid unused code)
     ERROR = "error"  # the message could not be handled; body.code says why
 
 

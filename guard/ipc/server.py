@@ -115,6 +115,7 @@ class LocalChannelServer:
                  hash_key: bytes | None = None,
                  status_provider: Callable[[], dict[str, Any]] | None = None,
                  policy_provider: Callable[[], tuple[str, str | None] | None] | None = None,
+                 code_verifier: Callable[[str, str], bool] | None = None,
                  max_per_uid: int = MAX_PER_UID, idle_timeout_s: float = IDLE_TIMEOUT_S,
                  workers: int = 4, max_frame: int = MAX_FRAME,
                  transport: Callable[[LocalChannelServer], Any] | None = None) -> None:
@@ -126,6 +127,7 @@ class LocalChannelServer:
         self._on_event = on_event
         self._status_provider = status_provider
         self._policy_provider = policy_provider
+        self._code_verifier = code_verifier
         self.max_per_uid = max_per_uid
         self.idle_timeout_s = idle_timeout_s
         self.max_frame = max_frame
@@ -427,6 +429,23 @@ class LocalChannelServer:
             return error_message("no_key", "this service does not share a hash key", msg.id)
         return msg.reply(MessageType.HASH_KEY, {"key": self._hash_key.hex()})
 
+    def _h_verify_code(self, conn: Connection, msg: Message) -> Message:
+        """A one-time code checked with the device key, which never leaves the service: the
+        answer is only yes or no (the code is recorded as used when it is yes)."""
+        channel, code = msg.body.get("channel"), msg.body.get("code")
+        if not isinstance(channel, str) or not isinstance(code, str) or len(code) > 64:
+            return error_message("bad_message", "verify_code needs a channel and a code",
+                                 msg.id)
+        ok = False
+        if self._code_verifier is not None:
+            try:
+                ok = bool(self._code_verifier(channel[:32], code))
+            except Exception:  # a failing check is a refusal, never an accepted code
+                log.exception("local channel: the one-time code check failed")
+        log.info("local channel: uid %d one-time code for %s %s", conn.peer.uid, channel[:32],
+                 "accepted" if ok else "refused")
+        return msg.reply(MessageType.CODE_VERDICT, {"ok": ok})
+
     _handlers: ClassVar[dict[str, _Handler]] = {
         MessageType.HELLO: _h_hello,
         MessageType.PING: _h_ping,
@@ -434,6 +453,7 @@ class LocalChannelServer:
         MessageType.STATUS_REQUEST: _h_status,
         MessageType.POLICY_REQUEST: _h_policy,
         MessageType.HASH_KEY_REQUEST: _h_hash_key,
+        MessageType.VERIFY_CODE: _h_verify_code,
     }
 
     def _handle_line(self, line: bytes, peer: Peer) -> str:
