@@ -15,9 +15,18 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from PySide6.QtCore import QCoreApplication, QRegularExpression, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QObject,
+    QRegularExpression,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import (
     QCloseEvent,
+    QFocusEvent,
     QGuiApplication,
     QKeyEvent,
     QRegularExpressionValidator,
@@ -63,7 +72,7 @@ class LockScreen(QWidget):
         self.setObjectName("lockscreen")
         self.setStyleSheet(
             "#lockscreen { background: #0d2137; }"
-            "#lockscreen QLabel { color: #ffffff; }"
+            "#lockscreen QLabel, #lockscreen QRadioButton { color: #ffffff; }"
             "#panel { background: #16324f; border: 1px solid #2f5d8a; border-radius: 10px; }"
             "#lockscreen #message { color: #ffd54f; }"
         )
@@ -119,6 +128,7 @@ class LockScreen(QWidget):
                 button.setObjectName(f"method-{method}")
                 self.method_group.addButton(button, i)
                 self.method_buttons[method] = button
+                button.installEventFilter(self)
                 v.addWidget(button)
             self.method_buttons[self.methods[0]].setChecked(True)
             self.method_group.buttonToggled.connect(lambda *_: self._method_changed())
@@ -146,6 +156,20 @@ class LockScreen(QWidget):
         self.button.clicked.connect(self._submit)
         self._method_changed()
         return panel
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # A mnemonic (Alt+S …) focuses its radio button at once but checks it only 100 ms later
+        # (animateClick): check it now and hand the focus to the field, so nothing the teller
+        # types meanwhile is lost. Tab still walks through the buttons.
+        if (event.type() == QEvent.Type.FocusIn and isinstance(watched, QRadioButton)
+                and isinstance(event, QFocusEvent)
+                and event.reason() not in (Qt.FocusReason.TabFocusReason,
+                                           Qt.FocusReason.BacktabFocusReason)):
+            watched.setChecked(True)
+            if self.edit is not None:
+                edit = self.edit
+                QTimer.singleShot(0, self, lambda: edit.setFocus(Qt.FocusReason.OtherFocusReason))
+        return super().eventFilter(watched, event)
 
     def accepted_text(self) -> str:
         """The sentence naming exactly the credentials this overlay accepts."""
@@ -183,8 +207,11 @@ class LockScreen(QWidget):
         }.get(method, self.tr("Password or PIN"))
         self.edit.setPlaceholderText(placeholder)
         self.edit.setAccessibleName(placeholder)
-        self.edit.clear()
         self.edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        # A mnemonic focuses its radio button after toggling it: take the focus back for the
+        # field once that is done, so the next key typed lands in it.
+        edit = self.edit
+        QTimer.singleShot(0, self, lambda: edit.setFocus(Qt.FocusReason.OtherFocusReason))
 
     def _submit(self) -> None:
         if self.edit is None or not self.edit.isEnabled():

@@ -84,7 +84,8 @@ class QuitDialog(QDialog):
         # Enter in the credential field checks it (returnPressed); without this the dialog's
         # default button (cancel) would take the same key press and close the dialog, so a
         # wrong credential looked like nothing happened.
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.secret.hasFocus():
+        if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and self.focusWidget() is self.secret):
             event.accept()
             return
         super().keyPressEvent(event)

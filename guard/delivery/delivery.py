@@ -526,11 +526,15 @@ class Delivery:
             found = None if creds is None else approval_code.match(
                 creds.key, creds.device_id, channel, code, now=now)
             if found is None:
+                log.info("one-time code for %s refused: not valid for this device (%s) and "
+                         "channel now", channel, "no device key" if creds is None
+                         else creds.device_id)
                 self._code_failures.append(mono)
                 return False
             used_key = "approval-code-used:" + found.key()
             try:
                 if self.journal.get_meta(used_key) is not None:
+                    log.info("one-time code for %s refused: already used", channel)
                     self._code_failures.append(mono)
                     return False
                 self.journal.set_meta(used_key, str(int(time.time())))
