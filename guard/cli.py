@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from guard import __version__
 from guard.commands import (
+    approval,
     collector,
     enroll,
     events,
@@ -22,7 +23,8 @@ from guard.commands import (
 # Every sub-command module, imported statically so a frozen build carries them all (no
 # entry-point discovery, no importlib). Each has `register(subparsers)`, which adds its parser and
 # sets `func(args) -> int` as the handler; their heavy imports happen inside the handlers.
-COMMANDS = (scan, sweep, journal, events, collector, enroll, policy, service, selftest)
+COMMANDS = (scan, sweep, journal, events, collector, enroll, policy, service, selftest,
+            approval)
 
 
 def build_parser() -> argparse.ArgumentParser:

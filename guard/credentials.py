@@ -114,6 +114,36 @@ PasswordChecker = PasswordCheck
 NoPasswordChecker = NoPasswordCheck
 
 
+SHADOW_FILE = Path("/etc/shadow")
+
+
+def os_check_works_for(checker: PasswordChecker, user: str,
+                       shadow: Path = SHADOW_FILE) -> tuple[bool, str]:
+    """Whether the OS password check can ever accept `user`'s password, and why not.
+
+    Asked once at the agent's start, not at the lock: an account whose password is locked or
+    empty in the shadow file (root on many demo and kiosk setups: ``*`` or ``!``) can never be
+    checked, so the teller must get a PIN instead. Where the shadow file cannot be read (a
+    teller is not root; PAM's helper reads it for them) the check is taken as working."""
+    if not checker.usable:
+        return False, checker.reason or "no OS password check on this platform"
+    if not user:
+        return False, "the teller's login is unknown"
+    try:
+        lines = shadow.read_text("utf-8", errors="replace").splitlines()
+    except OSError:
+        return True, ""
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if name != user:
+            continue
+        field = rest.split(":", 1)[0]
+        if not field or field[0] in "!*":
+            return False, f"the OS password of {user} is locked or empty"
+        return True, ""
+    return True, ""  # not a local account (LDAP, SSSD): PAM knows
+
+
 def os_password_checker() -> PasswordChecker:
     """The OS password check of this session's platform (a `NoPasswordChecker` saying why when
     no platform backend runs here)."""
@@ -191,15 +221,30 @@ class TellerCredentials:
     platform can check it) or the teller's PIN, with back-off after wrong tries."""
 
     def __init__(self, *, teller: str, pins: PinStore, os_checker: PasswordChecker,
-                 backoff: Backoff, mode: Callable[[], str] = lambda: "auto") -> None:
+                 backoff: Backoff, mode: Callable[[], str] = lambda: "auto",
+                 shadow: Path = SHADOW_FILE) -> None:
         self.teller = teller
         self.pins = pins
         self.os_checker = os_checker
         self.backoff = backoff
         self._mode = mode
+        # Found out once, at start: "auto" falls back to the PIN when the OS check cannot work
+        # for this teller (the PIN setup is offered at once, not after the first lock).
+        self.os_works, self.os_problem = os_check_works_for(os_checker, teller, shadow)
+        if not self.os_works:
+            log.info("the OS password cannot unlock for %s (%s); the PIN does", teller,
+                     self.os_problem)
 
     def os_check_usable(self) -> bool:
-        return self._mode() == "auto" and self.os_checker.usable
+        return self._mode() == "auto" and self.os_works
+
+    def matches(self, credential: str) -> bool:
+        """True when `credential` is the teller's own PIN or OS password (no back-off counted):
+        such a secret never stands for a supervisor."""
+        stored = self.pins.get()
+        if stored is not None and verify_secret(credential, stored):
+            return True
+        return self.os_check_usable() and self.os_checker.check(self.teller, credential)
 
     def has_pin(self) -> bool:
         return self.pins.get() is not None

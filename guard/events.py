@@ -43,6 +43,11 @@ class EventType(StrEnum):
     HASHES_COMPUTED = "HASHES_COMPUTED"  # the service hashed values a teller's agent sent
     LOCAL_EVENTS_THROTTLED = "LOCAL_EVENTS_THROTTLED"  # a local user's events were rate-limited
     JOURNAL_SALVAGED = "JOURNAL_SALVAGED"
+    # approvals (四眼): one event with both identities (teller and supervisor), any channel's
+    # action; detail names the channel and kind approved
+    APPROVAL_SUPERVISOR = "APPROVAL_SUPERVISOR"
+    APPROVAL_CODE = "APPROVAL_CODE"
+    APPROVAL_FAILED = "APPROVAL_FAILED"
     # clipboard
     CLIPBOARD_COPY = "CLIPBOARD_COPY"
     CLIPBOARD_COPY_IMAGE = "CLIPBOARD_COPY_IMAGE"
@@ -55,6 +60,9 @@ class EventType(StrEnum):
     IDLE_LOCK = "IDLE_LOCK"
     IDLE_UNLOCK = "IDLE_UNLOCK"
     IDLE_UNLOCK_FAILED = "IDLE_UNLOCK_FAILED"
+    IDLE_UNLOCK_SUPERVISOR = "IDLE_UNLOCK_SUPERVISOR"
+    IDLE_UNLOCK_IT = "IDLE_UNLOCK_IT"
+    IDLE_UNLOCK_CODE = "IDLE_UNLOCK_CODE"
     # the channels whose watchers come next (policy, prompts and labels exist already)
     SCREEN_HOTKEY = "SCREEN_HOTKEY"
     SCREEN_SCREENSHOT_FILE = "SCREEN_SCREENSHOT_FILE"
@@ -159,6 +167,9 @@ _INFO: dict[EventType, _Info] = {
     EventType.HASHES_COMPUTED: _Info(_S, "服务计算了哈希", "Keyed hashes computed"),
     EventType.LOCAL_EVENTS_THROTTLED: _Info(_S, "本地事件被限流", "Local events throttled"),
     EventType.JOURNAL_SALVAGED: _Info(_S, "日志损坏已抢救", "Damaged journal salvaged"),
+    EventType.APPROVAL_SUPERVISOR: _Info(_S, "授权人员授权", "Approved by a supervisor"),
+    EventType.APPROVAL_CODE: _Info(_S, "一次性授权码授权", "Approved with a one-time code"),
+    EventType.APPROVAL_FAILED: _Info(_S, "授权未通过", "Approval refused"),
     EventType.CLIPBOARD_COPY: _Info(_C, "复制", "Copy", ClipboardKind.COPY),
     EventType.CLIPBOARD_COPY_IMAGE: _Info(_C, "复制图片", "Image copied", ClipboardKind.COPY_IMAGE),
     EventType.CLIPBOARD_COPY_FILES: _Info(_C, "复制文件", "Files copied", ClipboardKind.COPY_FILES),
@@ -173,6 +184,9 @@ _INFO: dict[EventType, _Info] = {
     EventType.IDLE_UNLOCK: _Info(_I, "解锁", "Screen unlocked", IdleKind.UNLOCK),
     EventType.IDLE_UNLOCK_FAILED: _Info(_I, "解锁失败", "Wrong unlock attempt",
                                         IdleKind.UNLOCK_FAILED),
+    EventType.IDLE_UNLOCK_SUPERVISOR: _Info(_I, "授权人员解锁", "Unlocked by a supervisor"),
+    EventType.IDLE_UNLOCK_IT: _Info(_I, "IT 人员解锁", "Unlocked with the IT credential"),
+    EventType.IDLE_UNLOCK_CODE: _Info(_I, "恢复码解锁", "Unlocked with a recovery code"),
     EventType.SCREEN_HOTKEY: _Info(Channel.SCREEN, "截屏", "Screen capture", ScreenKind.HOTKEY),
     EventType.SCREEN_SCREENSHOT_FILE: _Info(Channel.SCREEN, "截图文件", "Screenshot file",
                                             ScreenKind.SCREENSHOT_FILE),

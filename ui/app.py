@@ -169,7 +169,8 @@ class AgentApp:
                                   locker=self.overlay, policy_file=args.policy,
                                   data_dir=args.data_dir, platform=self.session,
                                   watermark=self.watermark)
-        self.overlay.set_unlocker(self.agent.unlock)
+        self.overlay.set_unlocker(self.agent.unlock, self.agent.unlock_methods,
+                                  self.agent.supervisors)
         self.tray = Tray(self.agent.verify_it_credential)
         self.tray.lock_requested.connect(lambda: self.lock_now("menu"))
         self.tray.quit_confirmed.connect(self.app.quit)
@@ -229,7 +230,10 @@ class AgentApp:
             self.hotkey = hotkey
             hotkey.start()
         self.agent.subscribe(self._on_status)
-        self.agent.start()
+        # The first-run PIN dialog comes before any idle lock can: the idle lock (and its
+        # clock) starts once the teller saved a PIN or chose "Later".
+        first_run = self.agent.needs_pin_setup()
+        self.agent.start(idle=not first_run)
         self.tray.set_status(self._with_ui_parts(self.agent.status()))
         tray_ok = QSystemTrayIcon.isSystemTrayAvailable()
         if not tray_ok:
@@ -237,8 +241,9 @@ class AgentApp:
         self.tray.show()
         if self.trace:
             self.say(f"tray available={tray_ok}")
-        if self.agent.needs_pin_setup():
+        if first_run:
             self.pin_dialog = PinSetupDialog(self.agent.set_pin)
+            self.pin_dialog.finished.connect(lambda _result: self.agent.start_idle())
             self.pin_dialog.open()
 
     def say_running(self) -> None:
@@ -284,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         i18n.install_translator(app)
         agent_app = AgentApp(app, args, session)
         instance.second_start.connect(agent_app.say_running)
-        waker = SignalWaker(app.quit)
+        # exit(), not quit(): Qt 6's quit() asks every window to close first, and the lock
+        # overlay refuses, so a locked agent would ignore logout and shutdown.
+        waker = SignalWaker(lambda: app.exit(0))
         agent_app.start()
         agent_app.say(READY_LINE)
         rc = app.exec()

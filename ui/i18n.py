@@ -105,6 +105,19 @@ UNLOCK_MESSAGES = {
     "backoff": QT_TRANSLATE_NOOP("Unlock", "Too many wrong tries."),
     "not_locked": QT_TRANSLATE_NOOP("Unlock", "The screen is not locked."),
     "no_pin": QT_TRANSLATE_NOOP("Unlock", "No PIN is set; ask IT to unlock this PC."),
+    "not_offered": QT_TRANSLATE_NOOP("Unlock", "This kind of credential is not accepted here."),
+    "unknown_supervisor": QT_TRANSLATE_NOOP("Unlock", "No supervisor has this ID."),
+    "self_approval": QT_TRANSLATE_NOOP("Unlock", "A teller cannot approve their own action."),
+    "code_refused": QT_TRANSLATE_NOOP(
+        "Unlock", "The code is wrong, expired, already used or not for this PC."),
+}
+
+# What the overlay and the supervisor dialog accept, by method.
+UNLOCK_METHODS = {
+    "teller": QT_TRANSLATE_NOOP("Unlock", "&My password or PIN"),
+    "supervisor": QT_TRANSLATE_NOOP("Unlock", "&Supervisor's credential"),
+    "it": QT_TRANSLATE_NOOP("Unlock", "&IT credential"),
+    "code": QT_TRANSLATE_NOOP("Unlock", "One-time recovery &code from IT"),
 }
 
 PIN_ERRORS = {
@@ -131,6 +144,9 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.HASHES_COMPUTED: QT_TRANSLATE_NOOP("Events", "Keyed hashes computed"),
     EventType.LOCAL_EVENTS_THROTTLED: QT_TRANSLATE_NOOP("Events", "Local events throttled"),
     EventType.JOURNAL_SALVAGED: QT_TRANSLATE_NOOP("Events", "Damaged journal salvaged"),
+    EventType.APPROVAL_SUPERVISOR: QT_TRANSLATE_NOOP("Events", "Approved by a supervisor"),
+    EventType.APPROVAL_CODE: QT_TRANSLATE_NOOP("Events", "Approved with a one-time code"),
+    EventType.APPROVAL_FAILED: QT_TRANSLATE_NOOP("Events", "Approval refused"),
     EventType.CLIPBOARD_COPY: QT_TRANSLATE_NOOP("Events", "Copy"),
     EventType.CLIPBOARD_COPY_IMAGE: QT_TRANSLATE_NOOP("Events", "Image copied"),
     EventType.CLIPBOARD_COPY_FILES: QT_TRANSLATE_NOOP("Events", "Files copied"),
@@ -141,6 +157,9 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.IDLE_LOCK: QT_TRANSLATE_NOOP("Events", "Screen locked"),
     EventType.IDLE_UNLOCK: QT_TRANSLATE_NOOP("Events", "Screen unlocked"),
     EventType.IDLE_UNLOCK_FAILED: QT_TRANSLATE_NOOP("Events", "Wrong unlock attempt"),
+    EventType.IDLE_UNLOCK_SUPERVISOR: QT_TRANSLATE_NOOP("Events", "Unlocked by a supervisor"),
+    EventType.IDLE_UNLOCK_IT: QT_TRANSLATE_NOOP("Events", "Unlocked with the IT credential"),
+    EventType.IDLE_UNLOCK_CODE: QT_TRANSLATE_NOOP("Events", "Unlocked with a recovery code"),
     EventType.SCREEN_HOTKEY: QT_TRANSLATE_NOOP("Events", "Screen capture"),
     EventType.SCREEN_SCREENSHOT_FILE: QT_TRANSLATE_NOOP("Events", "Screenshot file"),
     EventType.SCREEN_REMOTE_CONTROL: QT_TRANSLATE_NOOP(
@@ -200,6 +219,11 @@ def watcher(code: str) -> str:
 def unlock_message(key: str) -> str:
     """The sentence for an unlock result's message key."""
     return _t("Unlock", UNLOCK_MESSAGES.get(key, UNLOCK_MESSAGES["wrong_credential"]))
+
+
+def unlock_method(key: str) -> str:
+    """The label of a credential kind the overlay accepts (with its mnemonic)."""
+    return _t("Unlock", UNLOCK_METHODS[key]) if key in UNLOCK_METHODS else key
 
 
 def pin_error(key: str) -> str:

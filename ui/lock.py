@@ -15,21 +15,33 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from PySide6.QtCore import QCoreApplication, QRegularExpression, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QObject,
+    QRegularExpression,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import (
     QCloseEvent,
+    QFocusEvent,
     QGuiApplication,
     QKeyEvent,
     QRegularExpressionValidator,
     QScreen,
 )
 from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
     QDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
@@ -52,13 +64,15 @@ class LockScreen(QWidget):
 
     submitted = Signal(str)
 
-    def __init__(self, screen: QScreen, with_panel: bool) -> None:
+    def __init__(self, screen: QScreen, with_panel: bool,
+                 methods: tuple[str, ...] = ("teller",),
+                 supervisors: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(None, _FLAGS)
         self.setWindowTitle("Teller Guard lock")
         self.setObjectName("lockscreen")
         self.setStyleSheet(
             "#lockscreen { background: #0d2137; }"
-            "#lockscreen QLabel { color: #ffffff; }"
+            "#lockscreen QLabel, #lockscreen QRadioButton { color: #ffffff; }"
             "#panel { background: #16324f; border: 1px solid #2f5d8a; border-radius: 10px; }"
             "#lockscreen #message { color: #ffd54f; }"
         )
@@ -70,6 +84,12 @@ class LockScreen(QWidget):
         self.button: QPushButton | None = None
         self.message: QLabel | None = None
         self.locked_at: QLabel | None = None
+        self.hint: QLabel | None = None
+        self.methods = methods or ("teller",)
+        self.supervisors = supervisors
+        self.method_buttons: dict[str, QRadioButton] = {}
+        self.method_group: QButtonGroup | None = None
+        self.who: QComboBox | None = None
         outer = QVBoxLayout(self)
         outer.addStretch(1)
         if with_panel:
@@ -97,15 +117,30 @@ class LockScreen(QWidget):
         self.locked_at = QLabel()
         self.locked_at.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         v.addWidget(self.locked_at)
-        hint = QLabel(self.tr("Teller Guard locked the screen to protect customer data. Enter "
-                              "your password or PIN to unlock."))
-        hint.setWordWrap(True)
-        v.addWidget(hint)
+        self.hint = QLabel(self.accepted_text())
+        self.hint.setWordWrap(True)
+        v.addWidget(self.hint)
+        if len(self.methods) > 1:
+            # One choice per credential this overlay accepts, each with its mnemonic.
+            self.method_group = QButtonGroup(self)
+            for i, method in enumerate(self.methods):
+                button = QRadioButton(i18n.unlock_method(method))
+                button.setObjectName(f"method-{method}")
+                self.method_group.addButton(button, i)
+                self.method_buttons[method] = button
+                button.installEventFilter(self)
+                v.addWidget(button)
+            self.method_buttons[self.methods[0]].setChecked(True)
+            self.method_group.buttonToggled.connect(lambda *_: self._method_changed())
+        if "supervisor" in self.methods and self.supervisors:
+            self.who = QComboBox()
+            for sid, name in self.supervisors:
+                self.who.addItem(name if name == sid else f"{name} ({sid})", sid)
+            self.who.setAccessibleName(self.tr("Supervisor"))
+            v.addWidget(self.who)
         row = QHBoxLayout()
         self.edit = QLineEdit()
         self.edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.edit.setPlaceholderText(self.tr("Password or PIN"))
-        self.edit.setAccessibleName(self.tr("Password or PIN"))
         self.edit.setMinimumHeight(32)
         row.addWidget(self.edit, 1)
         self.button = QPushButton(self.tr("&Unlock"))
@@ -119,7 +154,64 @@ class LockScreen(QWidget):
         v.addWidget(self.message)
         self.edit.returnPressed.connect(self._submit)
         self.button.clicked.connect(self._submit)
+        self._method_changed()
         return panel
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # A mnemonic (Alt+S …) focuses its radio button at once but checks it only 100 ms later
+        # (animateClick): check it now and hand the focus to the field, so nothing the teller
+        # types meanwhile is lost. Tab still walks through the buttons.
+        if (event.type() == QEvent.Type.FocusIn and isinstance(watched, QRadioButton)
+                and isinstance(event, QFocusEvent)
+                and event.reason() not in (Qt.FocusReason.TabFocusReason,
+                                           Qt.FocusReason.BacktabFocusReason)):
+            watched.setChecked(True)
+            if self.edit is not None:
+                edit = self.edit
+                QTimer.singleShot(0, self, lambda: edit.setFocus(Qt.FocusReason.OtherFocusReason))
+        return super().eventFilter(watched, event)
+
+    def accepted_text(self) -> str:
+        """The sentence naming exactly the credentials this overlay accepts."""
+        names = {
+            "teller": self.tr("your password or PIN"),
+            "supervisor": self.tr("a supervisor's credential"),
+            "it": self.tr("the IT credential"),
+            "code": self.tr("a one-time recovery code from IT"),
+        }
+        accepted = self.tr(", ").join(names[m] for m in self.methods if m in names)
+        return self.tr("Teller Guard locked the screen to protect customer data. It unlocks "
+                       "with: {accepted}.").format(accepted=accepted)
+
+    def method(self) -> str:
+        """The credential kind chosen (``teller``, ``supervisor``, ``it``, ``code``)."""
+        for method, button in self.method_buttons.items():
+            if button.isChecked():
+                return method
+        return self.methods[0]
+
+    def supervisor(self) -> str:
+        return str(self.who.currentData() or "") if self.who is not None else ""
+
+    def _method_changed(self) -> None:
+        method = self.method()
+        if self.who is not None:
+            self.who.setVisible(method == "supervisor")
+        if self.edit is None:
+            return
+        placeholder = {
+            "teller": self.tr("Password or PIN"),
+            "supervisor": self.tr("Supervisor's password"),
+            "it": self.tr("IT credential"),
+            "code": self.tr("Recovery code (12 digits)"),
+        }.get(method, self.tr("Password or PIN"))
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.setAccessibleName(placeholder)
+        self.edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        # A mnemonic focuses its radio button after toggling it: take the focus back for the
+        # field once that is done, so the next key typed lands in it.
+        edit = self.edit
+        QTimer.singleShot(0, self, lambda: edit.setFocus(Qt.FocusReason.OtherFocusReason))
 
     def _submit(self) -> None:
         if self.edit is None or not self.edit.isEnabled():
@@ -155,16 +247,27 @@ class LockOverlay:
     def __init__(self, main: MainThread) -> None:
         self._main = main
         self._screens: list[LockScreen] = []
-        self._unlock: Callable[[str], UnlockResult] | None = None
+        self._unlock: Callable[..., UnlockResult] | None = None
+        self._methods: Callable[[], tuple[str, ...]] = lambda: ("teller",)
+        self._supervisors: Callable[[], tuple[tuple[str, str], ...]] = tuple
         self._timer: QTimer | None = None
         self._deadline = 0.0
         self._key = "ok"
         self._pending = False
         self.last_result: UnlockResult | None = None
 
-    def set_unlocker(self, unlock: Callable[[str], UnlockResult]) -> None:
-        """The function that checks a credential (the agent's `unlock`)."""
+    def set_unlocker(self, unlock: Callable[..., UnlockResult],
+                     methods: Callable[[], tuple[str, ...]] | None = None,
+                     supervisors: Callable[[], tuple[tuple[str, str], ...]] | None = None
+                     ) -> None:
+        """The function that checks a credential (the agent's `unlock(secret, by,
+        supervisor)`), and what the overlay accepts (the agent's `unlock_methods` and
+        `supervisors`; asked on the Qt thread at each lock)."""
         self._unlock = unlock
+        if methods is not None:
+            self._methods = methods
+        if supervisors is not None:
+            self._supervisors = supervisors
 
     # --- LockPort ------------------------------------------------------------------------------
 
@@ -192,8 +295,13 @@ class LockOverlay:
         primary = QGuiApplication.primaryScreen()
         screens = QGuiApplication.screens()
         ordered = [primary, *[s for s in screens if s is not primary]] if primary else screens
+        try:
+            methods, supervisors = self._methods(), self._supervisors()
+        except Exception:  # the overlay must come up whatever: offer the teller's credential
+            log.exception("cannot tell which credentials unlock")
+            methods, supervisors = ("teller",), ()
         for i, screen in enumerate(ordered):
-            ls = LockScreen(screen, with_panel=i == 0)
+            ls = LockScreen(screen, with_panel=i == 0, methods=methods, supervisors=supervisors)
             ls.submitted.connect(self._try_unlock)
             ls.cover()
             self._screens.append(ls)
@@ -257,10 +365,12 @@ class LockOverlay:
         self._pending = True
         panel.edit.setEnabled(False)
         unlock = self._unlock
+        by, supervisor = panel.method(), panel.supervisor()
 
         def work() -> None:
             try:
-                result = unlock(credential)
+                result = (unlock(credential) if by == "teller" and not supervisor
+                          else unlock(credential, by, supervisor))
             except Exception:
                 log.exception("the unlock check failed")
                 result = UnlockResult(ok=False, message_key="wrong_credential")

@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QGuiApplication, QMouseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QComboBox,
     QDialog,
     QFrame,
     QHBoxLayout,
@@ -41,6 +43,7 @@ from guard.events import (
     UsbKind,
 )
 from guard.model import Action, Channel, FindingSummary
+from guard.pipeline.approval import CODE, SUPERVISOR, ApprovalRequest, ApprovalResult, Check
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
 from ui import i18n
 from ui.i18n import QT_TRANSLATE_NOOP
@@ -468,6 +471,222 @@ def make_dialog(request: PromptRequest, parent: QWidget | None = None) -> Prompt
     return ConfirmDialog(request, parent)
 
 
+class SupervisorDialog(QDialog):
+    """"Ask your supervisor" (请授权人员授权): a supervisor standing at the counter approves the
+    blocked action with their own credential, or the teller types a one-time code IT issued.
+
+    Each try runs `check(method, supervisor_id, secret)` on a worker thread (scrypt, PAM and the
+    local channel may take a second); wrong tries show the back-off and wait it out. `answered`
+    is emitted once: the successful `ApprovalResult` (with the typed reason) or None (cancelled,
+    timed out). Keyboard: the credential field has the focus, Enter approves, Esc cancels, Tab
+    goes supervisor → credential → reason → buttons."""
+
+    answered = Signal(object)
+
+    def __init__(self, request: ApprovalRequest, check: Check,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Dialog | Qt.WindowType.WindowStaysOnTopHint
+                         | Qt.WindowType.WindowTitleHint)
+        self.request = request
+        self._check = check
+        self.result_: ApprovalResult | None = None
+        self._done = False
+        self._pending = False
+        self._deadline = 0.0
+        self._key = "ok"
+        self.setWindowTitle(self.tr("Teller Guard: ask your supervisor"))
+        self.setWindowIcon(app_icon("degraded"))
+        self.setWindowModality(Qt.WindowModality.ApplicationModal)
+        self.setMinimumWidth(500)
+        self.setObjectName("supervisor")
+        self.setStyleSheet("#supervisor { background: #ffffff; }"
+                           "#supervisor #message { color: #b00020; }")
+        v = QVBoxLayout(self)
+        v.setContentsMargins(20, 16, 20, 16)
+        v.setSpacing(10)
+        top = QHBoxLayout()
+        icon = QLabel()
+        icon.setPixmap(app_icon("alert").pixmap(40, 40))
+        top.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
+        self.headline = QLabel(self.tr("Ask your supervisor to approve"))
+        self.headline.setFont(_heading_font(self))
+        top.addWidget(self.headline, 1)
+        v.addLayout(top)
+        what = QLabel(headline(request.prompt) + " " + self.tr(
+            "It was stopped. A supervisor at the counter can let it go ahead with their own "
+            "credential; the approval is recorded with both names."))
+        what.setWordWrap(True)
+        v.addWidget(what)
+        lines = findings_lines(request.prompt.findings) + detail_lines(request.prompt.detail)
+        self.findings = QLabel("\n".join(lines))
+        self.findings.setWordWrap(True)
+        self.findings.setVisible(bool(lines))
+        self.findings.setFrameShape(QFrame.Shape.StyledPanel)
+        self.findings.setContentsMargins(8, 6, 8, 6)
+        v.addWidget(self.findings)
+
+        self.who = QComboBox()
+        for sid, name in request.supervisors:
+            self.who.addItem(name if name == sid else f"{name} ({sid})", (SUPERVISOR, sid))
+        if request.codes:
+            self.who.addItem(self.tr("One-time code from IT (supervisor not here)"), (CODE, ""))
+        who_label = QLabel(self.tr("&Approved by:"))
+        who_label.setBuddy(self.who)
+        self.secret = QLineEdit()
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secret_label = QLabel()
+        self.secret_label.setBuddy(self.secret)
+        self.reason = QLineEdit()
+        self.reason.setMaxLength(500)
+        self.reason.setPlaceholderText(self.tr("Why it may go ahead (optional)"))
+        reason_label = QLabel(self.tr("&Reason:"))
+        reason_label.setBuddy(self.reason)
+        for label, field in ((who_label, self.who), (self.secret_label, self.secret),
+                             (reason_label, self.reason)):
+            row = QHBoxLayout()
+            label.setMinimumWidth(120)
+            row.addWidget(label)
+            row.addWidget(field, 1)
+            v.addLayout(row)
+        self.message = QLabel()
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+        v.addWidget(self.message)
+        self.countdown = QLabel()
+        self.countdown.setObjectName("countdown")
+        self.countdown.setStyleSheet("#countdown { color: #8a5a00; }")
+        v.addWidget(self.countdown)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.approve_button = QPushButton(self.tr("A&pprove"))
+        self.approve_button.setDefault(True)
+        self.cancel_button = QPushButton(self.tr("&Cancel"))
+        self.cancel_button.setAutoDefault(False)
+        buttons.addWidget(self.approve_button)
+        buttons.addWidget(self.cancel_button)
+        v.addLayout(buttons)
+        self.approve_button.clicked.connect(self._submit)
+        self.cancel_button.clicked.connect(self.reject)
+        self.secret.returnPressed.connect(self._submit)
+        self.reason.returnPressed.connect(self._submit)
+        self.who.currentIndexChanged.connect(lambda _i: self._chosen())
+        self.setTabOrder(self.who, self.secret)
+        self.setTabOrder(self.secret, self.reason)
+        self.setTabOrder(self.reason, self.approve_button)
+        self.setTabOrder(self.approve_button, self.cancel_button)
+        self._remaining = max(1, math.ceil(request.prompt.timeout_s))
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self._tick)
+        self._chosen()
+        self._update_countdown()
+
+    def choice(self) -> tuple[str, str]:
+        data = self.who.currentData()
+        return (str(data[0]), str(data[1])) if isinstance(data, tuple) else (SUPERVISOR, "")
+
+    def _chosen(self) -> None:
+        method, _ = self.choice()
+        self.secret_label.setText(self.tr("&Code:") if method == CODE
+                                  else self.tr("&Credential:"))
+        self.secret.setPlaceholderText(self.tr("12 digits from IT") if method == CODE
+                                       else self.tr("The supervisor's password"))
+        self.secret.clear()
+
+    def _submit(self) -> None:
+        secret = self.secret.text()
+        if self._pending or self._done or not secret or not self.approve_button.isEnabled():
+            return
+        method, sid = self.choice()
+        self._pending = True
+        self.secret.clear()
+        self._set_enabled(False)
+        self.message.setText(self.tr("Checking…"))
+        check, reason = self._check, self.reason.text().strip()
+
+        def work() -> None:
+            try:
+                result = check(method, sid, secret)
+            except Exception:  # a failing check never approves
+                log.exception("the approval check failed")
+                result = ApprovalResult(False, method, sid, message_key="wrong_credential")
+            if result.ok:
+                result = ApprovalResult(True, result.method, result.supervisor,
+                                        result.supervisor_name, reason=reason)
+            QTimer.singleShot(0, self, lambda: self._show_result(result))
+
+        threading.Thread(target=work, name="approval-check", daemon=True).start()
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.who, self.secret, self.reason, self.approve_button):
+            w.setEnabled(on)
+
+    def _show_result(self, result: ApprovalResult) -> None:
+        self._pending = False
+        if self._done:
+            return
+        if result.ok:
+            self._finish(result)
+            super().accept()
+            return
+        self._key = result.message_key
+        self._deadline = time.monotonic() + max(0.0, result.retry_after_s)
+        self._wait()
+
+    def _wait(self) -> None:
+        if self._done:
+            return
+        left = max(0, math.ceil(self._deadline - time.monotonic() - 0.001))
+        text = i18n.unlock_message(self._key)
+        if left > 0:
+            text += " " + QCoreApplication.translate("LockScreen", "Try again in {n} s.").format(
+                n=left)
+        self.message.setText(text)
+        self._set_enabled(left == 0)
+        if left > 0:
+            QTimer.singleShot(250, self, self._wait)
+        else:
+            self.secret.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _finish(self, result: ApprovalResult | None) -> None:
+        self._timer.stop()
+        if not self._done:
+            self._done = True
+            self.result_ = result
+            self.answered.emit(result)
+
+    def accept(self) -> None:
+        self._submit()
+
+    def reject(self) -> None:
+        self._finish(None)
+        super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._finish(None)
+        super().closeEvent(event)
+
+    def _tick(self) -> None:
+        self._remaining -= 1
+        if self._remaining <= 0 and not self._pending:
+            self._finish(None)
+            super().reject()
+            return
+        self._update_countdown()
+
+    def _update_countdown(self) -> None:
+        self.countdown.setText(self.tr("Stays blocked unless approved within {n} s.").format(
+            n=max(0, self._remaining)))
+
+    def show_prompt(self) -> None:
+        centre_on_primary(self)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        self.secret.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
+        self._timer.start()
+
+
 class PromptError(RuntimeError):
     """`ask()` was called on the Qt thread, where blocking for an answer would freeze the UI."""
 
@@ -479,7 +698,9 @@ class QtPrompter:
         self._main = main
         self._toast: Toast | None = None
         self._open: set[PromptDialog] = set()
+        self._open_approvals: set[SupervisorDialog] = set()
         self.on_dialog: Callable[[PromptDialog], None] | None = None  # tests, screenshots
+        self.on_approval_dialog: Callable[[SupervisorDialog], None] | None = None
 
     def notify(self, request: PromptRequest) -> None:
         """Show a toast; returns at once (any thread)."""
@@ -531,6 +752,47 @@ class QtPrompter:
             return PromptAnswer(proceed=False, timed_out=True)
         return result[0]
 
+    def approve(self, request: ApprovalRequest, check: Check) -> ApprovalResult | None:
+        """Show the supervisor dialog and wait until approved (the result) or cancelled / timed
+        out (None). Worker threads only; `check` runs on the dialog's own worker thread."""
+        if self._main.on_main():
+            raise PromptError("approve() blocks for the supervisor; call it from a worker thread")
+        done = threading.Event()
+        result: list[ApprovalResult | None] = []
+        dialogs: list[SupervisorDialog] = []
+
+        def show() -> None:
+            dialog = SupervisorDialog(request, check)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialogs.append(dialog)
+            self._open_approvals.add(dialog)
+
+            def on_answer(answer: ApprovalResult | None) -> None:
+                result.append(answer)
+                self._open_approvals.discard(dialog)
+                done.set()
+
+            dialog.answered.connect(on_answer)
+            dialog.show_prompt()
+            if self.on_approval_dialog is not None:
+                self.on_approval_dialog(dialog)
+
+        try:
+            self._main.call_on_main(show, timeout=5.0)
+        except MainThreadTimeout:
+            log.warning("the supervisor dialog could not be shown in time; the block stays")
+            return None
+        # The dialog's countdown answers; a back-off wait (≤ the policy's maximum) may add to it.
+        if not done.wait(request.prompt.timeout_s + 330.0):
+            for dialog in dialogs:
+                self._main.run_on_main(dialog.reject)
+            return None
+        return result[0]
+
+    def open_approvals(self) -> list[SupervisorDialog]:
+        """The supervisor dialogs on screen now (Qt thread)."""
+        return list(self._open_approvals)
+
     def open_dialogs(self) -> list[PromptDialog]:
         """The prompts on screen now (Qt thread)."""
         return list(self._open)
@@ -539,4 +801,6 @@ class QtPrompter:
         """Cancel every open prompt (Qt thread), e.g. when the agent quits."""
         for dialog in list(self._open):
             dialog.reject()
+        for approval in list(self._open_approvals):
+            approval.reject()
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeyEvent
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
@@ -79,6 +79,16 @@ class QuitDialog(QDialog):
         self.setTabOrder(self.secret, self.quit_button)
         self.setTabOrder(self.quit_button, self.cancel_button)
         centre_on_primary(self)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Enter in the credential field checks it (returnPressed); without this the dialog's
+        # default button (cancel) would take the same key press and close the dialog, so a
+        # wrong credential looked like nothing happened.
+        if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and self.focusWidget() is self.secret):
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def _check(self) -> None:
         secret = self.secret.text()

@@ -198,7 +198,8 @@ class MachineService:
                                         allowed_uids=self.settings.allowed_uids,
                                         hash_key=identity.hash_key(self.data_dir), device=device,
                                         status_provider=lambda: dataclasses.asdict(self.status()),
-                                        policy_provider=store.central_layer)
+                                        policy_provider=store.central_layer,
+                                        code_verifier=delivery.verify_code)
             server.start()
         except LocalChannelUnavailable as exc:
             raise ServiceError(f"{exc}") from exc

@@ -32,6 +32,7 @@ from guard.enforce.watermark import WatermarkController
 from guard.events import EventType
 from guard.ipc.agent_side import ServiceSink, agent_sink
 from guard.model import Action, Channel, Event, Outcome
+from guard.pipeline.approval import Approver
 from guard.pipeline.pipeline import EventSink, MemorySink, Pipeline, TextScanner
 from guard.pipeline.prompt import Prompter
 from guard.platforms import Platform, PlatformUnavailable
@@ -206,9 +207,30 @@ class Agent:
                             policy.idle.backoff_max_s),
             mode=lambda: store.current().idle.unlock,
         )
+        # One-time codes are checked where the device key lives: the machine service, or this
+        # process's own delivery (single-process mode). Without either, none are offered.
+        code_verifier = (service_sink.verify_code if service_sink is not None
+                         else delivery.verify_code if delivery is not None else None)
+
+        def approver(backoff: Backoff) -> Approver:
+            return Approver(policy=store.current, teller=teller, password=creds.os_checker,
+                            backoff=backoff, teller_matches=creds.matches,
+                            code_verifier=code_verifier)
+
+        idle_policy = policy.idle
+        pipeline.approver = approver(Backoff(idle_policy.backoff_after,
+                                             idle_policy.backoff_base_s,
+                                             idle_policy.backoff_max_s))
+
+        def it_check(secret: str) -> bool:
+            encoded = store.current().agent.it_credential_hash
+            return bool(encoded) and verify_secret(secret, encoded)
+
         watcher = ClipboardWatcher(pipeline, clipboard, platform=platform)
         idle = IdleLock(pipeline, platform, locker, creds,
-                        on_change=lambda: agent._publish())
+                        on_change=lambda: agent._publish(),
+                        approver=approver(creds.backoff), it_check=it_check,
+                        it_offered=lambda: bool(store.current().agent.it_credential_hash))
         keyboard = _shared_keyboard(platform)
         images = scanner if isinstance(scanner, ImageCapableScanner) else None
         quarantine = Quarantine(data_dir / "quarantine")
@@ -236,13 +258,18 @@ class Agent:
         return agent
 
     # -- lifecycle
-    def start(self) -> None:
-        """Start the watchers, the shipper and the policy poller. Returns at once."""
+    def start(self, *, idle: bool = True) -> None:
+        """Start the watchers, the shipper and the policy poller. Returns at once.
+
+        `idle` False holds the idle lock back until `start_idle()` (the first-run PIN dialog
+        comes before any idle lock can)."""
         if self.started:
             return
         self.started = True
         self._stop.clear()
         for watcher in self.watchers:
+            if watcher is self.idle and not idle:
+                continue
             watcher.start()
         if self.delivery is not None:
             self.delivery.start()
@@ -252,6 +279,11 @@ class Agent:
                              detail={"platform": self.platform.name,
                                      "scanner": self._scanner_problem or "loaded"})
         self._publish()
+
+    def start_idle(self) -> None:
+        """Start the idle lock held back by `start(idle=False)`; its clock starts now."""
+        if self.started:
+            self.idle.start()
 
     def stop(self) -> None:
         """Stop everything and flush the journal; blocks ≤ ~2 s (more if a prompt is open)."""
@@ -342,10 +374,21 @@ class Agent:
         threading.Thread(target=self.idle.lock, args=(reason,), name="lock-now",
                          daemon=True).start()
 
-    def unlock(self, credential: str) -> UnlockResult:
-        """Check the teller's credential (OS password where possible, else the PIN) and, when it is
-        right, hide the overlay and record the unlock. Blocks ≤ ~1 s (scrypt / PAM)."""
-        return self.idle.unlock(credential)
+    def unlock(self, credential: str, by: str = "teller", supervisor: str = "") -> UnlockResult:
+        """Check a credential at the overlay and, when it is right, hide the overlay and record
+        the unlock: the teller's (OS password where it works, else the PIN), a supervisor's
+        (`supervisor` is the id), the IT credential (`by` ``it``) or a one-time recovery code
+        (``code``). Blocks ≤ ~1 s (scrypt / PAM) or a local-channel round trip."""
+        return self.idle.unlock(credential, by, supervisor)
+
+    def unlock_methods(self) -> tuple[str, ...]:
+        """What the overlay accepts now (``teller``, ``supervisor``, ``it``, ``code``)."""
+        return self.idle.unlock_methods()
+
+    def supervisors(self) -> tuple[tuple[str, str], ...]:
+        """The supervisors who may approve or unlock here: (id, display name)."""
+        approver = self.pipeline.approver
+        return tuple((s.id, s.label) for s in approver.supervisors()) if approver else ()
 
     def needs_pin_setup(self) -> bool:
         """True when no teller PIN is stored yet and the OS password cannot be checked."""

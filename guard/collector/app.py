@@ -51,6 +51,7 @@ from guard.collector.store import (
     StoreUnavailable,
     to_us,
 )
+from guard.delivery import approval_code
 from guard.delivery.protocol import HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, verify
 from guard.model import Channel, Event
 
@@ -123,6 +124,13 @@ class Forwarder(Protocol):
     def stop(self) -> None: ...
 
     def submit(self, events: list[Event]) -> None: ...
+
+
+class ApprovalCodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
+    channel: str = Field(pattern="^(" + "|".join(sorted(approval_code.CHANNELS)) + ")$")
+    minutes: int = Field(default=30, ge=1, le=approval_code.MAX_SLOTS * approval_code.SLOT_S // 60)
 
 
 class EnrollRequest(BaseModel):
@@ -478,6 +486,41 @@ class Collector:
             "next_offset": q.offset + len(rows) if len(rows) == q.limit else None,
         })
 
+    async def approval_codes(self, request: Request) -> Response:
+        """Issue a one-time approval code (admin): bound to one device, one channel and a short
+        window, derived from the device key so the PC verifies it offline (docs/PROTOCOL.md)."""
+        self._admin(request)
+        data = parse_json(await self._body(request))
+        if not isinstance(data, dict):
+            raise ApiError(422, "approval-code request must be a JSON object")
+        try:
+            req = ApprovalCodeRequest.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, _validation_message(exc, "approval-code request")) from None
+        key = await run_in_threadpool(self._issuing_key, req.device_id)
+        counter = secrets.randbelow(100)  # tells codes of one slot apart
+        try:
+            code = approval_code.issue(key, req.device_id, req.channel, req.minutes, counter)
+        except approval_code.CodeError as exc:
+            raise ApiError(422, str(exc)) from None
+        slots = approval_code.slots_for(req.minutes)
+        log.info("one-time approval code issued for device %s, channel %s, %d minutes",
+                 req.device_id, req.channel, slots * approval_code.SLOT_S // 60)
+        return JSONResponse({"code": code, "grouped": approval_code.grouped(code),
+                             "device_id": req.device_id, "channel": req.channel,
+                             "valid_minutes": slots * approval_code.SLOT_S // 60})
+
+    def _issuing_key(self, device: str) -> bytes:
+        try:
+            key = self.store.device_key(device)
+        except StoreKeyError as exc:
+            log.error("%s: was the collector key file replaced?", exc)
+            raise ApiError(409, "the collector cannot read this device's key; enrol it again")\
+                from None
+        if key is None:
+            raise ApiError(404, f"unknown device {device!r}: enrol it first")
+        return key
+
     async def get_devices(self, request: Request) -> Response:
         self._admin(request)
         devs = await run_in_threadpool(self.store.devices)
@@ -803,6 +846,7 @@ def create_app(settings: Settings, *, store: Store | None = None,
         Route("/api/v1/events", c.post_events, methods=["POST"]),
         Route("/api/v1/events", c.get_events, methods=["GET"]),
         Route("/api/v1/devices", c.get_devices, methods=["GET"]),
+        Route("/api/v1/approval-codes", c.approval_codes, methods=["POST"]),
         Route("/api/v1/policy", c.policy, methods=["GET"]),
         Route("/openapi.json", c.openapi_json, methods=["GET"]),
     ]

@@ -93,6 +93,28 @@ def _schemas() -> dict[str, Any]:
             "next_offset": {"type": ["integer", "null"]},
         },
     }
+    schemas["ApprovalCodeRequest"] = {
+        "type": "object",
+        "required": ["device_id", "channel"],
+        "additionalProperties": False,
+        "properties": {
+            "device_id": {"type": "string", "pattern": r"^[A-Za-z0-9._:@-]{1,128}$"},
+            "channel": {"type": "string", "enum": ["clipboard", "file", "print", "screen",
+                                                   "unlock", "usb"]},
+            "minutes": {"type": "integer", "minimum": 1, "maximum": 480},
+        },
+    }
+    schemas["ApprovalCode"] = {
+        "type": "object",
+        "required": ["code", "grouped", "device_id", "channel", "valid_minutes"],
+        "properties": {
+            "code": {"type": "string", "pattern": r"^\d{12}$"},
+            "grouped": {"type": "string"},
+            "device_id": {"type": "string"},
+            "channel": {"type": "string"},
+            "valid_minutes": {"type": "integer"},
+        },
+    }
     schemas["DeviceList"] = {
         "type": "object",
         "required": ["devices"],
@@ -229,6 +251,23 @@ def spec() -> dict[str, Any]:
                 "security": [{"adminToken": []}],
                 "responses": {"200": _json("DeviceList", "devices"), "401": auth_err,
                               "503": _error("database unavailable")},
+            }},
+            "/api/v1/approval-codes": {"post": {
+                "operationId": "issueApprovalCode",
+                "summary": "a one-time approval code for one device and channel (admin)",
+                "security": [{"adminToken": []}],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": REF.format(model="ApprovalCodeRequest")}}}},
+                "responses": {
+                    "200": _json("ApprovalCode", "the code, valid from now"),
+                    "400": _error("malformed JSON"),
+                    "401": auth_err,
+                    "404": _error("unknown device"),
+                    "409": _error("the device's key cannot be read"),
+                    "413": _error("body over the limit"),
+                    "422": _error("bad request"),
+                    "503": _error("database unavailable"),
+                },
             }},
             "/api/v1/policy": {"get": {
                 "operationId": "getPolicy",

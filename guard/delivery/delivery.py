@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from guard import paths
+from guard.delivery import approval_code
 from guard.delivery.enrolment import (
     BY_EMBEDDED,
     BY_TOKEN,
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 EMBEDDED_DIR = "collector"
 PRUNE_EVERY_S = 3600.0
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+CODE_TRIES = 10
+CODE_TRIES_WINDOW_S = 300.0
 
 
 class DeliveryError(Exception):
@@ -248,6 +252,8 @@ class Delivery:
         self._poll_now = threading.Event()
         self._prune_due = True
         self._thread: threading.Thread | None = None
+        self._codes_lock = threading.Lock()
+        self._code_failures: list[float] = []  # monotonic times of recent wrong codes
         store.on_change(self.apply_policy)
 
     def _token_enrolment_endpoint(self) -> str | None:
@@ -505,3 +511,45 @@ class Delivery:
     def ship_failures(self) -> int:
         shipper = self.shipper
         return int(shipper.stats.failures) if shipper is not None else 0
+
+    # ------------------------------------------------------------------ one-time codes
+
+    def verify_code(self, channel: str, code: str, now: float | None = None) -> bool:
+        """True when `code` is a one-time code the collector issued for this device and
+        `channel`, valid now and not used before; it is then recorded as used (journal meta).
+
+        Verified offline with the device key (docs/PROTOCOL.md); only yes or no leaves this
+        process. More than `CODE_TRIES` wrong codes in `CODE_TRIES_WINDOW_S` refuse every code
+        until the window passes, whoever asks (the teller's process has its own back-off, this
+        bound holds for a caller that skips it)."""
+        with self._codes_lock:
+            mono = time.monotonic()
+            self._code_failures = [t for t in self._code_failures
+                                   if mono - t < CODE_TRIES_WINDOW_S]
+            if len(self._code_failures) >= CODE_TRIES:
+                log.warning("one-time code refused: too many wrong codes, wait")
+                return False
+            try:
+                creds = self.keys.load()
+            except DeviceKeyError as exc:
+                log.warning("one-time code cannot be checked: %s", exc)
+                creds = None
+            found = None if creds is None else approval_code.match(
+                creds.key, creds.device_id, channel, code, now=now)
+            if found is None:
+                log.info("one-time code for %s refused: not valid for this device (%s) and "
+                         "channel now", channel, "no device key" if creds is None
+                         else creds.device_id)
+                self._code_failures.append(mono)
+                return False
+            used_key = "approval-code-used:" + found.key()
+            try:
+                if self.journal.get_meta(used_key) is not None:
+                    log.info("one-time code for %s refused: already used", channel)
+                    self._code_failures.append(mono)
+                    return False
+                self.journal.set_meta(used_key, str(int(time.time())))
+            except (JournalError, sqlite3.Error) as exc:  # unrecorded: refuse, never twice
+                log.error("one-time code refused: its use cannot be recorded (%s)", exc)
+                return False
+            return True

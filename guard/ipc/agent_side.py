@@ -68,6 +68,11 @@ class ServiceSink:
         else:
             self.spooled_events += 1
 
+    def verify_code(self, channel: str, code: str) -> bool:
+        """Ask the service (which holds the device key) whether `code` is a valid unused
+        one-time code for `channel`; it answers yes or no and records the use."""
+        return self.client.verify_code(channel, code)
+
     def pending_count(self) -> int:
         """Events waiting in the agent's spool (the service was away)."""
         return len(self.client.spooled())

@@ -364,6 +364,17 @@ class LocalChannelClient:
 
     # -- asking
 
+    def verify_code(self, channel: str, code: str) -> bool:
+        """True when the service accepts `code` as a valid, unused one-time code for
+        `channel` (it records its use); False for any other answer or no service."""
+        try:
+            reply = self._request(Message(type=MessageType.VERIFY_CODE,
+                                          body={"channel": channel, "code": code}))
+        except (OSError, LocalChannelError) as exc:
+            log.warning("local channel: the one-time code cannot be checked (%s)", exc)
+            return False
+        return reply.type == MessageType.CODE_VERDICT and reply.body.get("ok") is True
+
     def status(self) -> dict[str, Any] | None:
         """The service's status reply (``service``: its published status, ``channel``: the
         listener's state), or None when it does not answer."""

@@ -94,6 +94,8 @@ class MessageType(StrEnum):
     PONG = "pong"
     POLICY_REQUEST = "policy_request"  # agent → service: the central policy layer in force
     POLICY = "policy"  # service → agent: body.text (TOML) and body.etag, or empty
+    VERIFY_CODE = "verify_code"  # agent → service: body.channel, body.code (a one-time code)
+    CODE_VERDICT = "code_verdict"  # service → agent: body.ok (True once, for a valid unused code)
     ERROR = "error"  # the message could not be handled; body.code says why
 
 

@@ -183,6 +183,7 @@ class LocalChannelServer:
                  hash_key: bytes | None = None,
                  status_provider: Callable[[], dict[str, Any]] | None = None,
                  policy_provider: Callable[[], tuple[str, str | None] | None] | None = None,
+                 code_verifier: Callable[[str, str], bool] | None = None,
                  max_per_uid: int = MAX_PER_UID, idle_timeout_s: float = IDLE_TIMEOUT_S,
                  workers: int = 4, max_frame: int = MAX_FRAME,
                  events_per_s: float = EVENTS_PER_S, events_burst: int = EVENTS_BURST,
@@ -209,6 +210,7 @@ class LocalChannelServer:
         self._on_event = on_event
         self._status_provider = status_provider
         self._policy_provider = policy_provider
+        self._code_verifier = code_verifier
         self.max_per_uid = max_per_uid
         self.idle_timeout_s = idle_timeout_s
         self.max_frame = max_frame
@@ -627,12 +629,30 @@ class LocalChannelServer:
         body = {} if layer is None else {"text": layer[0], "etag": layer[1] or ""}
         return msg.reply(MessageType.POLICY, body)
 
+    def _h_verify_code(self, conn: Connection, msg: Message) -> Message:
+        """A one-time code checked with the device key, which never leaves the service: the
+        answer is only yes or no (the code is recorded as used when it is yes)."""
+        channel, code = msg.body.get("channel"), msg.body.get("code")
+        if not isinstance(channel, str) or not isinstance(code, str) or len(code) > 64:
+            return error_message("bad_message", "verify_code needs a channel and a code",
+                                 msg.id)
+        ok = False
+        if self._code_verifier is not None:
+            try:
+                ok = bool(self._code_verifier(channel[:32], code))
+            except Exception:  # a failing check is a refusal, never an accepted code
+                log.exception("local channel: the one-time code check failed")
+        log.info("local channel: uid %d one-time code for %s %s", conn.peer.uid, channel[:32],
+                 "accepted" if ok else "refused")
+        return msg.reply(MessageType.CODE_VERDICT, {"ok": ok})
+
     _handlers: ClassVar[dict[str, _Handler]] = {
         MessageType.HELLO: _h_hello,
         MessageType.PING: _h_ping,
         MessageType.EVENT: _h_event,
         MessageType.STATUS_REQUEST: _h_status,
         MessageType.POLICY_REQUEST: _h_policy,
+        MessageType.VERIFY_CODE: _h_verify_code,
     }
 
     def _handle_line(self, line: bytes, conn: Connection) -> str:

@@ -34,6 +34,12 @@ from guard.model import (
     Outcome,
     summarise,
 )
+from guard.pipeline.approval import (
+    SUPERVISOR,
+    ApprovalResult,
+    Approver,
+    SupervisorPrompting,
+)
 from guard.pipeline.prompt import PromptAnswer, Prompter, PromptRequest
 from guard.policy.decide import decide, is_silent, relevant_findings
 from guard.policy.schema import Policy
@@ -212,8 +218,11 @@ class Pipeline:
 
     def __init__(self, *, scanner: TextScanner | None, policy: Callable[[], Policy],
                  prompter: Prompter, sink: EventSink, device: Device, teller: str = "",
-                 agent_version: str = __version__) -> None:
+                 agent_version: str = __version__, approver: Approver | None = None) -> None:
         self.scanner = scanner
+        # Supervisor approval (四眼) of blocked actions, where policy allows it and the prompter
+        # can show the supervisor dialog.
+        self.approver = approver
         self._policy = policy
         self.prompter = prompter
         self.sink = sink
@@ -357,10 +366,24 @@ class Pipeline:
         # event says what was skipped, since the unscanned part may hold customer data.
         if is_silent(decision) and not extra and "skipped" not in observation.meta:
             return Handled(decision, relevant, Outcome.SKIPPED)
+        approved: list[ApprovalResult] = []
         outcome, answer, justification = self._act(observation, decision, relevant, enforcement,
-                                                   extra)
+                                                   extra, approved)
         merged: dict[str, DetailValue] = {**_clean_detail(observation.meta), **(detail or {}),
                                           **extra, "rule": decision.rule}
+        if approved:
+            # One event with both identities: the teller (event.teller) and the supervisor.
+            result = approved[0]
+            merged.update(approved_channel=observation.channel.value,
+                          approved_kind=observation.kind, approval=result.method,
+                          supervisor=result.supervisor, supervisor_name=result.supervisor_name)
+            reason = self._masked_reason(result.reason) if result.reason else justification
+            event = self.record(
+                EventType.APPROVAL_SUPERVISOR if result.method == SUPERVISOR
+                else EventType.APPROVAL_CODE, Channel.SYSTEM, decision.action, Outcome.ALLOWED,
+                findings=relevant, decision=decision.rule,
+                source_app=observation.source_app or "", justification=reason, detail=merged)
+            return Handled(decision, relevant, Outcome.ALLOWED, event, answer)
         event = self.record(
             event_type(observation.channel, observation.kind), observation.channel,
             decision.action, outcome, findings=relevant, decision=decision.rule,
@@ -410,7 +433,8 @@ class Pipeline:
 
     def _act(self, observation: Observation, decision: Decision,
              findings: tuple[Finding, ...], enforcement: Enforcement,
-             extra: dict[str, DetailValue]) -> tuple[Outcome, PromptAnswer | None, str]:
+             extra: dict[str, DetailValue], approved: list[ApprovalResult]
+             ) -> tuple[Outcome, PromptAnswer | None, str]:
         action = decision.action
         if action is Action.AUDIT:
             return Outcome.RECORDED, None, ""
@@ -431,6 +455,9 @@ class Pipeline:
                 return outcome, answer, self._masked_reason(answer.reason)
             if enforcement.block is not None and not enforcement.block():
                 extra["enforcement"] = "block_failed"
+            if action is Action.JUSTIFY and self._approve(observation, decision, findings,
+                                                          enforcement, approved):
+                return Outcome.ALLOWED, answer, ""
             outcome = Outcome.TIMED_OUT if answer.timed_out else Outcome.CANCELLED
             return outcome, answer, ""
         if action is Action.REDACT:
@@ -444,6 +471,8 @@ class Pipeline:
             action = Action.BLOCK
         if action is Action.BLOCK:
             if enforcement.block is not None and enforcement.block():
+                if self._approve(observation, decision, findings, enforcement, approved):
+                    return Outcome.ALLOWED, None, ""
                 self.prompter.notify(self._request(observation, decision, Action.NOTIFY,
                                                    findings, kind="blocked"))
                 return Outcome.BLOCKED, None, ""
@@ -455,6 +484,49 @@ class Pipeline:
             extra["enforcement"] = "lock_failed"
             return Outcome.FAILED, None, ""
         return Outcome.RECORDED, None, ""
+
+    # -- supervisor approval (四眼)
+    def _approve(self, observation: Observation, decision: Decision,
+                 findings: tuple[Finding, ...], enforcement: Enforcement,
+                 approved: list[ApprovalResult]) -> bool:
+        """After a block (or a refused justify) that policy lets a supervisor override: show
+        "ask your supervisor" and, once approved, let the action proceed (`enforcement.allow`).
+        Every wrong try is its own APPROVAL_FAILED event; the approval is the handle's one event.
+        """
+        approver = self.approver
+        prompter = self.prompter
+        if approver is None or not isinstance(prompter, SupervisorPrompting):
+            return False
+        if not self.policy().approval_for(observation.channel, decision.rule):
+            return False
+        if not approver.offered():
+            return False
+        channel = observation.channel.value
+
+        def check(method: str, supervisor_id: str, secret: str) -> ApprovalResult:
+            result = approver.check(method, supervisor_id, secret, channel=channel)
+            if not result.ok and result.message_key != "backoff":
+                self.record(EventType.APPROVAL_FAILED, Channel.SYSTEM, decision.action,
+                            Outcome.FAILED, decision=decision.rule, detail={
+                                "approved_channel": channel, "approved_kind": observation.kind,
+                                "approval": method, "supervisor": result.supervisor[:64],
+                                "why": result.message_key, "failures": approver.backoff.failures,
+                                "retry_after_s": round(result.retry_after_s, 1)})
+            return result
+
+        request = approver.request(self._request(observation, decision, Action.BLOCK, findings))
+        try:
+            result = prompter.approve(request, check)
+        except Exception:  # a broken dialog keeps the block: the safe choice
+            log.exception("the supervisor dialog failed; the action stays blocked")
+            return False
+        if result is None or not result.ok:
+            return False
+        if enforcement.allow is not None and not enforcement.allow():
+            log.warning("approved %s/%s but the watcher could not let it proceed",
+                        observation.channel, observation.kind)
+        approved.append(result)
+        return True
 
     # -- events
     def record(self, type_: EventType | str, channel: Channel, action: Action = Action.AUDIT,

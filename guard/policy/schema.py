@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from guard.model import Channel
 
+ApprovalName = Literal["none", "supervisor"]
 ActionName = Literal["audit", "notify", "confirm", "justify", "redact", "block", "lock"]
 CleanName = Literal["none", "audit", "notify", "confirm", "justify", "redact", "block", "lock"]
 
@@ -64,6 +65,9 @@ class ChannelSection(_Section):
     action: ActionName = "audit"
     clean: CleanName = "none"
     app_allowlist: tuple[str, ...] = ()
+    # "supervisor": a block, or a refused/timed-out justify, can be approved on the spot by a
+    # supervisor (四眼) or with a one-time code from IT.
+    approval: ApprovalName = "none"
 
     def auto_clear_after(self) -> float | None:
         """Seconds after which found customer data is removed again; None: this channel never
@@ -198,6 +202,42 @@ class Rule(_Section):
     min_count: int = Field(default=0, ge=0)  # at least this many relevant findings
     source_app: str | None = None
     action: CleanName
+    approval: ApprovalName | None = None  # None: the channel section's `approval`
+
+
+class Supervisor(_Section):
+    """A supervisor (授权人员) who may approve a teller's blocked action or unlock the overlay.
+
+    The credential is `credential_hash` (scrypt, from `teller-guard policy hash-secret`) and/or,
+    where the platform can check it, the OS password of `login` (default: `id`) when that login
+    is a member of `os_group`."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    name: str = Field(default="", max_length=64)
+    credential_hash: str = ""
+    os_group: str = Field(default="", max_length=64)
+    login: str = Field(default="", max_length=64)
+
+    @field_validator("credential_hash")
+    @classmethod
+    def _hash(cls, v: str) -> str:
+        if v and not v.startswith("scrypt$"):
+            raise ValueError("must be empty or a hash printed by `teller-guard policy hash-secret`")
+        return v
+
+    @model_validator(mode="after")
+    def _some_credential(self) -> Supervisor:
+        if not self.credential_hash and not self.os_group:
+            raise ValueError(f"supervisor {self.id!r} needs credential_hash or os_group")
+        return self
+
+    @property
+    def os_login(self) -> str:
+        return self.login or self.id
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
 
 
 class Policy(_Section):
@@ -218,6 +258,32 @@ class Policy(_Section):
     watermark: WatermarkSection = WatermarkSection()
     idle: IdleSection = IdleSection()
     rules: tuple[Rule, ...] = ()
+    supervisors: tuple[Supervisor, ...] = ()
+
+    @field_validator("supervisors")
+    @classmethod
+    def _unique(cls, v: tuple[Supervisor, ...]) -> tuple[Supervisor, ...]:
+        ids = [s.id for s in v]
+        for sid in ids:
+            if ids.count(sid) > 1:
+                raise ValueError(f"supervisor id {sid!r} appears more than once")
+        return v
+
+    def supervisor(self, supervisor_id: str) -> Supervisor | None:
+        return next((s for s in self.supervisors if s.id == supervisor_id), None)
+
+    def approval_for(self, channel: Channel, rule: str) -> bool:
+        """True when the decision made by `rule` (a `Decision.rule` such as ``rules[2]`` or
+        ``clipboard.action``) may be approved by a supervisor: the rule's own `approval`,
+        else its channel section's."""
+        if rule.startswith("rules[") and rule.endswith("]"):
+            try:
+                chosen = self.rules[int(rule[6:-1])]
+            except (ValueError, IndexError):
+                chosen = None
+            if chosen is not None and chosen.approval is not None:
+                return chosen.approval == "supervisor"
+        return self.channel(channel).approval == "supervisor"
 
     @field_validator("thresholds")
     @classmethod

@@ -281,7 +281,10 @@ class ClipboardWatcher:
         def redact(findings: tuple[Finding, ...]) -> bool:
             return self.set_text(mask_text(text, findings), replaces=content.fingerprint())
 
-        self._handle(obs, content, redact=redact)
+        def allow() -> bool:  # a supervisor approved the blocked copy: the text comes back
+            return self.set_text(text)
+
+        self._handle(obs, content, redact=redact, allow=allow)
 
     def _process_files(self, content: ClipboardContent, source: str | None,
                        max_bytes: int) -> None:
@@ -341,8 +344,9 @@ class ClipboardWatcher:
 
     def _handle(self, obs: Observation, content: ClipboardContent, *,
                 redact: Callable[[tuple[Finding, ...]], bool] | None = None,
+                allow: Callable[[], bool] | None = None,
                 limits: ScanLimits | None = None) -> None:
-        enforcement = Enforcement(redact=redact, block=self.clear)
+        enforcement = Enforcement(redact=redact, block=self.clear, allow=allow)
         handled = self._pipeline.handle(obs, enforcement, limits=limits)
         with self._cond:
             self._counts["scanned" if handled.scanned else "skipped"] += 1

@@ -154,11 +154,35 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>Approved by a supervisor</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Approved with a one-time code</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Approval refused</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <source>Clipboard check failed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Unlocked by a supervisor</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Unlocked with the IT credential</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Unlocked with a recovery code</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -315,15 +339,51 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <source>Teller Guard locked the screen to protect customer data. Enter your password or PIN to unlock.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
         <source>Password or PIN</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <source>&amp;Unlock</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Supervisor</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>your password or PIN</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>a supervisor&apos;s credential</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>the IT credential</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>a one-time recovery code from IT</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>, </source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Teller Guard locked the screen to protect customer data. It unlocks with: {accepted}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Supervisor&apos;s password</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>IT credential</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Recovery code (12 digits)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -532,6 +592,69 @@
     </message>
 </context>
 <context>
+    <name>SupervisorDialog</name>
+    <message>
+        <source>Teller Guard: ask your supervisor</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Ask your supervisor to approve</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>It was stopped. A supervisor at the counter can let it go ahead with their own credential; the approval is recorded with both names.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>One-time code from IT (supervisor not here)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Approved by:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Why it may go ahead (optional)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Reason:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>A&amp;pprove</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Cancel</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Code:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Credential:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>12 digits from IT</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>The supervisor&apos;s password</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Checking…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Stays blocked unless approved within {n} s.</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
     <name>Toast</name>
     <message>
         <source>The screen locks in {n} s. Move the mouse or press a key to stay signed in.</source>
@@ -657,6 +780,38 @@
     </message>
     <message>
         <source>No PIN is set; ask IT to unlock this PC.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>This kind of credential is not accepted here.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No supervisor has this ID.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>A teller cannot approve their own action.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>The code is wrong, expired, already used or not for this PC.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;My password or PIN</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;Supervisor&apos;s credential</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&amp;IT credential</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>One-time recovery &amp;code from IT</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

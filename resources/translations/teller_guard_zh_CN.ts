@@ -154,12 +154,36 @@
         <translation>日志损坏已抢救</translation>
     </message>
     <message>
+        <source>Approved by a supervisor</source>
+        <translation>授权人员授权</translation>
+    </message>
+    <message>
+        <source>Approved with a one-time code</source>
+        <translation>一次性授权码授权</translation>
+    </message>
+    <message>
+        <source>Approval refused</source>
+        <translation>授权未通过</translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation>复制图片</translation>
     </message>
     <message>
         <source>Clipboard check failed</source>
         <translation>剪贴板检查出错</translation>
+    </message>
+    <message>
+        <source>Unlocked by a supervisor</source>
+        <translation>授权人员解锁</translation>
+    </message>
+    <message>
+        <source>Unlocked with the IT credential</source>
+        <translation>IT 人员解锁</translation>
+    </message>
+    <message>
+        <source>Unlocked with a recovery code</source>
+        <translation>恢复码解锁</translation>
     </message>
     <message>
         <source>Screenshot file</source>
@@ -315,16 +339,52 @@
         <translation>本机已锁定</translation>
     </message>
     <message>
-        <source>Teller Guard locked the screen to protect customer data. Enter your password or PIN to unlock.</source>
-        <translation>柜面隐私卫士已锁定屏幕以保护客户信息。请输入您的密码或 PIN 码解锁。</translation>
-    </message>
-    <message>
         <source>Password or PIN</source>
         <translation>密码或 PIN 码</translation>
     </message>
     <message>
         <source>&amp;Unlock</source>
         <translation>解锁(&amp;U)</translation>
+    </message>
+    <message>
+        <source>Supervisor</source>
+        <translation>授权人员</translation>
+    </message>
+    <message>
+        <source>your password or PIN</source>
+        <translation>您的密码或 PIN 码</translation>
+    </message>
+    <message>
+        <source>a supervisor&apos;s credential</source>
+        <translation>授权人员凭据</translation>
+    </message>
+    <message>
+        <source>the IT credential</source>
+        <translation>IT 凭据</translation>
+    </message>
+    <message>
+        <source>a one-time recovery code from IT</source>
+        <translation>IT 提供的一次性恢复码</translation>
+    </message>
+    <message>
+        <source>, </source>
+        <translation>、</translation>
+    </message>
+    <message>
+        <source>Teller Guard locked the screen to protect customer data. It unlocks with: {accepted}.</source>
+        <translation>为保护客户信息，柜面隐私卫士已锁定屏幕。可用以下方式解锁：{accepted}。</translation>
+    </message>
+    <message>
+        <source>Supervisor&apos;s password</source>
+        <translation>授权人员密码</translation>
+    </message>
+    <message>
+        <source>IT credential</source>
+        <translation>IT 凭据</translation>
+    </message>
+    <message>
+        <source>Recovery code (12 digits)</source>
+        <translation>恢复码（12 位数字）</translation>
     </message>
     <message>
         <source>Locked at {time}</source>
@@ -532,6 +592,69 @@
     </message>
 </context>
 <context>
+    <name>SupervisorDialog</name>
+    <message>
+        <source>Teller Guard: ask your supervisor</source>
+        <translation>柜面隐私卫士：请授权人员授权</translation>
+    </message>
+    <message>
+        <source>Ask your supervisor to approve</source>
+        <translation>请授权人员授权</translation>
+    </message>
+    <message>
+        <source>It was stopped. A supervisor at the counter can let it go ahead with their own credential; the approval is recorded with both names.</source>
+        <translation>该操作已被拦截。授权人员可在柜台用本人凭据授权放行；授权记录同时登记柜员和授权人员。</translation>
+    </message>
+    <message>
+        <source>One-time code from IT (supervisor not here)</source>
+        <translation>IT 提供的一次性授权码（授权人员不在场）</translation>
+    </message>
+    <message>
+        <source>&amp;Approved by:</source>
+        <translation>授权人(&amp;A)：</translation>
+    </message>
+    <message>
+        <source>Why it may go ahead (optional)</source>
+        <translation>放行理由（可选）</translation>
+    </message>
+    <message>
+        <source>&amp;Reason:</source>
+        <translation>理由(&amp;R)：</translation>
+    </message>
+    <message>
+        <source>A&amp;pprove</source>
+        <translation>授权(&amp;P)</translation>
+    </message>
+    <message>
+        <source>&amp;Cancel</source>
+        <translation>取消(&amp;C)</translation>
+    </message>
+    <message>
+        <source>&amp;Code:</source>
+        <translation>授权码(&amp;C)：</translation>
+    </message>
+    <message>
+        <source>&amp;Credential:</source>
+        <translation>凭据(&amp;C)：</translation>
+    </message>
+    <message>
+        <source>12 digits from IT</source>
+        <translation>IT 提供的 12 位数字</translation>
+    </message>
+    <message>
+        <source>The supervisor&apos;s password</source>
+        <translation>授权人员的密码</translation>
+    </message>
+    <message>
+        <source>Checking…</source>
+        <translation>正在校验…</translation>
+    </message>
+    <message>
+        <source>Stays blocked unless approved within {n} s.</source>
+        <translation>{n} 秒内未授权则保持拦截。</translation>
+    </message>
+</context>
+<context>
     <name>Toast</name>
     <message>
         <source>The screen locks in {n} s. Move the mouse or press a key to stay signed in.</source>
@@ -658,6 +781,38 @@
     <message>
         <source>No PIN is set; ask IT to unlock this PC.</source>
         <translation>尚未设置 PIN 码，请联系 IT 解锁本机。</translation>
+    </message>
+    <message>
+        <source>This kind of credential is not accepted here.</source>
+        <translation>此处不接受这种凭据。</translation>
+    </message>
+    <message>
+        <source>No supervisor has this ID.</source>
+        <translation>没有此编号的授权人员。</translation>
+    </message>
+    <message>
+        <source>A teller cannot approve their own action.</source>
+        <translation>柜员不能为自己的操作授权。</translation>
+    </message>
+    <message>
+        <source>The code is wrong, expired, already used or not for this PC.</source>
+        <translation>授权码错误、已过期、已使用或不属于本机。</translation>
+    </message>
+    <message>
+        <source>&amp;My password or PIN</source>
+        <translation>我的密码或 PIN 码(&amp;M)</translation>
+    </message>
+    <message>
+        <source>&amp;Supervisor&apos;s credential</source>
+        <translation>授权人员凭据(&amp;S)</translation>
+    </message>
+    <message>
+        <source>&amp;IT credential</source>
+        <translation>IT 凭据(&amp;I)</translation>
+    </message>
+    <message>
+        <source>One-time recovery &amp;code from IT</source>
+        <translation>IT 提供的一次性恢复码(&amp;C)</translation>
     </message>
 </context>
 <context>

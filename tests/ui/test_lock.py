@@ -49,7 +49,7 @@ def wired(main_thread: MainThread, tmp_path: Path) -> Iterator[Wired]:
     agent = Agent.create(prompter=QtPrompter(main_thread), clipboard=QtClipboard(main_thread),
                          locker=overlay, policy_file=str(policy), data_dir=tmp_path / "data",
                          sink=sink, platform=FakePlatform(lock_works=False))
-    overlay.set_unlocker(agent.unlock)
+    overlay.set_unlocker(agent.unlock, agent.unlock_methods, agent.supervisors)
     yield Wired(agent, overlay, sink)
     overlay._hide()
     agent.stop()
@@ -242,3 +242,35 @@ def test_about_box_in_chinese_closes_with_enter(qtbot: QtBot, wired: Wired, zh_c
     assert "柜面" in box.informativeText()
     qtbot.keyClick(box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: not box.isVisible(), timeout=5000)
+
+
+def test_overlay_offers_exactly_what_unlocks_and_a_mnemonic_loses_no_key(
+        qtbot: QtBot, wired: Wired) -> None:
+    wired.agent.set_pin(PIN)
+    wired.agent.lock_now("test")
+    qtbot.waitUntil(wired.overlay.is_shown, timeout=5000)
+    panel = wired.overlay.panel()
+    assert panel is not None and panel.edit is not None and panel.hint is not None
+    # A PIN and an IT credential here; no supervisor in policy, no way to check codes.
+    assert panel.methods == ("teller", "it")
+    assert set(panel.method_buttons) == {"teller", "it"}
+    assert "the IT credential" in panel.hint.text() and "supervisor" not in panel.hint.text()
+    assert panel.method_buttons["it"].text() == "&IT credential"  # Alt+I (tested under X11)
+    panel.method_buttons["it"].click()
+    assert panel.method() == "it" and panel.edit.placeholderText() == "IT credential"
+    type_and_enter(qtbot, wired, IT_SECRET)
+    qtbot.waitUntil(lambda: not wired.overlay.is_shown(), timeout=10000)
+    assert "IDLE_UNLOCK_IT" in wired.types()
+
+
+def test_quit_dialog_says_so_when_enter_gives_a_wrong_it_credential(
+        qtbot: QtBot, wired: Wired) -> None:
+    tray = Tray(wired.agent.verify_it_credential)
+    tray.ask_quit()
+    dialog = tray.quit_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    qtbot.keyClicks(dialog.secret, "guess")
+    qtbot.keyClick(dialog.secret, Qt.Key.Key_Return)
+    assert dialog.isVisible()
+    assert dialog.message.text() == "That is not the IT credential."

@@ -26,13 +26,18 @@ class Clock:
 
 
 def make_lock(core: Core, tmp_path: Path, platform: FakePlatform, clock: Clock | None = None,
+              idle_clock: Clock | None = None, **kwargs: object,
               ) -> tuple[IdleLock, FakeLocker, TellerCredentials]:
     creds = TellerCredentials(
         teller="t1", pins=PinStore("t1", tmp_path, use_keyring=False),
         os_checker=NoPasswordChecker("test"),
         backoff=Backoff(3, 5.0, 300.0, clock=clock or Clock()))
     locker = FakeLocker()
-    idle = IdleLock(core.pipeline, platform, locker, creds, verify_s=0.5)
+    running = idle_clock or Clock()
+    idle = IdleLock(core.pipeline, platform, locker, creds, verify_s=0.5, clock=running,
+                    **kwargs)  # type: ignore[arg-type]
+    if idle_clock is None:
+        running.now += 100_000  # the agent has run for a long time: the idle clock is the OS's
     return idle, locker, creds
 
 
@@ -57,7 +62,17 @@ def test_warns_once_with_countdown_then_again_after_activity(core: Core, tmp_pat
 
 def test_os_lock_verified_and_unlocked_at_the_os(core: Core, tmp_path: Path) -> None:
     platform = FakePlatform(idle=301)
-    idle, locker, _ = make_lock(core, tmp_path, platform)
+    running = Clock()
+    idle, locker, _ = make_lock(core, tmp_path, platform, idle_clock=running)
+    running.now += 100_000
+    idle.tick()  # past the lock time but never warned: the warning comes first
+    assert not idle.locked and core.types() == ["IDLE_WARN"]
+    assert core.prompter.notified[-1].timeout_s == 60  # lock_after_s - warn_after_s
+    running.now += 59
+    idle.tick()
+    assert not idle.locked
+    running.now += 1
+    core.sink.events.clear()
     idle.tick()
     assert idle.locked and idle.method == "os" and locker.shown == 0
     lock = core.sink.events[-1]
@@ -98,7 +113,7 @@ def test_overlay_unlocks_with_the_pin_only_and_backs_off(core: Core, tmp_path: P
     creds.set_pin("246810")
     assert not creds.needs_pin_setup()
     assert idle.unlock("246810").message_key == "not_locked"
-    idle.tick()
+    idle.lock("idle", idle_s=400)
     assert idle.method == "overlay" and locker.visible
     results = [idle.unlock(wrong) for wrong in ("000000", "111111")]
     assert [(r.ok, r.retry_after_s, r.message_key) for r in results] == [
@@ -134,10 +149,14 @@ def test_platform_without_idle_time_is_reported_but_lock_now_works(
 
 def test_the_worker_thread_locks_an_idle_pc(core: Core, tmp_path: Path) -> None:
     platform = FakePlatform(idle=1000, lock_works=False)
-    idle, locker, _ = make_lock(core, tmp_path, platform)
+    running = Clock()
+    idle, locker, _ = make_lock(core, tmp_path, platform, idle_clock=running)
     idle._poll_s = 0.05
     idle.start()
     try:
+        running.now += 1000
+        assert wait_until(lambda: core.prompter.notified)  # the warning first
+        running.now += 60
         assert wait_until(lambda: locker.visible)
         assert idle.state == "running"
     finally:
