@@ -286,8 +286,11 @@ class _Child:
                     env=_child_env(), close_fds=True)
                 assert popen.stdin is not None
                 hello = f"{listener.address}\n{authkey.hex()}\n{idle_s}\n{threads or 0}\n"
-                popen.stdin.write(hello.encode())
-                popen.stdin.close()
+                try:
+                    popen.stdin.write(hello.encode())
+                    popen.stdin.close()
+                except BrokenPipeError:
+                    pass  # the child ended before reading: reported below as not started
                 accepted: list[Any] = []
                 failed: list[BaseException] = []
 
