@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import os
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+from guard.pipeline.pipeline import FileScan
 
 
 @runtime_checkable
@@ -26,3 +30,30 @@ class Watcher(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class FileScanner(Protocol):
+    """Reads one file's content for the pipeline (documents and images)."""
+
+    def scan_file(self, path: str) -> FileScan: ...
+
+
+class Mover(Protocol):
+    """Moves a file out of the teller's reach (the quarantine), named by its masked path."""
+
+    def move(self, path: str | os.PathLike[str], masked_path: str) -> Any: ...
+
+
+class ThreadedWatcher:
+    """What the watchers with one worker thread share: `state` is ``unavailable: <why>`` when
+    the watcher cannot run here (`_unavailable`), else whether its thread runs."""
+
+    _thread: threading.Thread | None = None
+    _unavailable: str | None = None
+
+    @property
+    def state(self) -> str:
+        if self._unavailable:
+            return f"unavailable: {self._unavailable}"
+        return "running" if self._thread is not None else "stopped"
+

@@ -17,24 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from guard.events import ScreenKind
 from guard.model import Channel, Finding, Observation
-from guard.pipeline.pipeline import Enforcement, FileScan, Pipeline, mask_text
+from guard.pipeline.pipeline import Enforcement, Pipeline, mask_text
+from guard.watchers.base import FileScanner, Mover, ThreadedWatcher
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 SETTLE_S = 0.4  # a file whose size has not changed for this long is written
-
-
-class FileScanner(Protocol):
-    def scan_file(self, path: str) -> FileScan: ...
-
-
-class Mover(Protocol):
-    def move(self, path: str | os.PathLike[str], masked_path: str) -> Any: ...
 
 
 def default_folders(home: Path | None = None) -> list[Path]:
@@ -61,7 +54,7 @@ def masked_path(pipeline: Pipeline, path: str) -> str:
         return f"<{len(path)} characters>{Path(path).suffix[:8]}"
 
 
-class ScreenshotFolderWatcher:
+class ScreenshotFolderWatcher(ThreadedWatcher):
     """Reads new image files in screenshot folders (the `Watcher` protocol)."""
 
     name = "screenshot_files"
@@ -88,12 +81,6 @@ class ScreenshotFolderWatcher:
         section = self._pipeline.policy().screen
         out = default_folders() if section.default_folders else []
         return out + [expand(f) for f in section.folders]
-
-    @property
-    def state(self) -> str:
-        if self._unavailable:
-            return f"unavailable: {self._unavailable}"
-        return "running" if self._thread is not None else "stopped"
 
     def start(self) -> None:
         if self._thread is not None:

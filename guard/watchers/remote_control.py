@@ -21,6 +21,7 @@ from typing import Any
 from guard.events import ScreenKind
 from guard.model import Channel, Observation
 from guard.pipeline.pipeline import Enforcement, Pipeline
+from guard.watchers.base import ThreadedWatcher
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def end_program(pid: int) -> bool:
         return not psutil.pid_exists(pid)
 
 
-class RemoteControlWatcher:
+class RemoteControlWatcher(ThreadedWatcher):
     """Polls the process table for listed programs (the `Watcher` protocol)."""
 
     name = "remote_control"
@@ -92,12 +93,6 @@ class RemoteControlWatcher:
         self._thread: threading.Thread | None = None
         self._unavailable: str | None = None
         self.on_handled: Callable[[Any], None] | None = None
-
-    @property
-    def state(self) -> str:
-        if self._unavailable:
-            return f"unavailable: {self._unavailable}"
-        return "running" if self._thread is not None else "stopped"
 
     def start(self) -> None:
         if self._thread is not None:

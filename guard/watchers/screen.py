@@ -21,6 +21,7 @@ from guard.events import ScreenKind
 from guard.model import Channel, Finding, Observation
 from guard.pipeline.pipeline import Pipeline
 from guard.platforms import CAPTURE_HOTKEYS, PlatformUnavailable
+from guard.watchers.base import ThreadedWatcher
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,7 +70,7 @@ def boxes_text(findings: Sequence[Finding]) -> str:
     return ";".join(",".join(str(int(v)) for v in box) for box in boxes)
 
 
-class ScreenCaptureWatcher:
+class ScreenCaptureWatcher(ThreadedWatcher):
     """Reads the screens whenever a capture hotkey is pressed (the `Watcher` protocol).
 
     `grab()` returns the pixels (tests may pass their own); `scanner` reads them (the session's
@@ -94,12 +95,6 @@ class ScreenCaptureWatcher:
         self._unavailable: str | None = None
         self.captures = 0
         self.on_handled: Callable[[Any], None] | None = None
-
-    @property
-    def state(self) -> str:
-        if self._unavailable:
-            return f"unavailable: {self._unavailable}"
-        return "running" if self._thread is not None else "stopped"
 
     def start(self) -> None:
         if self._thread is not None:

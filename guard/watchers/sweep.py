@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from guard.events import EventType, FileKind
 from guard.model import Action, Channel, Finding, Observation, Outcome
-from guard.pipeline.pipeline import FileScan, Pipeline, mask_text
+from guard.pipeline.pipeline import Pipeline, mask_text
+from guard.watchers.base import FileScanner, Mover, ThreadedWatcher
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,6 @@ DOCUMENT_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".xlsx", ".xlsm", ".docx"
 SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".cache", "$recycle.bin"})
 STATE_SAVE_EVERY = 200
 STATE_VERSION = 1
-
-
-class FileScanner(Protocol):
-    def scan_file(self, path: str) -> FileScan: ...
-
-
-class Mover(Protocol):
-    def move(self, path: str | os.PathLike[str], masked_path: str) -> Any: ...
 
 
 def default_folders(home: Path | None = None) -> list[Path]:
@@ -325,7 +318,7 @@ class Sweeper:
                     "seconds": round(report.seconds, 1)})
 
 
-class SweepWatcher:
+class SweepWatcher(ThreadedWatcher):
     """Runs the sweep on `[sweep]`'s schedule on its own low-priority thread (the `Watcher`
     protocol). The time of the last completed sweep is kept next to the state, so a restart
     neither sweeps again at once nor forgets one that was due; an interrupted sweep resumes
@@ -350,12 +343,6 @@ class SweepWatcher:
         section = self._pipeline.policy().sweep
         out = default_folders() if section.default_folders else []
         return out + [Path(os.path.expandvars(os.path.expanduser(f))) for f in section.folders]
-
-    @property
-    def state(self) -> str:
-        if self._unavailable:
-            return f"unavailable: {self._unavailable}"
-        return "running" if self._thread is not None else "stopped"
 
     def start(self) -> None:
         if self._thread is not None:
