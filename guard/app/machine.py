@@ -41,7 +41,6 @@ from guard.watchers.base import Watcher
 
 log = logging.getLogger(__name__)
 
-ENV_SOCKET = "TELLER_GUARD_SOCKET"
 ENV_ENROLL_TOKEN = "TELLER_GUARD_ENROLL_TOKEN"
 STATUS_REFRESH_S = 60.0
 

@@ -75,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
     from guard import paths
     from guard.app.machine import (
         ENV_ENROLL_TOKEN,
-        ENV_SOCKET,
         ChannelFactory,
         MachineService,
         ServiceError,
     )
     from guard.app.machine import ServiceSettings as Settings
+    from guard.ipc.agent_side import ENV_SOCKET
     from guard.ipc.unix import default_socket_path
 
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,

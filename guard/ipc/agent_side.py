@@ -23,9 +23,7 @@ from guard.pipeline.prompt import Prompter
 log = logging.getLogger(__name__)
 
 ENV_SOCKET = "TELLER_GUARD_SOCKET"
-ENV_ENROLL_TOKEN = "TELLER_GUARD_ENROLL_TOKEN"
 AGENT_SPOOL_DIR = "agent-spool"
-EMBEDDED_DIR = "collector"
 # ---------------------------------------------------------------------------------------------
 # The session agent's side.
 
