@@ -36,9 +36,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "/run/teller-guard/agent.sock as root, else agent.sock in the data dir)")
     p.add_argument("--endpoint", metavar="URL",
                    help="collector base URL (default: TELLER_GUARD_ENDPOINT or the policy's)")
-    p.add_argument("--enroll-token", metavar="T", default=None,
-                   help="enrol at the endpoint on start if this PC is not enrolled there "
-                        "(default: TELLER_GUARD_ENROLL_TOKEN)")
+    p.add_argument("--enroll-token-file", metavar="FILE", type=Path, default=None,
+                   help="file holding IT's enrolment token: enrol at the endpoint on start if "
+                        "this PC is not enrolled there (default: TELLER_GUARD_ENROLL_TOKEN)")
+    # A token on the command line is visible to every user in ps: refused, with the way to go.
+    p.add_argument("--enroll-token", metavar="T", default=None, help=argparse.SUPPRESS)
     p.add_argument("--policy", metavar="FILE",
                    help="policy file in place of the machine policy (tests, demos)")
     p.add_argument("--ca-bundle", metavar="FILE",
@@ -93,13 +95,26 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"teller-guard service: cannot use the data directory: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.enroll_token is not None:
+        print("teller-guard service: an enrolment token on the command line is visible to every "
+              f"user (ps): give --enroll-token-file FILE or set {ENV_ENROLL_TOKEN}",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    token = os.environ.get(ENV_ENROLL_TOKEN) or None
+    if args.enroll_token_file is not None:
+        try:
+            token = args.enroll_token_file.read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"teller-guard service: cannot read the enrolment token file: {exc}",
+                  file=sys.stderr)
+            return EXIT_CONFIG
     socket_path = args.socket or (Path(os.environ[ENV_SOCKET]) if os.environ.get(ENV_SOCKET)
                                   else default_socket_path())
     settings = Settings(
         data_dir=data_dir,
         socket_path=socket_path,
         endpoint=args.endpoint,
-        enroll_token=args.enroll_token or os.environ.get(ENV_ENROLL_TOKEN) or None,
+        enroll_token=token,
         policy_file=args.policy,
         ca_bundle=args.ca_bundle,
         allowed_uids=frozenset(args.allow_uid) if args.allow_uid else None,

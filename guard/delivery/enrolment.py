@@ -33,7 +33,7 @@ KEY_FILE = "device.key"
 
 STORE_KEYRING = KEYRING
 STORE_FILE = FILE
-BY_TOKEN = "token"  # enrolled with IT's token (`teller-guard enroll`, `service --enroll-token`)
+BY_TOKEN = "token"  # enrolled with IT's token (`enroll`, the service's token file or environment)
 BY_EMBEDDED = "embedded"  # enrolled by the guard itself at its embedded local collector
 
 

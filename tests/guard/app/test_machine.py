@@ -196,8 +196,10 @@ def test_agent_events_reach_the_collector_across_a_service_restart(
     central.write_text('version = "central-test-7"\n', encoding="utf-8")
     with run_collector(f"sqlite:///{tmp_path / 'collector.db'}",
                        extra_args=["--policy", str(central)]) as collector:
+        token_file = tmp_path / "enroll-token"
+        token_file.write_text(collector.enroll_token, encoding="utf-8")
         svc = service_factory(data, sock, "--endpoint", str(collector),
-                              "--enroll-token", collector.enroll_token)
+                              "--enroll-token-file", str(token_file))
         svc.start()
         status = read_status(data)
         assert status is not None and status.running and status.socket == str(sock)
@@ -491,3 +493,14 @@ def test_systemd_unit_runs_the_service_as_root_and_always_restarts(tmp_path: Pat
                        text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Unknown key" not in r.stderr
+
+
+def test_the_service_refuses_an_enrolment_token_on_its_command_line(tmp_path: Path) -> None:
+    """Every user sees a process's arguments (ps): the token comes from a file or the
+    environment only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLER_GUARD_")}
+    run = subprocess.run([sys.executable, "-m", "guard.cli", "service", "--data-dir",
+                          str(tmp_path / "data"), "--enroll-token", "fleet-token-0123456789"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60, env=env)
+    assert run.returncode == 2
+    assert "--enroll-token-file" in run.stderr and "fleet-token-0123456789" not in run.stderr

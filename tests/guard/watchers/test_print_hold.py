@@ -222,10 +222,12 @@ class RealPrint:
         for k in ("TELLER_GUARD_ENDPOINT", "TELLER_GUARD_POLICY", "TELLER_GUARD_SOCKET"):
             env.pop(k, None)
         self.log = open(self.root / "service.log", "ab")
+        token_file = self.root / "enroll-token"
+        token_file.write_text(self.collector.enroll_token, encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "guard.cli", "service", "--data-dir", str(self.data),
              "--socket", str(self.sock),
-             "--endpoint", str(self.collector), "--enroll-token", self.collector.enroll_token],
+             "--endpoint", str(self.collector), "--enroll-token-file", str(token_file)],
             env=env, cwd=REPO, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         _eventually("the service's socket", lambda: self.sock.exists() or self._died())
         from guard.ipc.agent_side import agent_sink
