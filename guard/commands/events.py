@@ -56,7 +56,7 @@ def status(args: argparse.Namespace) -> int:
     if chosen:
         print(f"              ({chosen.why})")
     if enrolment is None:
-        print("collector:    not enrolled (run `teller-guard enroll URL TOKEN`)")
+        print("collector:    not enrolled (run `teller-guard enroll URL --token-file FILE`)")
     elif "error" in enrolment:
         print(f"collector:    {enrolment['error']}")
     else:

@@ -446,7 +446,8 @@ class Delivery:
         self.enrolled = meta is not None
         if meta is None:
             self._note_problem(f"not enrolled at {endpoint}: run `teller-guard enroll "
-                               f"{endpoint} TOKEN` (events are kept in the journal meanwhile)")
+                               f"{endpoint} --token-file FILE` (events are kept in the journal "
+                               f"meanwhile)")
         return CachedCredentials(keys, endpoint, self._adopt_identity), endpoint
 
     def _embedded(self) -> LocalCollector:

@@ -113,10 +113,10 @@ class DeviceKeyStore:
             return None
         except (OSError, ValueError) as exc:
             raise DeviceKeyError(f"{self.enrollment_path} is damaged ({exc}); enrol again with "
-                                 "`teller-guard enroll URL TOKEN`") from exc
+                                 "`teller-guard enroll URL --token-file FILE`") from exc
         if not isinstance(data, dict) or not data.get("device_id") or not data.get("endpoint"):
             raise DeviceKeyError(f"{self.enrollment_path} is incomplete; enrol again with "
-                                 "`teller-guard enroll URL TOKEN`")
+                                 "`teller-guard enroll URL --token-file FILE`")
         return {str(k): str(v) for k, v in data.items()}
 
     def load(self) -> DeviceCredentials | None:
@@ -130,12 +130,12 @@ class DeviceKeyStore:
                                       keyring_first=meta.get("key_store") == STORE_KEYRING,
                                       what="device key")
         except SecretStoreError as exc:
-            raise DeviceKeyError(f"{exc}; enrol again with `teller-guard enroll URL TOKEN`"
-                                 ) from exc
+            raise DeviceKeyError(f"{exc}; enrol again with `teller-guard enroll URL "
+                                 f"--token-file FILE`") from exc
         if found is None:
             raise DeviceKeyError(
                 f"the device key for {device_id} is in neither the OS keyring nor "
-                f"{self.key_path}; enrol again with `teller-guard enroll URL TOKEN`")
+                f"{self.key_path}; enrol again with `teller-guard enroll URL --token-file FILE`")
         encoded = found.value
         try:
             key = base64.b64decode(encoded, validate=True)

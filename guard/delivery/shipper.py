@@ -265,7 +265,8 @@ class Shipper:
         """Send the oldest pending batch once and act on the answer."""
         creds = self._creds()
         if creds is None:
-            return self._failed(0, None, "not enrolled: run `teller-guard enroll URL TOKEN`")
+            return self._failed(0, None, "not enrolled: run `teller-guard enroll URL "
+                                         "--token-file FILE`")
         limit = self._narrow_to or self.settings.max_events
         batch = self.journal.next_batch(limit, self.settings.max_bytes)
         if not batch:
