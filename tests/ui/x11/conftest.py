@@ -4,7 +4,9 @@ and the real agent process (`python -m ui.app --policy ...`) with its own data d
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,48 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).resolve().parent == here:
             item.add_marker(pytest.mark.x11)
+
+
+UNTOUCHED_X_IDLE_S = 96.0
+"""How long the untouched X server has been idle when the agent starts on it (the first-run case
+of a PC nobody touched for a minute and a half before the teller's agent came up)."""
+
+_untouched: dict[str, object] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start, as the run begins, the X server the 96-s-idle test starts its agent on: by the time
+    that test comes, the rest of the run has let it age, so it rarely has to wait."""
+    wanted = any(item.get_closest_marker("untouched_x") for item in session.items)
+    if wanted and not missing_tools():
+        stack = ExitStack()
+        _untouched.update(stack=stack, server=stack.enter_context(xserver(tray=False)),
+                          started=time.monotonic())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stack = _untouched.pop("stack", None)
+    if isinstance(stack, ExitStack):
+        stack.close()
+
+
+@pytest.fixture
+def untouched_xserver() -> XServer:
+    """An X server that has had no input for at least UNTOUCHED_X_IDLE_S (waits out the rest)."""
+    server = _untouched.get("server")
+    if not isinstance(server, XServer):
+        pytest.skip(f"X tools missing: {missing_tools()}")
+    from guard.platforms._linux.session import LinuxPlatform
+
+    platform = LinuxPlatform(display=server.display)
+    try:
+        idle = platform.idle_seconds()
+        if idle < UNTOUCHED_X_IDLE_S:
+            time.sleep(UNTOUCHED_X_IDLE_S - idle + 0.5)
+        assert platform.idle_seconds() >= UNTOUCHED_X_IDLE_S
+    finally:
+        platform.close()
+    return server
 
 
 @pytest.fixture(scope="module")

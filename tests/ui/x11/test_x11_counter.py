@@ -34,7 +34,6 @@ from harness import (
     unlock_with,
     wait_until,
     write_policy,
-    xserver,
 )
 
 from guard.credentials import hash_secret
@@ -275,27 +274,27 @@ def test_auto_unlock_without_a_checkable_os_password_asks_for_a_pin_first(
         assert agent.stop() == 0, agent.output()
 
 
+@pytest.mark.untouched_x
 def test_an_x_server_idle_before_the_start_is_warned_before_it_locks(
-        counter_collector: CollectorProcess, tmp_path: Path) -> None:
-    """A fresh X server nobody touched for longer than the lock time: the idle clock starts at
+        untouched_xserver: XServer, counter_collector: CollectorProcess, tmp_path: Path) -> None:
+    """An X server nobody touched for 96 s, longer than the lock time: the idle clock starts at
     the agent's start, so it warns first and locks only after the countdown."""
-    with xserver(tray=False) as fresh:
-        policy = write_policy(tmp_path / "idle.toml", counter_policy(warn=5, lock=10))
-        data = tmp_path / "idle-agent"
-        enroll(data, counter_collector.url, counter_collector.enroll_token)
-        provision_pin(data, PIN)
-        time.sleep(12)
-        agent = AgentProcess(fresh, data, policy, endpoint=counter_collector.url)
-        agent.start()
-        try:
-            warn = agent.wait_event("IDLE_WARN", timeout=30)
-            assert float(str(warn.detail["idle_s"])) < 10  # counted from the start, not the X's
-            lock = agent.wait_event("IDLE_LOCK", timeout=30)
-            assert lock.time > warn.time
-            assert [e.type for e in agent.events() if e.type.startswith("IDLE_")][:2] == [
-                "IDLE_WARN", "IDLE_LOCK"]
-            print(f"idle lock {lock.time - warn.time:.1f} s after its warning")
-            wait_until(lambda: fresh.visible_windows(LOCK_WINDOW), timeout=10, what="overlay")
-            unlock_with(fresh, agent, PIN)
-        finally:
-            assert agent.stop() == 0, agent.output()
+    fresh = untouched_xserver
+    policy = write_policy(tmp_path / "idle.toml", counter_policy(warn=5, lock=10))
+    data = tmp_path / "idle-agent"
+    enroll(data, counter_collector.url, counter_collector.enroll_token)
+    provision_pin(data, PIN)
+    agent = AgentProcess(fresh, data, policy, endpoint=counter_collector.url)
+    agent.start()
+    try:
+        warn = agent.wait_event("IDLE_WARN", timeout=30)
+        assert float(str(warn.detail["idle_s"])) < 10  # counted from the start, not the X's 96 s
+        lock = agent.wait_event("IDLE_LOCK", timeout=30)
+        assert lock.time > warn.time
+        assert [e.type for e in agent.events() if e.type.startswith("IDLE_")][:2] == [
+            "IDLE_WARN", "IDLE_LOCK"]
+        print(f"idle lock {lock.time - warn.time:.1f} s after its warning")
+        wait_until(lambda: fresh.visible_windows(LOCK_WINDOW), timeout=10, what="overlay")
+        unlock_with(fresh, agent, PIN)
+    finally:
+        assert agent.stop() == 0, agent.output()
