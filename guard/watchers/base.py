@@ -57,3 +57,24 @@ class ThreadedWatcher:
             return f"unavailable: {self._unavailable}"
         return "running" if self._thread is not None else "stopped"
 
+
+class PollingWatcher(ThreadedWatcher):
+    """A watcher whose thread runs `_run` until `stop()` sets `_stop` (it waits on it between
+    rounds, so stopping never waits out a poll interval)."""
+
+    _stop: threading.Event
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _start_thread(self, name: str) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+

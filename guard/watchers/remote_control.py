@@ -21,7 +21,7 @@ from typing import Any
 from guard.events import ScreenKind
 from guard.model import Channel, Observation
 from guard.pipeline.pipeline import Enforcement, Pipeline
-from guard.watchers.base import ThreadedWatcher
+from guard.watchers.base import PollingWatcher
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def end_program(pid: int) -> bool:
         return not psutil.pid_exists(pid)
 
 
-class RemoteControlWatcher(ThreadedWatcher):
+class RemoteControlWatcher(PollingWatcher):
     """Polls the process table for listed programs (the `Watcher` protocol)."""
 
     name = "remote_control"
@@ -105,15 +105,7 @@ class RemoteControlWatcher(ThreadedWatcher):
         except ImportError as exc:
             self._unavailable = f"psutil is not installed ({exc})"
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="remote-control", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
+        self._start_thread("remote-control")
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -28,7 +28,7 @@ from typing import Any
 from guard.events import EventType, FileKind
 from guard.model import Action, Channel, Finding, Observation, Outcome
 from guard.pipeline.pipeline import Pipeline, mask_text
-from guard.watchers.base import FileScanner, Mover, ThreadedWatcher
+from guard.watchers.base import FileScanner, Mover, PollingWatcher
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ class Sweeper:
                     "seconds": round(report.seconds, 1)})
 
 
-class SweepWatcher(ThreadedWatcher):
+class SweepWatcher(PollingWatcher):
     """Runs the sweep on `[sweep]`'s schedule on its own low-priority thread (the `Watcher`
     protocol). The time of the last completed sweep is kept next to the state, so a restart
     neither sweeps again at once nor forgets one that was due; an interrupted sweep resumes
@@ -350,15 +350,7 @@ class SweepWatcher(ThreadedWatcher):
         if self._scanner is None:
             self._unavailable = "no scanner loaded"
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
+        self._start_thread("sweep")
 
     def _last_path(self) -> Path:
         return self._state_dir / "sweep-last.json"
