@@ -14,6 +14,7 @@ from guard.commands import (
     events,
     journal,
     policy,
+    quarantine,
     scan,
     selftest,
     service,
@@ -24,7 +25,7 @@ from guard.commands import (
 # entry-point discovery, no importlib). Each has `register(subparsers)`, which adds its parser and
 # sets `func(args) -> int` as the handler; their heavy imports happen inside the handlers.
 COMMANDS = (scan, sweep, journal, events, collector, enroll, policy, service, selftest,
-            approval)
+            approval, quarantine)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from guard.model import Finding
+from guard.scan import documents
 from guard.scan.engine import FileResult, Scanner
 from guard.scan.images import (
     ID_CARD,
@@ -59,6 +60,8 @@ class ImageCapableScanner:
         self._ocr = ocr
         self._idle_s = idle_s
         self._lock = threading.Lock()
+        if ocr is not None:
+            documents.use_page_reader(ocr)  # one OCR child for images and PDF pages alike
 
     @property
     def ocr(self) -> OcrWorker:
@@ -67,6 +70,7 @@ class ImageCapableScanner:
                 from guard.scan.ocr_worker import OcrWorker
 
                 self._ocr = OcrWorker(idle_s=self._idle_s)
+                documents.use_page_reader(self._ocr)
             return self._ocr
 
     def stop(self) -> None:

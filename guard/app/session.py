@@ -233,7 +233,9 @@ class Agent:
                         it_offered=lambda: bool(store.current().agent.it_credential_hash))
         keyboard = _shared_keyboard(platform)
         images = scanner if isinstance(scanner, ImageCapableScanner) else None
-        quarantine = Quarantine(data_dir / "quarantine")
+        # In the teller's own directory: encrypted to IT's key from policy (issue 10).
+        quarantine = Quarantine(data_dir / "quarantine",
+                                public_key=lambda: store.current().agent.quarantine_key)
         watchers: list[Watcher] = [watcher, idle, RemoteControlWatcher(pipeline)]
         # A platform without a keyboard hook (a test's fake) has no desktop to capture; a
         # scanner without OCR (a test's table scanner) cannot read screenshots.

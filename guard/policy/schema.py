@@ -28,6 +28,9 @@ class AgentSection(_Section):
     heartbeat_interval_s: float = Field(default=300, ge=10, le=86400)
     policy_poll_interval_s: float = Field(default=600, ge=10, le=86400)
     it_credential_hash: str = ""
+    # IT's public key (``x25519:<base64>``, `teller-guard quarantine keygen`): files the teller's
+    # own process quarantines are encrypted to it, so the teller cannot read them back.
+    quarantine_key: str = ""
 
     @field_validator("endpoint")
     @classmethod
@@ -41,6 +44,24 @@ class AgentSection(_Section):
     def _hash(cls, v: str) -> str:
         if v and not v.startswith("scrypt$"):
             raise ValueError("must be empty or a hash printed by `teller-guard policy hash-secret`")
+        return v
+
+    @field_validator("quarantine_key")
+    @classmethod
+    def _quarantine_key(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            return v
+        import base64
+        import binascii
+
+        try:
+            raw = base64.b64decode(v.removeprefix("x25519:"), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if not v.startswith("x25519:") or len(raw) != 32:
+            raise ValueError("must be empty or the x25519:... line printed by "
+                             "`teller-guard quarantine keygen`")
         return v
 
 

@@ -12,8 +12,9 @@
   openpyxl (read-only), python-docx and pypdf; their extracted text is what gets scanned, so
   finding offsets are into that text: xlsx cells joined by tabs and rows by newlines, one line with
   the sheet name before each sheet; docx paragraphs then table rows (cells joined by tabs); pdf
-  pages joined by newlines. xlsx rows are streamed (openpyxl read-only mode), so a sheet of a
-  million rows is scanned in bounded memory.
+  pages joined by newlines, a page without a text layer (a scan, the image pages of a mixed PDF)
+  rendered and read by OCR (`pdf_pages`: bounded pages, pixels and time). xlsx rows are
+  streamed (openpyxl read-only mode), so a sheet of a million rows is scanned in bounded memory.
 - Anything else (images, archives, executables, legacy .xls/.doc) is refused with a clear reason.
 
 Error messages name the problem, never the file's content.
@@ -23,10 +24,21 @@ from __future__ import annotations
 
 import codecs
 import html.parser
+import logging
 import re
+import threading
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
-from typing import IO, Final
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from guard.scan.ocr import Mode, ReadResult, TextLine
+
+log = logging.getLogger(__name__)
 
 BinaryFile = IO[bytes]
 
@@ -261,20 +273,222 @@ def _docx_lines(fh: BinaryFile) -> Iterator[str]:
             yield "\t".join(cell.text.replace("\n", " ") for cell in row.cells)
 
 
+# -- PDF -----------------------------------------------------------------------------------------
+
+
+class PageReader(Protocol):
+    """Reads the text lines in a rendered page image: `guard.scan.ocr_worker.OcrWorker.read`."""
+
+    def read(self, image: np.ndarray, mode: Mode = "fast") -> ReadResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PdfLimits:
+    """Bounds on reading the pages of a PDF that have no text layer, per file: how many are
+    rendered and read (`ocr_pages`), at what resolution (`dpi`, lowered so a page stays within
+    `page_pixels`), for how long in all (`seconds`; the OCR worker also bounds each page), and
+    from a file of at most `max_bytes` (pdfium is given the whole file in memory)."""
+
+    ocr_pages: int = 20
+    dpi: int = 150
+    page_pixels: int = 8_000_000
+    seconds: float = 120.0
+    max_bytes: int = 64 * 1024 * 1024
+
+
+PDF_LIMITS: Final = PdfLimits()
+MIN_PAGE_TEXT: Final = 16
+"""A page whose text layer holds fewer characters (not counting spaces) and that shows an image
+is read as an image too: a scan with a stamped page number or a fax header."""
+
+
+@dataclass(frozen=True, slots=True)
+class PdfPage:
+    """One page of a PDF: its number (from 1), its text (the text layer, then for a page without
+    one the OCR'd text: rows by newlines, cells by tabs), whether OCR gave text, and why a page
+    without a text layer was not read ("" when it was, or needed no reading)."""
+
+    number: int
+    text: str
+    ocr: bool = False
+    skipped: str = ""
+
+
+class _SharedReader:
+    """The process's OCR worker for PDF pages: the one a composition root handed over
+    (`use_page_reader`, e.g. the session's image scanner's worker, so one OCR child serves
+    both), else one started on the first page that needs it (it exits by itself when idle)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reader: PageReader | None = None
+
+    def use(self, reader: PageReader | None) -> PageReader | None:
+        with self._lock:
+            before, self._reader = self._reader, reader
+            return before
+
+    def get(self) -> PageReader:
+        with self._lock:
+            if self._reader is None:
+                from guard.scan.ocr_worker import OcrWorker
+
+                self._reader = OcrWorker()
+            return self._reader
+
+
+_PAGE_READER = _SharedReader()
+
+
+def use_page_reader(reader: PageReader | None) -> PageReader | None:
+    """Read PDF page images with `reader` from now on (None: a worker of this module's own,
+    started when needed); returns the one used before."""
+    return _PAGE_READER.use(reader)
+
+
+def pdf_pages(fh: BinaryFile, reader: PageReader | None = None,
+              limits: PdfLimits = PDF_LIMITS) -> Iterator[PdfPage]:
+    """Each page of a PDF with its text; pages without a text layer that show an image (scans,
+    the image pages of a "mixed" PDF) are rendered with pypdfium2 and read by OCR (`reader`, by
+    default the shared worker), within `limits`. A page not read says why in `skipped`.
+
+    Raises `UnreadableFileError` for an encrypted or damaged file (pypdf's and pdfium's errors).
+    """
+    import pypdf
+
+    reader_pdf = pypdf.PdfReader(fh)
+    if reader_pdf.is_encrypted:
+        try:
+            reader_pdf.decrypt("")
+        except Exception as exc:  # pypdf's own errors for unsupported or wrong passwords
+            raise UnreadableFileError("encrypted PDF, not scanned") from exc
+    pages = _PdfImages(fh, reader, limits)
+    try:
+        for number, page in enumerate(reader_pdf.pages, 1):
+            text = page.extract_text() or ""
+            if len("".join(text.split())) >= MIN_PAGE_TEXT:
+                yield PdfPage(number, text)
+                continue
+            read, skipped = pages.read(number - 1)
+            if read:
+                yield PdfPage(number, f"{text}\n{read}" if text.strip() else read, True)
+            else:
+                yield PdfPage(number, text, False, skipped)
+    finally:
+        pages.close()
+
+
+class _PdfImages:
+    """The rendering side of `pdf_pages`: pdfium opened on the first page that needs it, the
+    limits counted across the file."""
+
+    def __init__(self, fh: BinaryFile, reader: PageReader | None, limits: PdfLimits) -> None:
+        self._fh = fh
+        self._reader = reader
+        self._limits = limits
+        self._doc: Any = None
+        self._problem = ""
+        self._read = 0
+        self._deadline = time.monotonic() + limits.seconds
+
+    def _open(self) -> Any:
+        if self._doc is None and not self._problem:
+            try:
+                import pypdfium2 as pdfium
+            except ImportError:
+                self._problem = "page images not read: pypdfium2 is not installed"
+                return None
+            at = self._fh.tell()
+            self._fh.seek(0)
+            data = self._fh.read(self._limits.max_bytes + 1)
+            self._fh.seek(at)  # pypdf goes on reading the same file
+            if len(data) > self._limits.max_bytes:
+                self._problem = (f"page images not read: PDF over "
+                                 f"{self._limits.max_bytes >> 20} MB")
+                return None
+            try:
+                self._doc = pdfium.PdfDocument(data)
+            except pdfium.PdfiumError as exc:
+                self._problem = f"page images not read: damaged PDF ({type(exc).__name__})"
+        return self._doc
+
+    def read(self, index: int) -> tuple[str, str]:
+        """(the page's OCR'd text, "") or ("", why it was not read); a page showing nothing
+        (blank, or drawn with lines only) needs no reading: ("", "")."""
+        import pypdfium2 as pdfium
+        import pypdfium2.raw as pdfium_c
+
+        from guard.scan.ocr import OcrError
+
+        doc = self._open()
+        if doc is None:
+            return "", self._problem
+        try:
+            page = doc[index]
+        except (pdfium.PdfiumError, IndexError) as exc:
+            return "", f"damaged PDF page, not read ({type(exc).__name__})"
+        try:
+            if next(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE]), None) is None:
+                return "", ""
+            if self._read >= self._limits.ocr_pages:
+                return "", f"over {self._limits.ocr_pages} pages without a text layer, not read"
+            if time.monotonic() > self._deadline:
+                return "", f"over {self._limits.seconds:.0f} s reading page images, not read"
+            self._read += 1
+            width, height = page.get_size()
+            scale = self._limits.dpi / 72
+            if width * height * scale * scale > self._limits.page_pixels:
+                scale = (self._limits.page_pixels / (width * height)) ** 0.5
+                scale *= 1 - 2 / max(2.0, min(width, height) * scale)  # pdfium rounds sides up
+            bitmap = page.render(scale=scale)
+            try:
+                pixels = bitmap.to_numpy()[:, :, :3].copy()  # pdfium's BGR(x)
+            finally:
+                bitmap.close()
+        except pdfium.PdfiumError as exc:
+            return "", f"damaged PDF page, not read ({type(exc).__name__})"
+        finally:
+            page.close()
+        reader = self._reader if self._reader is not None else _PAGE_READER.get()
+        try:
+            result = reader.read(pixels)
+        except OcrError as exc:
+            return "", f"page image not read: {exc}"
+        return _page_text(result.lines), ""
+
+    def close(self) -> None:
+        if self._doc is not None:
+            self._doc.close()
+            self._doc = None
+
+
+def _page_text(lines: Iterable[TextLine]) -> str:
+    """Recognised lines as the image path puts them (`guard.scan.images.rows`): screen rows by
+    newlines, the cells of a row by tabs, so a field label is the context of its value."""
+    from guard.scan.images import rows
+
+    return "\n".join("\t".join(line.text for line in row) for row in rows(lines))
+
+
 def _pdf_pages(fh: BinaryFile) -> Iterator[str]:
-    yield _pdf_text(fh)
+    """The pages' text for the scanner (`extract_chunks`). Pages that could not be read are
+    logged (counts and reasons only); when no page gave any text, that is an error."""
+    unread: list[str] = []
+    any_text = False
+    for page in pdf_pages(fh):
+        if page.skipped:
+            unread.append(page.skipped)
+        any_text = any_text or bool(page.text.strip())
+        yield page.text
+    if unread and not any_text:
+        raise UnreadableFileError(f"PDF without a text layer, not scanned: {len(unread)} "
+                                  f"page(s) not read ({unread[0]})")
+    if unread:
+        log.warning("pdf: %d page(s) without a text layer not read (%s)", len(unread), unread[0])
 
 
 def _pdf_text(fh: BinaryFile) -> str:
-    import pypdf
-
-    reader = pypdf.PdfReader(fh)
-    if reader.is_encrypted:
-        try:
-            reader.decrypt("")
-        except Exception as exc:  # pypdf's own errors for unsupported or wrong passwords
-            raise UnreadableFileError("encrypted PDF, not scanned") from exc
-    return "\n".join((page.extract_text() or "") for page in reader.pages)
+    return "\n".join(_pdf_pages(fh))
 
 
 _HTML_START = re.compile(r"\ufeff?\s*<(?:!doctype\s+html|html|body|table|head)\b", re.IGNORECASE)

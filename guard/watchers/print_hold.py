@@ -66,11 +66,18 @@ def _pdf(path: Path) -> DocumentText:
                 return DocumentText(skipped="encrypted PDF, not scanned")
         meta = reader.metadata
         app = str((meta.creator or meta.producer or "") if meta is not None else "")[:200]
-        text = "\n".join((page.extract_text() or "") for page in reader.pages)
         pages = len(reader.pages)
+        fh.seek(0)
+        # pages without a text layer are rendered and read by OCR there (bounded)
+        read = list(documents.pdf_pages(fh))
+    text = "\n".join(page.text for page in read)
+    unread = [page.skipped for page in read if page.skipped]
+    skipped = f"{len(unread)} page(s) not read ({unread[0]})" if unread else ""
     if not text.strip():
-        return DocumentText(pages=pages, app=app, skipped="PDF without a text layer, not scanned")
-    return DocumentText(text=text, pages=pages, app=app)
+        return DocumentText(pages=pages, app=app,
+                            skipped=f"PDF without a text layer, not scanned"
+                                    f"{': ' + skipped if skipped else ''}")
+    return DocumentText(text=text, pages=pages, app=app, skipped=skipped)
 
 
 def _postscript(path: Path) -> DocumentText:
