@@ -49,6 +49,12 @@ class RealService:
         self.sink: Any = None
 
     def start(self) -> None:
+        """The service, then the agent side connected to it."""
+        self.start_service()
+        self.connect_agent()
+
+    def start_service(self) -> None:
+        """The service process, once its socket is there (no agent yet)."""
         env = {**self.env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
                "TELLER_GUARD_PLATFORM": "linux"}
         for k in ("TELLER_GUARD_ENDPOINT", "TELLER_GUARD_POLICY", "TELLER_GUARD_SOCKET"):
@@ -62,6 +68,9 @@ class RealService:
              "--endpoint", str(self.collector), "--enroll-token-file", str(token_file)],
             env=env, cwd=REPO, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         eventually("the service's socket", lambda: self.sock.exists() or self._died())
+
+    def connect_agent(self) -> None:
+        """This test's agent side of the local channel, listening for the service's prompts."""
         from guard.ipc.agent_side import agent_sink
         from guard.model import Device
 
