@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+from guard.commands import service_setup
+
 EXIT_STOPPED = 0  # stopped on SIGTERM/SIGINT, cleanly
 EXIT_FAILED = 1  # failed while running
 EXIT_CONFIG = 2  # cannot start as configured (option, data directory, socket, endpoint)
@@ -51,6 +53,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     p.set_defaults(func=run)
+    # Set-up steps the installer runs (root), e.g. `teller-guard service setup-cups`.
+    service_setup.register(p.add_subparsers(dest="setup", metavar="SETUP", required=False))
 
 
 def sd_notify(message: str) -> bool:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from guard.events import PrintKind
 from guard.model import Action, Channel, Observation
@@ -41,6 +42,14 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2
 QUEUE_SYNC_S = 2.0
 GS_TIMEOUT_S = 30.0
+
+
+@runtime_checkable
+class _ReportsWeakness(Protocol):
+    """A spooler whose hold tellers may be able to lift on some queues (the Windows spooler,
+    where "Manage documents" lets a job's owner resume it) says why, per queue."""
+
+    def weakness(self, queue: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +187,19 @@ class PrintHold:
             return f"unavailable: {problem}"
         if self._thread is not None and not self._thread.is_alive():
             return "unavailable: print guard stopped"
+        weak = self.weaknesses()
+        if weak:
+            return "degraded: " + "; ".join(f"printer {q}: {why}" for q, why in weak.items())
         return "running"
+
+    def weaknesses(self) -> dict[str, str]:
+        """The guarded queues whose hold tellers could lift, and why (as the spooler says)."""
+        if not isinstance(self._spooler, _ReportsWeakness):
+            return {}
+        with self._lock:
+            guarded = sorted(self._guarded)
+        found = {q: self._spooler.weakness(q) for q in guarded}
+        return {q: why for q, why in found.items() if why}
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -130,15 +130,19 @@ class CupsSpooler:
     def guard(self, queue: str) -> None:
         attrs = self._call(f"read queue {queue}", "getPrinterAttributes", queue,
                            requested_attributes=["printer-op-policy", "printer-state",
-                                                 "device-uri"])
+                                                 "device-uri", "printer-op-policy-supported"])
         if attrs.get("printer-op-policy") != POLICY_NAME:
-            try:
-                self._call(f"set {queue}'s operation policy", "setPrinterOpPolicy", queue,
-                           POLICY_NAME)
-            except SpoolerError as exc:
+            known = attrs.get("printer-op-policy-supported", [])
+            if POLICY_NAME not in (known if isinstance(known, list) else [known]):
+                # Asked first: pycups' setPrinterOpPolicy double-frees (aborts the whole
+                # service) when the server refuses an unknown policy.
                 raise SpoolerError(
-                    f"{exc}; the CUPS server needs Teller Guard's <Policy {POLICY_NAME}> in "
-                    "cupsd.conf (the installer adds it)") from exc
+                    f"the CUPS server has no <Policy {POLICY_NAME}>, so {queue} cannot be "
+                    f"guarded: the CUPS server needs Teller Guard's <Policy {POLICY_NAME}> in "
+                    "cupsd.conf (run `teller-guard service setup-cups` as root, the installer "
+                    "does), then restart cupsd")
+            self._call(f"set {queue}'s operation policy", "setPrinterOpPolicy", queue,
+                       POLICY_NAME)
         if attrs.get("printer-state") != 5:
             self._call(f"stop queue {queue}", "disablePrinter", queue, reason=HOLD_REASON)
         twin = twin_name(queue)
@@ -215,3 +219,65 @@ class CupsSpooler:
 
     def cancel(self, job: PrintJob) -> None:
         self._call(f"cancel job {job.id}", "cancelJob", job.id, purge_job=True)
+
+
+# -- cupsd.conf: what the installer adds (`teller-guard service setup-cups`)
+
+CONF_BEGIN = "# BEGIN Teller Guard (teller-guard service setup-cups manages this block)"
+CONF_END = "# END Teller Guard"
+CONF_DISABLED = "#teller-guard# "  # prefix of a directive the block overrides, restored on removal
+CONF_BLOCK = (f"{CONF_BEGIN}\n"
+              "# Document files of finished jobs do not stay in the spool.\n"
+              "PreserveJobFiles No\n"
+              f"{CUPS_POLICY}"
+              f"{CONF_END}\n")
+_OVERRIDDEN = ("preservejobfiles",)  # top-level directives the block sets
+
+
+class CupsConfError(ValueError):
+    """cupsd.conf cannot be set up safely as it is; the message says what to fix by hand."""
+
+
+def _split_block(lines: list[str]) -> tuple[int | None, list[str]]:
+    """(index where the block was, the lines without it); refuses a broken or doubled block."""
+    begins = [i for i, line in enumerate(lines) if line.strip() == CONF_BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == CONF_END]
+    if not begins and not ends:
+        return None, lines
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        raise CupsConfError("Teller Guard's block in cupsd.conf is broken (its BEGIN and END "
+                            "lines do not pair up): remove what is left of it by hand")
+    return begins[0], lines[:begins[0]] + lines[ends[0] + 1:]
+
+
+def _first_word(line: str) -> str:
+    words = line.split(None, 1)
+    return words[0].lower() if words else ""
+
+
+def cupsd_conf_with_guard(text: str) -> str:
+    """`text` (a cupsd.conf) with Teller Guard's block: ``PreserveJobFiles No`` and the
+    ``<Policy teller-guard>`` the guarded queues run under. The block replaces an earlier one
+    where it was (else it is appended); a ``PreserveJobFiles`` set elsewhere is commented out
+    with a marker, so `cupsd_conf_without_guard` can restore it. Applying it twice changes
+    nothing more."""
+    where, rest = _split_block(text.splitlines(keepends=True))
+    out: list[str] = []
+    for line in rest:
+        word, words = _first_word(line), line.replace(">", " ").split()
+        if word == "<policy" and len(words) > 1 and words[1].lower() == POLICY_NAME:
+            raise CupsConfError(f"cupsd.conf already has a <Policy {POLICY_NAME}> outside "
+                                "Teller Guard's block: remove it, then run this again")
+        out.append(CONF_DISABLED + line if word in _OVERRIDDEN else line)
+    if where is None:
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n"
+        where = len(out)
+    return "".join(out[:where]) + CONF_BLOCK + "".join(out[where:])
+
+
+def cupsd_conf_without_guard(text: str) -> str:
+    """`text` with Teller Guard's block taken out and the directives it overrode restored."""
+    _, rest = _split_block(text.splitlines(keepends=True))
+    return "".join(line[len(CONF_DISABLED):] if line.startswith(CONF_DISABLED) else line
+                   for line in rest)

@@ -19,6 +19,8 @@ from guard.platforms._windows.spooler import (
     JOB_CONTROL_RESUME,
     JOB_STATUS_PAUSED,
     JOB_STATUS_SPOOLING,
+    PRINTER_ACCESS_USE,
+    Ace,
     JobInfo,
     WindowsSpooler,
 )
@@ -39,6 +41,9 @@ class Winspool:
 
     def printers(self) -> list[str]:
         return list(self.job_list)
+
+    def security(self, printer: str) -> list[Ace]:
+        return [Ace("S-1-5-32-544", 0xF000C), Ace("S-1-1-0", PRINTER_ACCESS_USE)]
 
     def jobs(self, printer: str) -> list[JobInfo]:
         return list(self.job_list[printer])

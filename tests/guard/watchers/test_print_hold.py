@@ -9,7 +9,6 @@ import json
 import os
 import pwd
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -17,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from guard.events import EventType
@@ -25,6 +23,8 @@ from guard.model import Action, Outcome
 from guard.pipeline.prompt import PromptAnswer, ScriptedPrompter
 from guard.platforms._fake import FakeSpooler
 from guard.watchers.print_hold import PrintHold, read_document
+from tests.guard.watchers.real_service import WAIT_S, RealService
+from tests.guard.watchers.real_service import eventually as _eventually
 from tests.support.core import Core
 
 RID = "11010519491231002X"
@@ -171,20 +171,6 @@ def test_read_document_pdf_postscript_and_bounds(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # The real thing.
 
-REPO = Path(__file__).resolve().parents[3]
-WAIT_S = 60.0
-
-
-def _eventually(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
 
 def _skip_reason() -> str | None:
     from tests.support.cups import missing_tools
@@ -201,61 +187,21 @@ def _skip_reason() -> str | None:
     return f"not installed: {', '.join(missing)}" if missing else None
 
 
-class RealPrint:
+class RealPrint(RealService):
     """A private cupsd with a guarded queue and an exempt one, the real machine service and a
     session agent side answering for the printing user from a script."""
 
     def __init__(self, cups: Any, user: str, root: Path, policy: str, collector: Any) -> None:
-        self.cups, self.user, self.root, self.collector = cups, user, root, collector
-        self.data = root / "data"
-        self.sock = root / "s.sock"
+        super().__init__(root, collector, user, env=cups.env)
+        self.cups, self.user = cups, user
         self.policy = root / "policy.toml"
-        self.prompter = ScriptedPrompter()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.sink: Any = None
         self.home = Path(pwd.getpwnam(user).pw_dir)
         self.printed = 0
 
     def start(self) -> None:
-        env = {**self.cups.env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
-               "TELLER_GUARD_PLATFORM": "linux"}
-        for k in ("TELLER_GUARD_ENDPOINT", "TELLER_GUARD_POLICY", "TELLER_GUARD_SOCKET"):
-            env.pop(k, None)
-        self.log = open(self.root / "service.log", "ab")
-        token_file = self.root / "enroll-token"
-        token_file.write_text(self.collector.enroll_token, encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "guard.cli", "service", "--data-dir", str(self.data),
-             "--socket", str(self.sock),
-             "--endpoint", str(self.collector), "--enroll-token-file", str(token_file)],
-            env=env, cwd=REPO, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        _eventually("the service's socket", lambda: self.sock.exists() or self._died())
-        from guard.ipc.agent_side import agent_sink
-        from guard.model import Device
-
-        self.sink = _eventually("the agent side", lambda: agent_sink(
-            self.root / "agent", socket_path=self.sock, device=Device(id="a", hostname="pc"),
-            teller=self.user, prompter=self.prompter, flush_every_s=0.2))
-        # the service can ask this teller only once the agent's connection is open
-        _eventually("the agent connected", lambda: self.sink.channel_state() == "listening")
+        super().start()
         _eventually("the queue guarded", lambda: "Office_tg_release" in self.cups.run(
             ["lpstat", "-p"]).stdout)
-
-    def _died(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            pytest.fail(f"service exited {self.proc.returncode}:\n{self.service_log()}")
-        return False
-
-    def service_log(self) -> str:
-        return (self.root / "service.log").read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.sink is not None:
-            self.sink.close()
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
-            self.log.close()
 
     def lp(self, *args: str, data: bytes = b"") -> int:
         """Print `data` as the test user; each job gets its own title, since cups-pdf names
@@ -274,15 +220,6 @@ class RealPrint:
         out = self.cups.run(["lpstat", "-o"]).stdout
         return any(line.split() and line.split()[0].endswith(f"-{job}")
                    for line in out.splitlines())
-
-    def events(self) -> list[dict[str, Any]]:
-        """The print events the real collector stored."""
-        r = httpx.get(f"{self.collector}/api/v1/events",
-                      params={"type": "PRINT_JOB_HELD", "limit": "1000"},
-                      headers={"Authorization": f"Bearer {self.collector.admin_token}"},
-                      timeout=10.0)
-        assert r.status_code == 200, r.text
-        return sorted(r.json()["events"], key=lambda e: e["time"])
 
 
 @pytest.fixture
@@ -359,16 +296,18 @@ def test_a_held_job_stays_held_against_its_owner_then_confirm_prints_it(
     # the -H immediate job was held and asked about too; the gate answers it with cancel
     _eventually("the second job cancelled", lambda: not rp.waiting(immediate))
     assert len(rp.pdfs()) == 1
-    events = _eventually("both events", lambda: [e for e in rp.events()
-                                                  if e["type"] == "PRINT_JOB_HELD"][:2]
-                         if len([e for e in rp.events() if e["type"] == "PRINT_JOB_HELD"]) >= 2
-                         else None)
+
+    def two_held() -> list[dict[str, Any]] | None:
+        held = rp.events("PRINT_JOB_HELD")
+        return held[:2] if len(held) >= 2 else None
+
+    events = _eventually("both events", two_held)
     by_job = {e["detail"]["job"]: e for e in events}
     assert by_job[job]["outcome"] == "acknowledged"
     assert by_job[job]["detail"]["print_job"] == "released"
     assert by_job[immediate]["outcome"] == "cancelled"
     assert by_job[job]["detail"]["user"] == rp.user
-    assert all(RID not in json.dumps(e) for e in rp.events())
+    assert all(RID not in json.dumps(e) for e in rp.events("PRINT_JOB_HELD"))
 
 
 def test_no_answer_cancels_block_never_prints_and_exempt_queues_print(
@@ -395,5 +334,5 @@ def test_no_answer_cancels_block_never_prints_and_exempt_queues_print(
     _eventually("the block", lambda: not rp.waiting(blocked))
     time.sleep(0.5)
     assert len(rp.pdfs()) == 2 and len(rp.prompter.asked) == 1
-    outcomes = [e["outcome"] for e in rp.events() if e["type"] == "PRINT_JOB_HELD"]
+    outcomes = [e["outcome"] for e in rp.events("PRINT_JOB_HELD")]
     assert outcomes == ["cancelled", "blocked"]

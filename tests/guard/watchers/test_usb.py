@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from guard.events import EventType
+from guard.events import EventType, UsbKind
 from guard.model import Action, Outcome
 from guard.pipeline.prompt import PromptAnswer, PromptRequest, ScriptedPrompter
 from guard.platforms._fake import FakeVolumes
@@ -288,3 +288,72 @@ def test_fat_stick_through_fusefat_warns_on_a_copied_spreadsheet(
         assert "CN_RESIDENT_ID" in {f.type for f in event.findings}
     finally:
         stick.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the real machine service.
+
+
+def test_the_machine_service_guards_a_real_stick_and_asks_the_agent(tmp_path: Path) -> None:
+    """The real `teller-guard service` (root) watches an ext4 loop image named in the central
+    policy: it keeps it read-only and asks the teller's agent over the local channel; after the
+    justification it remounts it writable; a `cp` of a spreadsheet with customer data warns the
+    agent; both events reach the real collector, masked."""
+    import contextlib
+    import json
+
+    import openpyxl
+
+    from tests.guard.watchers.real_service import RealService
+    from tests.support.servers import run_collector
+    from tests.support.volumes import VolumeUnavailable, ext4_volume
+
+    if os.geteuid() != 0:
+        pytest.skip("the machine service remounts as root (CI runs as root)")
+    root = Path(os.path.realpath(tmp_path))
+    sheet = root / "客户名单.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["姓名", "身份证号", "手机"])  # type: ignore[union-attr]
+    wb.active.append(["张三", RID, "13800138000"])  # type: ignore[union-attr]
+    wb.save(sheet)
+    with contextlib.ExitStack() as stack:
+        try:
+            point = stack.enter_context(ext4_volume(root))
+        except VolumeUnavailable as exc:
+            pytest.skip(str(exc))
+        policy = root / "policy.toml"
+        policy.write_text(f'version = "usb-service-test"\n[prompts]\ntimeout_s = 20\n'
+                          f'[usb]\nmount_points = ["{point}"]\nread_only_until_justified = true\n',
+                          encoding="utf-8")
+        collector = stack.enter_context(run_collector(
+            f"sqlite:///{root}/collector.db", extra_args=["--policy", str(policy)]))
+        teller = Teller()
+        service = RealService(root, collector, "tgteller", prompter=teller)
+        stack.callback(service.stop)
+        service.start()
+        # the central policy names the stick: the service announces it to the agent
+        _eventually("the volume prompt", lambda: teller.asked or service._died())
+        (asked,) = teller.asked
+        assert asked.action is Action.JUSTIFY and asked.detail["volume"] == str(point)
+        refused = _cp(sheet, point / "before.xlsx")
+        assert refused.returncode != 0 and b"Read-only" in refused.stderr
+        teller.gate.set()
+        _eventually("read-write again", lambda: _cp(sheet, point / "名单.xlsx").returncode == 0)
+        _eventually("the warning to the agent",
+                    lambda: [n for n in teller.notified if n.detail.get("file") == "名单.xlsx"])
+        (warning,) = [n for n in teller.notified if n.detail.get("file") == "名单.xlsx"]
+        assert warning.kind == UsbKind.FILE_WRITTEN and warning.detail["volume"] == str(point)
+        assert "CN_RESIDENT_ID" in {f.type for f in warning.findings}
+        (mounted,) = _eventually("the volume event at the collector",
+                                 lambda: service.events("USB_VOLUME_MOUNTED"))
+        assert mounted["outcome"] == "justified"
+        assert mounted["justification"] == "客户本人要求拷贝"
+        assert mounted["detail"]["read_only"] == "no"
+        assert mounted["detail"]["volume_state"] == "allowed"
+        (copied,) = _eventually("the file event at the collector",
+                                lambda: service.events("USB_FILE_WRITTEN"))
+        assert copied["detail"]["file"] == "名单.xlsx" and copied["action"] == "notify"
+        found = {f["type"]: f["masked"] for f in copied["findings"]}
+        assert found["CN_RESIDENT_ID"] == ["110***********002X"]
+        assert all(f["hashes"] for f in copied["findings"])  # keyed by the service
+        assert RID not in json.dumps(copied) and "13800138000" not in json.dumps(copied)

@@ -1,0 +1,108 @@
+"""The real machine service for the print and USB tests: `teller-guard service` as a process
+(root, as CI runs), enrolled at a real collector on loopback that serves the test's policy, and
+a session agent's side of the local channel answering for the teller from a script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from guard.pipeline.prompt import ScriptedPrompter
+
+REPO = Path(__file__).resolve().parents[3]
+WAIT_S = 60.0
+
+
+def eventually(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
+    """Poll `check` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class RealService:
+    """`teller-guard service` with its own data directory and socket under `root`, shipping to
+    `collector`, and `sink`: the agent side of `teller` (a `ScriptedPrompter` answers)."""
+
+    def __init__(self, root: Path, collector: Any, teller: str, *,
+                 env: Mapping[str, str] | None = None,
+                 prompter: ScriptedPrompter | None = None) -> None:
+        self.root, self.collector, self.teller = root, collector, teller
+        self.env = dict(env if env is not None else os.environ)
+        self.data = root / "data"
+        self.sock = root / "s.sock"
+        self.prompter = prompter or ScriptedPrompter()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sink: Any = None
+
+    def start(self) -> None:
+        """The service, then the agent side connected to it."""
+        self.start_service()
+        self.connect_agent()
+
+    def start_service(self) -> None:
+        """The service process, once its socket is there (no agent yet)."""
+        env = {**self.env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+               "TELLER_GUARD_PLATFORM": "linux"}
+        for k in ("TELLER_GUARD_ENDPOINT", "TELLER_GUARD_POLICY", "TELLER_GUARD_SOCKET"):
+            env.pop(k, None)
+        self.log = open(self.root / "service.log", "ab")
+        token_file = self.root / "enroll-token"
+        token_file.write_text(self.collector.enroll_token, encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "guard.cli", "service", "--data-dir", str(self.data),
+             "--socket", str(self.sock),
+             "--endpoint", str(self.collector), "--enroll-token-file", str(token_file)],
+            env=env, cwd=REPO, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        eventually("the service's socket", lambda: self.sock.exists() or self._died())
+
+    def connect_agent(self) -> None:
+        """This test's agent side of the local channel, listening for the service's prompts."""
+        from guard.ipc.agent_side import agent_sink
+        from guard.model import Device
+
+        self.sink = eventually("the agent side", lambda: agent_sink(
+            self.root / "agent", socket_path=self.sock, device=Device(id="a", hostname="pc"),
+            teller=self.teller, prompter=self.prompter, flush_every_s=0.2))
+        # the service can ask this teller only once the agent's connection is open
+        eventually("the agent connected", lambda: self.sink.channel_state() == "listening")
+
+    def _died(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"service exited {self.proc.returncode}:\n{self.service_log()}")
+        return False
+
+    def service_log(self) -> str:
+        return (self.root / "service.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+            self.log.close()
+
+    def events(self, type_: str) -> list[dict[str, Any]]:
+        """The events of `type_` the real collector stored, oldest first."""
+        r = httpx.get(f"{self.collector}/api/v1/events",
+                      params={"type": type_, "limit": "1000"},
+                      headers={"Authorization": f"Bearer {self.collector.admin_token}"},
+                      timeout=10.0)
+        assert r.status_code == 200, r.text
+        return sorted(r.json()["events"], key=lambda e: e["time"])
