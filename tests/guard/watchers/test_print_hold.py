@@ -236,8 +236,8 @@ class RealPrint:
         self.sink = _eventually("the agent side", lambda: agent_sink(
             self.root / "agent", socket_path=self.sock, device=Device(id="a", hostname="pc"),
             teller=self.user, prompter=self.prompter, flush_every_s=0.2))
-        # the service can ask this teller only once the agent's connection is open
-        _eventually("the agent connected", lambda: self.sink.channel_state() == "listening")
+        # agent_sink returns connected (issue 11): the service can ask this teller from now on
+        assert self.sink.client.connected()
         _eventually("the queue guarded", lambda: "Office_tg_release" in self.cups.run(
             ["lpstat", "-p"]).stdout)
 
