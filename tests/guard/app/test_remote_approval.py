@@ -360,3 +360,42 @@ def test_a_job_printed_before_the_agent_connects_is_asked_not_cancelled(
     assert isinstance(asked, PromptRequest) and asked.detail["teller"] == sut.user
     (held,) = sut.wait_events("PRINT_JOB_HELD", 1)
     assert held["outcome"] == "acknowledged" and held["detail"]["job"] == job
+
+
+# -- the parts, without CUPS
+
+
+def test_each_teller_gets_their_own_approver_and_an_unnamed_one_none(tmp_path: Path) -> None:
+    from guard.app.machine import ServiceApprovers
+    from guard.platforms.base import NoPasswordCheck
+    from guard.policy.store import PolicyStore
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text(APPROVAL_POLICY.format(sup_hash=hash_secret(SUP_SECRET),
+                                             own_hash=hash_secret(OWN_SECRET), teller="li"),
+                      encoding="utf-8")
+    store = PolicyStore(override_file=str(policy), cache_dir=tmp_path)
+    store.reload()
+    codes: list[tuple[str, str]] = []
+    approvers = ServiceApprovers(store, code_verifier=lambda ch, c: bool(codes.append((ch, c))),
+                                 password=lambda: NoPasswordCheck("not here"))
+    li, wang = approvers("li"), approvers("wang")
+    assert li is not None and wang is not None and approvers("li") is li and li is not wang
+    assert approvers("") is None  # nobody to tell apart from the supervisor
+    assert li.check("supervisor", "li", OWN_SECRET).message_key == "self_approval"
+    assert li.check("supervisor", "sup01", "nope").retry_after_s > 0  # li's back-off ...
+    assert li.check("supervisor", "sup01", SUP_SECRET).message_key == "backoff"
+    assert wang.check("supervisor", "sup01", SUP_SECRET).ok  # ... is not wang's
+    assert not wang.check("code", "", "0101-2345-6789", channel="print").ok
+    assert codes == [("print", "0101-2345-6789")]  # codes go to the device key's holder
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc")
+def test_the_linux_process_table_tells_who_has_processes() -> None:
+    import pwd
+
+    from guard.platforms._linux.machine import ProcTable
+
+    table = ProcTable()
+    assert table.user_has_processes(pwd.getpwuid(os.getuid()).pw_name) is True
+    assert table.user_has_processes("no-such-login-tg") is False
