@@ -130,7 +130,8 @@ class ServiceUnderTest:
         self.printed = 0
 
     def start(self) -> None:
-        env = {**self.cups.env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**self.cups.env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
                "TELLER_GUARD_PLATFORM": "linux"}
         for k in ("TELLER_GUARD_ENDPOINT", "TELLER_GUARD_POLICY", "TELLER_GUARD_SOCKET"):
             env.pop(k, None)
