@@ -193,7 +193,8 @@ class _Refusal(Exception):
 
 class LocalChannelServer:
     """The machine service's end: accepts events from session agents and journals them, and asks
-    the teller's session agent when the service needs an answer (`ask`, `notify`).
+    the teller's session agent when the service needs an answer (`ask`, `notify`), or shows the
+    supervisor dialog there (`approve`), judging every try it relays with the service's own check.
 
     `allowed_uids` limits who may connect (None: any local user; each is still bound to its own
     login in the events it sends). `max_per_uid` connections per user (uid, or SID on Windows)

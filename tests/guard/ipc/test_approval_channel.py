@@ -282,3 +282,21 @@ def test_the_service_waits_briefly_for_a_logged_in_tellers_agent(
     thread, out = _in_thread(lambda: absent.ask(_prompt()))
     thread.join(WAIT_S)
     assert not thread.is_alive() and out == [PromptAnswer(proceed=False, timed_out=True)]
+
+
+def test_an_agent_saying_approved_without_a_try_the_service_approved_is_not_believed(
+        serve: Callable[..., LocalChannelServer]) -> None:
+    server = serve()
+    raw = RawClient(server.path)
+    raw.hello(prompts=True, approvals=True)
+    check = ServiceCheck()
+    thread, out = _in_thread(lambda: server.approve(_approval(), check, teller=login(),
+                                                    timeout_s=WAIT_S))
+    approve = raw.read()
+    assert approve is not None and approve.type == "approve"
+    assert "credential_hash" not in str(approve.body)  # ids and names only
+    raw.send(Message(type="answer", body={"proceed": True, "reason": "trust me"},
+                     reply_to=approve.id))
+    thread.join(WAIT_S)
+    assert not thread.is_alive() and out == [None] and check.tries == []
+    raw.close()
