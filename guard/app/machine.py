@@ -5,7 +5,10 @@ owns what a teller must not be able to switch off or edit: `Delivery` (journal, 
 download), the local channel's server that session agents hand their events to, and a pipeline
 for the channels the service enforces itself (`channels`: each makes a watcher from the pipeline),
 which asks the teller through the local channel (`RemotePrompter`) and takes the safe choice
-when no session answers.
+when no session answers. Where policy lets a supervisor approve a blocked action of those
+channels, the teller's agent shows the supervisor dialog and the service checks every credential
+(`ServiceApprovers`): the supervisors' verifiers and the device key never reach a teller's
+process.
 """
 
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from pathlib import Path
 
 from guard import __version__, identity, paths, platforms
 from guard.app import local_collector
+from guard.credentials import Backoff, os_check_works_for, os_password_checker
 from guard.delivery.delivery import Delivery, DeliveryError, DeliverySettings, endpoint_setting
 from guard.delivery.journal import JournalError
 from guard.events import EventType, new_event
@@ -32,8 +37,9 @@ from guard.ipc.server import LocalChannelServer
 from guard.ipc.status import STATUS_FILE, ServiceState, ServiceStatus
 from guard.ipc.unix import default_socket_path
 from guard.model import Outcome, utc_now_iso
+from guard.pipeline.approval import Approver
 from guard.pipeline.pipeline import Pipeline
-from guard.platforms.base import DataDirBusy, HeldLock, PlatformUnavailable
+from guard.platforms.base import DataDirBusy, HeldLock, PasswordCheck, PlatformUnavailable
 from guard.policy.schema import Policy
 from guard.policy.store import PolicyStore, Rejection
 from guard.scan.engine import Scanner
@@ -79,6 +85,60 @@ def _write_public(path: Path, text: str) -> None:
     write_atomic(path, text.encode("utf-8"), mode=0o644)
 
 
+class ServiceApprovers:
+    """The machine service's supervisor approvals: one `Approver` per teller, made when first
+    needed, so each teller has their own back-off and cannot approve their own action.
+
+    Everything is checked here: the supervisors' scrypt verifiers and OS groups from the
+    policy in force, one-time codes with the device key (`code_verifier`, the delivery), and a
+    credential that is the teller's own OS password never approves. (The teller's PIN lives in
+    their own profile, out of the service's reach; it is not compared.) `password` is made when
+    first needed: the OS password check of this platform. Called from worker threads."""
+
+    def __init__(self, store: PolicyStore, *, code_verifier: Callable[[str, str], bool] | None,
+                 password: Callable[[], PasswordCheck] = os_password_checker) -> None:
+        self._store = store
+        self._code_verifier = code_verifier
+        self._make_password = password
+        self._password: PasswordCheck | None = None
+        self._approvers: dict[str, Approver] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, teller: str) -> Approver | None:
+        """The approver for `teller`'s actions; None when the action names no teller (nobody
+        to tell apart from the supervisor: no approval)."""
+        if not teller:
+            return None
+        with self._lock:
+            if self._password is None:
+                self._password = self._make_password()
+            password = self._password
+            approver = self._approvers.get(teller)
+            if approver is None:
+                idle = self._store.current().idle
+
+                def own_password(secret: str) -> bool:
+                    return os_check_works_for(password, teller)[0] and password.check(teller,
+                                                                                      secret)
+
+                approver = self._approvers[teller] = Approver(
+                    policy=self._store.current, teller=teller, password=password,
+                    backoff=Backoff(idle.backoff_after, idle.backoff_base_s, idle.backoff_max_s),
+                    teller_matches=own_password, code_verifier=self._code_verifier)
+            return approver
+
+
+def _login_session_probe() -> Callable[[str], bool | None] | None:
+    """Whether a teller is logged in (has processes), from the machine platform; None when the
+    platform cannot load."""
+    try:
+        return platforms.current_machine().processes.user_has_processes
+    except PlatformUnavailable as exc:
+        log.warning("cannot tell who is logged in (%s); a teller's agent is waited for briefly",
+                    exc)
+        return None
+
+
 def _lock_data_dir(data_dir: Path) -> HeldLock | None:
     """Hold an exclusive lock on the data directory for this process's lifetime, so a second
     service cannot journal and ship the same rows."""
@@ -110,6 +170,7 @@ class MachineService:
         self.settings = settings
         self._channels = tuple(channels)
         self.pipeline: Pipeline | None = None
+        self.approvers: ServiceApprovers | None = None
         self.watchers: tuple[Watcher, ...] = ()
         self.data_dir = Path(settings.data_dir)
         self.socket_path = Path(settings.socket_path) if settings.socket_path else None
@@ -208,9 +269,14 @@ class MachineService:
         self.server = server
         key = identity.hash_key(data)
         scanner = Scanner(key=key, min_confidence=min(policy.thresholds.values(), default=0.5))
-        self.pipeline = Pipeline(scanner=scanner, policy=store.current,
-                                 prompter=RemotePrompter(server), sink=delivery.journal,
-                                 device=device)
+        # The service's channels hold what they guard (a print job stays held) while the teller
+        # and a supervisor are asked; a teller whose agent is still starting is waited for.
+        probe = _login_session_probe()
+        prompter = RemotePrompter(server, session_live=probe or (lambda _teller: None))
+        self.approvers = ServiceApprovers(store, code_verifier=delivery.verify_code)
+        self.pipeline = Pipeline(scanner=scanner, policy=store.current, prompter=prompter,
+                                 sink=delivery.journal, device=device,
+                                 approver_for=self.approvers, holds=True)
         self.watchers = tuple(make(self.pipeline) for make in self._channels)
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 ENV_SOCKET = "TELLER_GUARD_SOCKET"
 AGENT_SPOOL_DIR = "agent-spool"
+RECONNECT_FIRST_S = 0.1  # after a dropped connection, the first retry; doubling to flush_every_s
 # ---------------------------------------------------------------------------------------------
 # The session agent's side.
 
@@ -36,7 +37,10 @@ class ServiceSink:
     `record()` is called from any thread and blocks at most the client's timeout (2 s); it raises
     `LocalChannelRefused` only when the service refuses the event itself. The background thread
     also keeps the connection open (pings; reconnects when the client answers prompts), so the
-    service can ask this teller while nothing else is said.
+    service can ask this teller while nothing else is said. A client that answers prompts is
+    connected before the constructor returns (the service can ask this teller from the start,
+    issue 11), and after a dropped connection it reconnects within `RECONNECT_FIRST_S`, backing
+    off to `flush_every_s` while the service stays away.
     """
 
     def __init__(self, client: LocalChannelClient, *, flush_every_s: float = 2.0) -> None:
@@ -45,6 +49,10 @@ class ServiceSink:
         self.delivered = 0
         self.spooled_events = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        client.on_disconnect = self._wake.set
+        if client.prompter is not None:
+            self._keepalive()
         self._thread = threading.Thread(target=self._flush_loop, name="teller-guard-spool",
                                         daemon=True)
         self._thread.start()
@@ -104,18 +112,35 @@ class ServiceSink:
         """Send the spool now; True when it is empty."""
         return self.client.flush()
 
+    def _keepalive(self) -> bool:
+        """Send the spool and keep the connection open; True when connected afterwards."""
+        try:
+            if self.client.spooled():
+                self.client.flush()
+            return self.client.keepalive()
+        except (OSError, LocalChannelError) as exc:
+            log.warning("agent spool not sent: %s", exc)
+            return False
+
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_every_s):
-            try:
-                if self.client.spooled():
-                    self.client.flush()
-                self.client.keepalive()
-            except (OSError, LocalChannelError) as exc:
-                log.warning("agent spool not sent: %s", exc)
+        retry = RECONNECT_FIRST_S
+        wait = self.flush_every_s if self.client.connected() else retry
+        while not self._stop.is_set():
+            # A dropped connection wakes the loop: the service can only ask a connected agent.
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            connected = self._keepalive()
+            if connected or self.client.prompter is None:
+                retry, wait = RECONNECT_FIRST_S, self.flush_every_s
+            else:
+                wait, retry = retry, min(self.flush_every_s, retry * 2)
 
     def close(self) -> None:
         """Stop the background sender (one last flush attempt) and close the connection."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(5.0)
         try:
             self.client.flush()

@@ -32,19 +32,23 @@ from guard.ipc.messages import (
     MessageType,
     ProtocolError,
     answer_to_body,
+    approval_request_from_body,
     decode,
     encode,
     error_message,
     prompt_from_body,
+    verdict_from_body,
 )
 from guard.ipc.unix import _require_unix, connect_unix, is_pipe_name
 from guard.model import Device, Event
+from guard.pipeline.approval import ApprovalResult, SupervisorPrompting
 from guard.pipeline.prompt import PromptAnswer, Prompter
 
 log = logging.getLogger(__name__)
 
 REFUSED_DIR = "refused"  # spooled events the service refused for good, kept for IT to read
 PROMPT_WORKERS = 2  # a held print job and a new volume may be asked at the same time
+TRY_TIMEOUT_S = 30.0  # one approval try: scrypt or PAM in the service, behind queued events
 
 
 class Stream(Protocol):
@@ -65,9 +69,11 @@ class _Link:
     """One open connection: a reader thread routes replies to their requests and hands prompts
     to the agent's prompter."""
 
-    def __init__(self, stream: Stream, on_request: Callable[[_Link, Message], None]) -> None:
+    def __init__(self, stream: Stream, on_request: Callable[[_Link, Message], None],
+                 on_closed: Callable[[], None] | None = None) -> None:
         self.stream = stream
         self._on_request = on_request
+        self._on_closed = on_closed
         self._wlock = threading.Lock()
         self._plock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
@@ -149,6 +155,11 @@ class _Link:
         with self._plock:
             for pending in self._pending.values():
                 pending.done.set()
+        if self._on_closed is not None:
+            try:
+                self._on_closed()
+            except Exception:  # a hook must not keep the connection from closing
+                log.exception("local channel: the connection-closed hook failed")
 
 
 def _unix_connector(path: Path, timeout_s: float) -> Callable[[], Stream]:
@@ -175,7 +186,10 @@ class LocalChannelClient:
     hashes.
 
     With a `prompter`, the agent offers to answer the service's prompts: each is asked on a
-    worker thread and answered on the same connection.
+    worker thread and answered on the same connection. A prompter that can show the supervisor
+    dialog (`SupervisorPrompting`) is offered for approvals too: the service sends the dialog,
+    each try typed in it is relayed to the service, which checks it and answers the verdict.
+    `on_disconnect` is called (from any thread) when an open connection ends.
     """
 
     def __init__(self, path: Path, spool_dir: Path, *, device: Device, teller: str = "",
@@ -191,6 +205,7 @@ class LocalChannelClient:
         self.max_spool = max_spool
         self.timeout_s = timeout_s
         self.prompter = prompter
+        self.on_disconnect: Callable[[], None] | None = None
         self.ping_every_s = 30.0  # the service's idle timeout / 3, learnt from its hello
         self.service_version: int | None = None
         self._connector = connector or self._default_connector()
@@ -254,11 +269,13 @@ class LocalChannelClient:
             if link is not None and not link.closed.is_set():
                 return link
             stream = self._connector()
-            link = _Link(stream, self._on_request)
+            link = _Link(stream, self._on_request, self._link_closed)
             try:
                 hello = Message(type=MessageType.HELLO, body={
                     "versions": list(SUPPORTED_VERSIONS), "teller": self.teller,
-                    "prompts": self.prompter is not None, "pid": os.getpid()})
+                    "prompts": self.prompter is not None,
+                    "approvals": isinstance(self.prompter, SupervisorPrompting),
+                    "pid": os.getpid()})
                 reply = link.request(hello, self.timeout_s)
                 if reply.type == MessageType.ERROR:
                     raise _error(reply)
@@ -277,6 +294,11 @@ class LocalChannelClient:
     def connected(self) -> bool:
         link = self._link
         return link is not None and not link.closed.is_set()
+
+    def _link_closed(self) -> None:
+        hook = self.on_disconnect
+        if hook is not None:
+            hook()
 
     def _request(self, msg: Message) -> Message:
         link = self._connected()
@@ -396,9 +418,10 @@ class LocalChannelClient:
         text = reply.body.get("text") if reply.type == MessageType.POLICY else None
         return (text, str(reply.body.get("etag", ""))) if isinstance(text, str) else None
 
-    def keepalive(self) -> None:
+    def keepalive(self) -> bool:
         """Keep the connection open: reconnect when the agent answers prompts (the service can
-        only ask a connected session), ping when it has been quiet. Called periodically."""
+        only ask a connected session), ping when it has been quiet. Called periodically; True
+        when the connection is open afterwards."""
         link = self._link
         if link is None or link.closed.is_set():
             if self.prompter is not None:
@@ -406,25 +429,64 @@ class LocalChannelClient:
                     self._connected()
                 except (OSError, LocalChannelError) as exc:
                     log.debug("local channel: service not reachable (%s)", exc)
-            return
+            return self.connected()
         if time.monotonic() - link.last_sent >= self.ping_every_s:
             try:
                 link.request(Message(type=MessageType.PING), self.timeout_s)
             except OSError:
                 link.close()
+        return self.connected()
 
     # -- prompts from the service
 
     def _on_request(self, link: _Link, msg: Message) -> None:
         """A message the service sent unasked (reader thread: must not block)."""
-        if msg.type not in (MessageType.PROMPT, MessageType.NOTIFY) or self.prompter is None:
+        takes = (MessageType.PROMPT, MessageType.NOTIFY) + (
+            (MessageType.APPROVE,) if isinstance(self.prompter, SupervisorPrompting) else ())
+        if msg.type not in takes or self.prompter is None:
             _send_quietly(link, error_message("unexpected", f"this agent does not take "
                                               f"{msg.type!r} messages", msg.id))
             return
         if self._prompts is None:
             self._prompts = ThreadPoolExecutor(max_workers=PROMPT_WORKERS,
                                                thread_name_prefix="teller-guard-prompt")
-        self._prompts.submit(self._answer, link, msg)
+        self._prompts.submit(self._approve if msg.type == MessageType.APPROVE else self._answer,
+                             link, msg)
+
+    def _approve(self, link: _Link, msg: Message) -> None:
+        """Show the supervisor dialog the service sent; relay each try to the service, which
+        checks it (this process never sees a verifier or the device key), and end the dialog
+        with an answer carrying the typed reason."""
+        prompter = self.prompter
+        assert isinstance(prompter, SupervisorPrompting)
+        try:
+            request = approval_request_from_body(msg.body)
+        except ProtocolError as exc:
+            _send_quietly(link, error_message(exc.code, str(exc), msg.id))
+            return
+
+        def check(method: str, supervisor_id: str, secret: str) -> ApprovalResult:
+            try_ = Message(type=MessageType.APPROVAL_TRY, body={
+                "approval": msg.id, "method": method, "supervisor": supervisor_id,
+                "secret": secret})
+            try:
+                reply = link.request(try_, TRY_TIMEOUT_S)
+            except OSError as exc:
+                log.warning("local channel: the approval cannot be checked (%s)", exc)
+                return ApprovalResult(False, method, supervisor_id, message_key="not_offered")
+            if reply.type != MessageType.APPROVAL_VERDICT:
+                return ApprovalResult(False, method, supervisor_id, message_key="not_offered")
+            return verdict_from_body(reply.body)
+
+        try:
+            result = prompter.approve(request, check)
+        except Exception:  # the dialog failed: the action stays blocked
+            log.exception("local channel: the supervisor dialog failed")
+            result = None
+        answer = PromptAnswer(proceed=result is not None and result.ok,
+                              reason=result.reason if result is not None else "",
+                              timed_out=result is None)
+        _send_quietly(link, msg.reply(MessageType.ANSWER, answer_to_body(answer)))
 
     def _answer(self, link: _Link, msg: Message) -> None:
         prompter = self.prompter

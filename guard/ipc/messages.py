@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from guard.model import Action, Channel, FindingSummary
+from guard.pipeline.approval import CODE, SUPERVISOR, ApprovalRequest, ApprovalResult
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,15 @@ class MessageType(StrEnum):
     POLICY = "policy"  # service → agent: body.text (TOML) and body.etag, or empty
     VERIFY_CODE = "verify_code"  # agent → service: body.channel, body.code (a one-time code)
     CODE_VERDICT = "code_verdict"  # service → agent: body.ok (True once, for a valid unused code)
+    # Supervisor approval (四眼) of an action the service enforces (a held print job). The
+    # service checks every credential itself; the agent only shows the dialog and relays what
+    # was typed. An agent offers these in its hello (body.approvals); one that does not is never
+    # sent APPROVE, and the action stays blocked (the safe choice).
+    APPROVE = "approve"  # service → agent: show the supervisor dialog (an ApprovalRequest);
+    # the agent ends it with an ANSWER replying to it (body.reason: what the supervisor typed)
+    APPROVAL_TRY = "approval_try"  # agent → service: body.approval (the APPROVE's id),
+    # body.method, body.supervisor, body.secret — one try typed in that dialog
+    APPROVAL_VERDICT = "approval_verdict"  # service → agent: the try's ApprovalResult (no secret)
     ERROR = "error"  # the message could not be handled; body.code says why
 
 
@@ -281,3 +291,84 @@ def answer_from_body(body: dict[str, Any]) -> PromptAnswer:
         return PromptAnswer(proceed=False, timed_out=True)
     return PromptAnswer(proceed=proceed, reason=reason[:1000],
                         timed_out=bool(body.get("timed_out", False)))
+
+
+# -- supervisor approval bodies
+
+MAX_SECRET = 256  # characters of a typed credential or code
+MAX_SUPERVISORS = 64  # supervisors offered in one approval request
+MAX_ID = 64  # a supervisor id, an approval id
+APPROVAL_KEYS = frozenset({"ok", "wrong_credential", "unknown_supervisor", "self_approval",
+                           "code_refused", "backoff", "not_offered"})
+
+
+def approval_request_to_body(request: ApprovalRequest) -> dict[str, Any]:
+    return {"prompt": prompt_to_body(request.prompt),
+            "supervisors": [[sid, name] for sid, name in request.supervisors],
+            "codes": request.codes}
+
+
+def approval_request_from_body(body: dict[str, Any]) -> ApprovalRequest:
+    """The `ApprovalRequest` in an approve message; `ProtocolError` when it is not one."""
+    prompt = body.get("prompt")
+    sups = body.get("supervisors", [])
+    codes = body.get("codes", False)
+    if not isinstance(prompt, dict) or not isinstance(sups, list) or not isinstance(codes, bool):
+        raise ProtocolError("bad_message", "approve needs a prompt object, a supervisors list "
+                            "and a codes flag")
+    if len(sups) > MAX_SUPERVISORS or not all(
+            isinstance(s, list) and len(s) == 2 and all(isinstance(x, str) and 0 < len(x) <= 200
+                                                        for x in s) for s in sups):
+        raise ProtocolError("bad_message", f"approve's supervisors must be at most "
+                            f"{MAX_SUPERVISORS} [id, name] pairs of strings")
+    return ApprovalRequest(prompt_from_body(prompt), tuple((s[0], s[1]) for s in sups), codes)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalTry:
+    """One try typed in the supervisor dialog, as the agent relays it. `secret` is in memory
+    only: never logged, journaled or echoed back."""
+
+    approval: str
+    method: str
+    supervisor: str
+    secret: str = field(repr=False)
+
+
+def approval_try_from_body(body: dict[str, Any]) -> ApprovalTry:
+    """The try in an approval_try message; `ProtocolError` (naming no value) when malformed."""
+    approval, method = body.get("approval"), body.get("method")
+    supervisor, secret = body.get("supervisor", ""), body.get("secret")
+    if not (isinstance(approval, str) and 0 < len(approval) <= MAX_ID):
+        raise ProtocolError("bad_message", "approval_try needs the approval's id")
+    if method not in (SUPERVISOR, CODE):
+        raise ProtocolError("bad_message", f"approval_try's method must be {SUPERVISOR!r} or "
+                            f"{CODE!r}")
+    if not isinstance(supervisor, str) or len(supervisor) > MAX_ID:
+        raise ProtocolError("bad_message", f"approval_try's supervisor must be a string of at "
+                            f"most {MAX_ID} characters")
+    if not isinstance(secret, str) or not 0 < len(secret) <= MAX_SECRET:
+        raise ProtocolError("bad_message", f"approval_try's secret must be 1 to {MAX_SECRET} "
+                            f"characters")
+    return ApprovalTry(approval, str(method), supervisor, secret)
+
+
+def verdict_to_body(result: ApprovalResult) -> dict[str, Any]:
+    return {"ok": result.ok, "method": result.method, "supervisor": result.supervisor,
+            "supervisor_name": result.supervisor_name,
+            "retry_after_s": round(result.retry_after_s, 3), "message_key": result.message_key}
+
+
+def verdict_from_body(body: dict[str, Any]) -> ApprovalResult:
+    """The `ApprovalResult` in an approval_verdict; anything unreadable is a refusal."""
+    ok, method = body.get("ok"), body.get("method")
+    key = body.get("message_key")
+    retry = body.get("retry_after_s", 0.0)
+    sid, name = body.get("supervisor", ""), body.get("supervisor_name", "")
+    if not isinstance(ok, bool) or method not in (SUPERVISOR, CODE) or key not in APPROVAL_KEYS \
+            or not isinstance(retry, int | float) or isinstance(retry, bool) \
+            or not isinstance(sid, str) or not isinstance(name, str):
+        return ApprovalResult(False, message_key="not_offered")
+    return ApprovalResult(ok, str(method), sid[:MAX_ID], name[:200],
+                          retry_after_s=min(max(0.0, float(retry)), 3600.0),
+                          message_key=str(key))

@@ -18,6 +18,7 @@ events refused for the rate in one LOCAL_EVENTS_THROTTLED event per user per win
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -47,14 +48,18 @@ from guard.ipc.messages import (
     MessageType,
     ProtocolError,
     answer_from_body,
+    approval_request_to_body,
+    approval_try_from_body,
     decode,
     encode,
     error_message,
     prompt_to_body,
+    verdict_to_body,
 )
 from guard.ipc.status import STATUS_FILE
 from guard.ipc.unix import Peer, _require_unix, default_socket_path, is_pipe_name, listen_unix
 from guard.model import Device, Event, FindingSummary
+from guard.pipeline.approval import ApprovalRequest, ApprovalResult, Check
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
 from guard.scan.detectors import TYPES, mask
 from guard.scan.engine import keyed_hash
@@ -74,16 +79,41 @@ MAX_HASH_INPUT = 256  # characters: the longest normalised value (an e-mail addr
 _KNOWN_TYPES = frozenset(EventType)
 _FINDING_TYPES = frozenset(TYPES)
 _OUT_OF_HANDLES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+REASON_GRACE_S = 5.0  # after an approving try, how long the agent may take to send the reason
+CHECK_GRACE_S = 30.0  # at an approval's deadline, how long a try being checked may still take
 _LISTENING = "listening"
 _STOPPED = "stopped"
 
 
 @dataclass(eq=False)
 class _Waiter:
-    """A prompt sent to an agent, waiting for its answer."""
+    """A prompt (or supervisor dialog) sent to an agent, waiting for its answer; `cond` is
+    notified whenever `done` is set or an approval's state changes."""
 
     done: threading.Event = field(default_factory=threading.Event)
     answer: PromptAnswer | None = None
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def finish(self, answer: PromptAnswer | None = None) -> None:
+        with self.cond:
+            if answer is not None:
+                self.answer = answer
+            self.done.set()
+            self.cond.notify_all()
+
+
+@dataclass(eq=False)
+class _Approval:
+    """A supervisor dialog open in one agent connection (`cid`): the tries it relays are
+    checked here with `check` (the service's own `Approver`, through the pipeline); `result` is
+    the try that approved. All state changes under `waiter.cond`."""
+
+    cid: int
+    check: Check
+    waiter: _Waiter
+    result: ApprovalResult | None = None
+    busy: bool = False  # a try is being checked
+    closed: bool = False  # over (answered, timed out, connection gone): tries are refused
 
 
 @dataclass(eq=False)
@@ -108,6 +138,7 @@ class Connection:
     hello: bool = False
     teller: str = ""
     prompts: bool = False
+    approvals: bool = False  # the agent can show the supervisor dialog (APPROVE)
     waiters: dict[str, _Waiter] = field(default_factory=dict)
     wlock: threading.Lock = field(default_factory=threading.Lock)
     gone: bool = False
@@ -162,7 +193,8 @@ class _Refusal(Exception):
 
 class LocalChannelServer:
     """The machine service's end: accepts events from session agents and journals them, and asks
-    the teller's session agent when the service needs an answer (`ask`, `notify`).
+    the teller's session agent when the service needs an answer (`ask`, `notify`), or shows the
+    supervisor dialog there (`approve`), judging every try it relays with the service's own check.
 
     `allowed_uids` limits who may connect (None: any local user; each is still bound to its own
     login in the events it sends). `max_per_uid` connections per user (uid, or SID on Windows)
@@ -219,7 +251,9 @@ class LocalChannelServer:
         self._pool: ThreadPoolExecutor | None = None
         self._transport: _UnixReactor | Any = None
         self._lock = threading.Lock()
+        self._sessions_changed = threading.Condition(self._lock)  # an agent said hello
         self._conns: dict[int, Connection] = {}
+        self._approvals: dict[str, _Approval] = {}  # open supervisor dialogs, by APPROVE id
         self._next_cid = 0
         self._degraded = ""
         self._running = False
@@ -359,6 +393,8 @@ class LocalChannelServer:
                 continue
             if msg.type == MessageType.ANSWER:
                 self._answered(conn, msg)  # never queued behind events
+            elif msg.type == MessageType.ERROR and msg.reply_to:
+                self._errored(conn, msg)  # the agent could not take a prompt: safe choice now
             else:
                 conn.inbox.append(msg)
         self._schedule(conn)
@@ -372,7 +408,7 @@ class LocalChannelServer:
             waiters = list(conn.waiters.values())
             conn.waiters.clear()
         for w in waiters:
-            w.done.set()
+            w.finish()
         with self._usage_lock:
             usage = self._hashing.pop(conn.cid, None)
         if usage is not None:
@@ -481,10 +517,13 @@ class LocalChannelServer:
             return error_message("version", f"no common protocol version: the agent speaks "
                                  f"{theirs!r}, the service {list(SUPPORTED_VERSIONS)}", msg.id)
         claimed = msg.body.get("teller", "")
-        conn.teller = claimed if conn.peer.privileged and isinstance(claimed, str) and claimed \
-            else conn.peer.login
-        conn.prompts = bool(msg.body.get("prompts", False))
-        conn.hello = True
+        with self._sessions_changed:
+            conn.teller = claimed if conn.peer.privileged and isinstance(claimed, str) \
+                and claimed else conn.peer.login
+            conn.prompts = bool(msg.body.get("prompts", False))
+            conn.approvals = conn.prompts and msg.body.get("approvals") is True
+            conn.hello = True
+            self._sessions_changed.notify_all()
         return msg.reply(MessageType.HELLO, {"version": max(common), "teller": conn.teller,
                                              "versions": list(SUPPORTED_VERSIONS),
                                              "idle_timeout_s": self.idle_timeout_s,
@@ -646,6 +685,46 @@ class LocalChannelServer:
                  "accepted" if ok else "refused")
         return msg.reply(MessageType.CODE_VERDICT, {"ok": ok})
 
+    def _h_approval_try(self, conn: Connection, msg: Message) -> Message:
+        """One try typed in a supervisor dialog this connection shows: checked here (the
+        supervisors' verifiers and the device key never leave the service), answered with the
+        verdict only. A try for a dialog of another connection, or one that is over, is refused
+        without being checked."""
+        try:
+            attempt = approval_try_from_body(msg.body)
+        except ProtocolError as exc:
+            return error_message(exc.code, str(exc), msg.id)
+        refused = ApprovalResult(False, attempt.method, message_key="not_offered")
+        with self._lock:
+            session = self._approvals.get(attempt.approval)
+        if session is None or session.cid != conn.cid:
+            log.warning("local channel: uid %d sent a try for no supervisor dialog of its own",
+                        conn.peer.uid)
+            return msg.reply(MessageType.APPROVAL_VERDICT, verdict_to_body(refused))
+        cond = session.waiter.cond
+        with cond:
+            if session.closed or session.busy or session.result is not None:
+                return msg.reply(MessageType.APPROVAL_VERDICT, verdict_to_body(refused))
+            session.busy = True
+        try:
+            result = session.check(attempt.method, attempt.supervisor, attempt.secret)
+        except Exception:  # a failing check is a refusal, never an approval
+            log.exception("local channel: the approval check failed")
+            result = ApprovalResult(False, attempt.method, message_key="wrong_credential")
+        finally:
+            with cond:
+                session.busy = False
+                cond.notify_all()
+        with cond:
+            if result.ok and session.closed:
+                log.warning("local channel: an approval came after its dialog was over; the "
+                            "action stays blocked")
+                result = refused
+            elif result.ok:
+                session.result = result
+                cond.notify_all()
+        return msg.reply(MessageType.APPROVAL_VERDICT, verdict_to_body(result))
+
     _handlers: ClassVar[dict[str, _Handler]] = {
         MessageType.HELLO: _h_hello,
         MessageType.PING: _h_ping,
@@ -653,6 +732,7 @@ class LocalChannelServer:
         MessageType.STATUS_REQUEST: _h_status,
         MessageType.POLICY_REQUEST: _h_policy,
         MessageType.VERIFY_CODE: _h_verify_code,
+        MessageType.APPROVAL_TRY: _h_approval_try,
     }
 
     def _handle_line(self, line: bytes, conn: Connection) -> str:
@@ -710,11 +790,28 @@ class LocalChannelServer:
             return [(c.teller, c.last_active) for c in self._conns.values()
                     if c.hello and c.prompts and not c.gone]
 
-    def _session_for(self, teller: str | None) -> Connection | None:
+    def _able_locked(self, teller: str | None, approvals: bool = False) -> list[Connection]:
+        """The connections that can be asked for `teller` (the caller holds the lock)."""
+        return [c for c in self._conns.values() if c.hello and c.prompts and not c.gone
+                and c.linger_until is None and (not teller or c.teller == teller)
+                and (c.approvals or not approvals)]
+
+    def _session_for(self, teller: str | None, *, approvals: bool = False) -> Connection | None:
         with self._lock:
-            able = [c for c in self._conns.values() if c.hello and c.prompts and not c.gone
-                    and c.linger_until is None and (not teller or c.teller == teller)]
+            able = self._able_locked(teller, approvals)
         return max(able, key=lambda c: c.last_active) if able else None
+
+    def has_session(self, teller: str | None) -> bool:
+        """True when an agent that answers prompts is connected for `teller` (any, for None)."""
+        with self._lock:
+            return bool(self._able_locked(teller))
+
+    def wait_for_session(self, teller: str | None, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for an agent of `teller` to connect (its hello); True once one
+        is there. Blocks the caller (a service worker thread)."""
+        with self._sessions_changed:
+            return self._sessions_changed.wait_for(lambda: bool(self._able_locked(teller)),
+                                                   max(0.0, timeout_s))
 
     def ask(self, request: PromptRequest, *, teller: str | None = None,
             timeout_s: float | None = None) -> PromptAnswer | None:
@@ -745,14 +842,66 @@ class LocalChannelServer:
             return False
         return self._send(conn, Message(type=MessageType.NOTIFY, body=prompt_to_body(request)))
 
+    def approve(self, request: ApprovalRequest, check: Check, *, teller: str | None = None,
+                timeout_s: float | None = None) -> ApprovalResult | None:
+        """Show the supervisor dialog in the session agent of `teller` and check each try it
+        relays with `check` (here, in the service); the approving result (with the reason the
+        supervisor typed) or None: no agent that can show the dialog (an older agent), cancelled,
+        the connection dropped, or `timeout_s` passed. Blocks the caller."""
+        conn = self._session_for(teller, approvals=True)
+        if conn is None:
+            return None
+        msg = Message(type=MessageType.APPROVE, body=approval_request_to_body(request))
+        waiter = _Waiter()
+        session = _Approval(cid=conn.cid, check=check, waiter=waiter)
+        with self._lock:
+            if conn.gone:
+                return None
+            conn.waiters[msg.id] = waiter
+            self._approvals[msg.id] = session
+        try:
+            if not self._send(conn, msg):
+                return None
+            limit = request.prompt.timeout_s if timeout_s is None else timeout_s
+            with waiter.cond:
+                waiter.cond.wait_for(lambda: waiter.done.is_set() or session.result is not None,
+                                     limit)
+                if session.result is not None:
+                    # Approved here; the dialog's answer only brings the typed reason.
+                    waiter.cond.wait_for(waiter.done.is_set, REASON_GRACE_S)
+                else:
+                    waiter.cond.wait_for(lambda: not session.busy, CHECK_GRACE_S)
+                session.closed = True
+                result = session.result
+                answer = waiter.answer
+            if result is None:
+                return None
+            reason = answer.reason if answer is not None else ""
+            return dataclasses.replace(result, reason=reason)
+        finally:
+            with self._lock:
+                conn.waiters.pop(msg.id, None)
+                self._approvals.pop(msg.id, None)
+
     def _answered(self, conn: Connection, msg: Message) -> None:
         with self._lock:
             waiter = conn.waiters.get(msg.reply_to or "")
         if waiter is None:
             log.info("local channel: an answer to no open prompt (late, after the timeout)")
             return
-        waiter.answer = answer_from_body(msg.body)
-        waiter.done.set()
+        waiter.finish(answer_from_body(msg.body))
+
+    def _errored(self, conn: Connection, msg: Message) -> None:
+        """An error reply to a prompt or dialog (an agent that cannot show it): no answer."""
+        with self._lock:
+            waiter = conn.waiters.get(msg.reply_to or "")
+        code = str(msg.body.get("code", ""))[:40]
+        if waiter is None:
+            log.info("local channel: uid %d answered %s to nothing open", conn.peer.uid, code)
+            return
+        log.info("local channel: uid %d could not take a request (%s); the safe choice",
+                 conn.peer.uid, code)
+        waiter.finish()
 
 
 def _checked_inputs(findings: list[FindingSummary], raw: object) -> list[list[str]]:

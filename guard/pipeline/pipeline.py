@@ -214,15 +214,25 @@ class Pipeline:
 
     `policy` is a callable returning the policy in force (PolicyStore.current). `handle` may be
     called from several worker threads at once; it blocks while the teller is asked.
+
+    The machine service's pipeline serves several tellers: `teller` is empty, each observation
+    names its teller in ``meta["teller"]`` (the print job's owner), `approver_for(teller)` gives
+    that teller's approver (their own back-off, no self-approval), and `holds` says that its
+    watchers keep the action held while a supervisor is asked (a cancelled print job cannot be
+    released afterwards, so `block()` runs only once approval was refused).
     """
 
     def __init__(self, *, scanner: TextScanner | None, policy: Callable[[], Policy],
                  prompter: Prompter, sink: EventSink, device: Device, teller: str = "",
-                 agent_version: str = __version__, approver: Approver | None = None) -> None:
+                 agent_version: str = __version__, approver: Approver | None = None,
+                 approver_for: Callable[[str], Approver | None] | None = None,
+                 holds: bool = False) -> None:
         self.scanner = scanner
         # Supervisor approval (四眼) of blocked actions, where policy allows it and the prompter
         # can show the supervisor dialog.
         self.approver = approver
+        self.approver_for = approver_for
+        self.holds = holds
         self._policy = policy
         self.prompter = prompter
         self.sink = sink
@@ -382,7 +392,8 @@ class Pipeline:
                 EventType.APPROVAL_SUPERVISOR if result.method == SUPERVISOR
                 else EventType.APPROVAL_CODE, Channel.SYSTEM, decision.action, Outcome.ALLOWED,
                 findings=relevant, decision=decision.rule,
-                source_app=observation.source_app or "", justification=reason, detail=merged)
+                source_app=observation.source_app or "", justification=reason, detail=merged,
+                teller=self._teller_of(observation))
             return Handled(decision, relevant, Outcome.ALLOWED, event, answer)
         event = self.record(
             event_type(observation.channel, observation.kind), observation.channel,
@@ -453,10 +464,14 @@ class Pipeline:
                     enforcement.allow()
                 outcome = Outcome.JUSTIFIED if action is Action.JUSTIFY else Outcome.ACKNOWLEDGED
                 return outcome, answer, self._masked_reason(answer.reason)
+            # Held (the service's channels): approval first, the block only once refused.
+            if action is Action.JUSTIFY and self.holds and self._approve(
+                    observation, decision, findings, enforcement, approved):
+                return Outcome.ALLOWED, answer, ""
             if enforcement.block is not None and not enforcement.block():
                 extra["enforcement"] = "block_failed"
-            if action is Action.JUSTIFY and self._approve(observation, decision, findings,
-                                                          enforcement, approved):
+            if action is Action.JUSTIFY and not self.holds and self._approve(
+                    observation, decision, findings, enforcement, approved):
                 return Outcome.ALLOWED, answer, ""
             outcome = Outcome.TIMED_OUT if answer.timed_out else Outcome.CANCELLED
             return outcome, answer, ""
@@ -470,8 +485,12 @@ class Pipeline:
             # Cannot redact: the safe fallback is to remove the content.
             action = Action.BLOCK
         if action is Action.BLOCK:
+            if self.holds and enforcement.block is not None and self._approve(
+                    observation, decision, findings, enforcement, approved):
+                return Outcome.ALLOWED, None, ""
             if enforcement.block is not None and enforcement.block():
-                if self._approve(observation, decision, findings, enforcement, approved):
+                if not self.holds and self._approve(observation, decision, findings,
+                                                    enforcement, approved):
                     return Outcome.ALLOWED, None, ""
                 self.prompter.notify(self._request(observation, decision, Action.NOTIFY,
                                                    findings, kind="blocked"))
@@ -493,7 +512,8 @@ class Pipeline:
         "ask your supervisor" and, once approved, let the action proceed (`enforcement.allow`).
         Every wrong try is its own APPROVAL_FAILED event; the approval is the handle's one event.
         """
-        approver = self.approver
+        teller = self._teller_of(observation)
+        approver = self.approver_for(teller) if self.approver_for is not None else self.approver
         prompter = self.prompter
         if approver is None or not isinstance(prompter, SupervisorPrompting):
             return False
@@ -507,7 +527,7 @@ class Pipeline:
             result = approver.check(method, supervisor_id, secret, channel=channel)
             if not result.ok and result.message_key != "backoff":
                 self.record(EventType.APPROVAL_FAILED, Channel.SYSTEM, decision.action,
-                            Outcome.FAILED, decision=decision.rule, detail={
+                            Outcome.FAILED, decision=decision.rule, teller=teller, detail={
                                 "approved_channel": channel, "approved_kind": observation.kind,
                                 "approval": method, "supervisor": result.supervisor[:64],
                                 "why": result.message_key, "failures": approver.backoff.failures,
@@ -528,15 +548,23 @@ class Pipeline:
         approved.append(result)
         return True
 
+    def _teller_of(self, observation: Observation) -> str:
+        """Whose action this is: the session's teller, or (in the machine service) the teller
+        the observation names."""
+        named = observation.meta.get("teller")
+        return self.teller or (named[:128] if isinstance(named, str) else "")
+
     # -- events
     def record(self, type_: EventType | str, channel: Channel, action: Action = Action.AUDIT,
                outcome: Outcome = Outcome.RECORDED, *, findings: Sequence[Finding] = (),
                decision: str = "", source_app: str = "", justification: str = "",
-               detail: Mapping[str, DetailValue] | None = None) -> Event:
+               detail: Mapping[str, DetailValue] | None = None,
+               teller: str | None = None) -> Event:
         """Build an event (device, teller, policy version, findings summary) with
         `guard.events.new_event` and hand it to the sink. A failing sink is logged and
         remembered (`sink_error`), never raised to a watcher. Watchers go through `handle`; this
-        is for the composition root's own events (started, policy applied …).
+        is for the composition root's own events (started, policy applied …). `teller` names
+        another teller than the pipeline's (the machine service records for several).
 
         Key-less findings (`UnhashedFinding`) give summaries without hashes; their values go to
         a `HashingSink` beside the event (any other sink gets the event without hashes)."""
@@ -547,7 +575,8 @@ class Pipeline:
         placed, values = _placeholders(findings)
         event = new_event(
             parse_event_type(type_), device=self.device, channel=channel, action=action,
-            outcome=outcome, findings=placed, decision=decision, teller=self.teller,
+            outcome=outcome, findings=placed, decision=decision,
+            teller=self.teller if teller is None else teller,
             source_app=source_app, justification=justification,
             agent_version=self.agent_version, policy_version=policy_version, detail=detail,
         )

@@ -187,11 +187,15 @@ class FakeRegistry:
 
 
 class FakeProcessTable:
-    def __init__(self, alive: set[int] | None = None) -> None:
+    def __init__(self, alive: set[int] | None = None, users: set[str] | None = None) -> None:
         self.alive = {os.getpid()} if alive is None else set(alive)
+        self.users = users  # logins with a process; None: cannot tell
 
     def process_exists(self, pid: int) -> bool:
         return pid > 0 and pid in self.alive
+
+    def user_has_processes(self, login: str) -> bool | None:
+        return None if self.users is None else login in self.users
 
 
 class _FakeHeld:

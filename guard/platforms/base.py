@@ -213,6 +213,11 @@ class ProcessTable(Protocol):
         """True while process `pid` exists (also when it belongs to another user). Any thread;
         answers in microseconds."""
 
+    def user_has_processes(self, login: str) -> bool | None:
+        """True while OS user `login` runs a process (their login session is open or starting),
+        False when none, None when this platform cannot tell. Any thread; a scan of the process
+        table (milliseconds)."""
+
 
 @runtime_checkable
 class HeldLock(Protocol):

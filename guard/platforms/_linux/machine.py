@@ -60,6 +60,29 @@ class ProcTable:
             return True  # exists, owned by another user (root)
         return True
 
+    def user_has_processes(self, login: str) -> bool | None:
+        import pwd
+
+        try:
+            uid = pwd.getpwnam(login).pw_uid
+        except KeyError:
+            return False  # no such account: nobody to wait for
+        if not (self._proc / "self").exists():
+            return None
+        try:
+            entries = list(os.scandir(self._proc))
+        except OSError:
+            return None
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    return True
+            except OSError:  # ended meanwhile
+                continue
+        return False
+
 
 class FlockHeld:
     def __init__(self, path: Path, handle: IO[str]) -> None:

@@ -107,6 +107,11 @@ class WindowsProcessTable:
             self._api = Kernel32Processes.load()
         return self._api
 
+    def user_has_processes(self, login: str) -> bool | None:
+        # Not built: WTSEnumerateSessions would tell; the service then waits its short grace
+        # for a teller's agent rather than cancel at once.
+        return None
+
     def process_exists(self, pid: int) -> bool:
         if pid <= 0:
             return False

@@ -77,8 +77,8 @@ class RealService:
         self.sink = eventually("the agent side", lambda: agent_sink(
             self.root / "agent", socket_path=self.sock, device=Device(id="a", hostname="pc"),
             teller=self.teller, prompter=self.prompter, flush_every_s=0.2))
-        # the service can ask this teller only once the agent's connection is open
-        eventually("the agent connected", lambda: self.sink.channel_state() == "listening")
+        # agent_sink returns connected (issue 11): the service can ask this teller from now on
+        assert self.sink.client.connected()
 
     def _died(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
