@@ -9,10 +9,13 @@ import secrets
 import socket
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from guard.files import read_or_create
-from guard.model import Device
 from guard.paths import ConfigError, data_dir
+
+if TYPE_CHECKING:  # pydantic's model, imported by `device()`: `hash_key()` (scanning) needs none
+    from guard.model import Device
 
 ENV_HASH_KEY = "TELLER_GUARD_HASH_KEY"
 ENV_BRANCH = "TELLER_GUARD_BRANCH"
@@ -42,6 +45,8 @@ def device(base: Path | None = None) -> Device:
     """This machine's identity in events: a stable id, its hostname and its branch.
 
     `base` is the data directory that holds it (default `data_dir()`)."""
+    from guard.model import Device
+
     path = (base or data_dir()) / "device.json"
     raw = read_or_create(path, json.dumps({"id": str(uuid.uuid4())}).encode())
     try:

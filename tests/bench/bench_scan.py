@@ -1,7 +1,7 @@
 """Benchmark of the scanning engine against the regex floor, and its memory on a 500 MB file.
 
     .venv/bin/python tests/bench/bench_scan.py [--mb 50] [--big-mb 500] [--cli-mb 50]
-                                               [--xlsx-rows 1000000]
+                                               [--cli-dense-mb 200] [--xlsx-rows 1000000]
 
 1. generates ~50 MB (UTF-8) of teller-like text, every line unique: notices and notes, system log
    lines (timestamps, session ids, serial numbers, versions), and customer lines (log records,
@@ -16,7 +16,8 @@
    the peak memory (ru_maxrss and tracemalloc) of `Scanner.scan_file` on it;
 4. the CLI: `teller-guard scan --format json` on a 50 MB mixed teller log (start-up and JSON
    writing included) against the floor on the same text, and its peak memory, with the core and
-   with TELLER_GUARD_ENGINE=python;
+   with TELLER_GUARD_ENGINE=python; and the CLI's peak memory on a 200 MB dense customer export
+   (`--cli-dense-mb`);
 5. in a fresh subprocess, writes an xlsx of 1 million customer rows (openpyxl write-only) and
    prints the peak memory of streaming its findings (`Scanner.iter_file`).
 A script, not a test: it prints figures and asserts nothing.
@@ -258,6 +259,28 @@ def bench_cli(mb: int) -> None:
             print(f"ratio CLI {engine}/floor throughput: {floor_s / cli_s:.2f}x (target >= 0.7x)")
 
 
+def bench_cli_dense(mb: int) -> None:
+    """Peak memory of `teller-guard scan --format json` on a dense customer export (every line
+    has data): the CLI streams each finding out, so it stays that of a small file."""
+    print(f"== CLI memory: teller-guard scan --format json on a {mb} MB dense customer export")
+    r = random.Random(17)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "export.csv")
+        with open(path, "w", encoding="utf-8") as fh:
+            written = 0
+            while written < mb * 1_000_000:
+                chunk = "\n".join(line(r) for _ in range(2000)) + "\n"
+                fh.write(chunk)
+                written += len(chunk.encode("utf-8"))
+        cmd = [sys.executable, "-m", "guard.cli", "scan", "--format", "json", path]
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--cli-child", *cmd],
+                              capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - t0
+        print(f"CLI core   on {os.path.getsize(path) / 1e6:.0f} MB dense: {elapsed:.1f} s, the "
+              f"CLI's {proc.stdout.strip()}")
+
+
 def _cli_child(cmd: list[str]) -> None:
     """Runs the CLI with its JSON going to /dev/null; prints its peak memory."""
     with open(os.devnull, "wb") as sink:
@@ -300,6 +323,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--big-mb", type=int, default=500)
     parser.add_argument("--cli-mb", type=int, default=50)
+    parser.add_argument("--cli-dense-mb", type=int, default=200)
     parser.add_argument("--xlsx-rows", type=int, default=1_000_000)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--xlsx-child", help=argparse.SUPPRESS)
@@ -322,6 +346,8 @@ def main() -> None:
     bench_throughput(args.mb, 1.0, "dense customer export: every line carries customer data")
     if args.cli_mb:
         bench_cli(args.cli_mb)
+    if args.cli_dense_mb:
+        bench_cli_dense(args.cli_dense_mb)
     if args.xlsx_rows:
         bench_xlsx(args.xlsx_rows)
 

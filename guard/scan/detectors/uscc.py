@@ -9,7 +9,8 @@ those passes the USCC check by chance.
 
 from __future__ import annotations
 
-from stdnum.cn import uscc
+import functools
+from types import ModuleType
 
 from guard.scan.detectors import CN_USCC as TYPE
 from guard.scan.detectors import context
@@ -24,6 +25,15 @@ def plausible(value: str) -> bool:
     return value[0] in _AUTHORITY and value[1] in _ORG_TYPE and value[2:4] in PROVINCES
 
 
+@functools.cache
+def _stdnum_uscc() -> ModuleType:
+    # imported when the first code-shaped value is checked: importing stdnum's helpers costs
+    # ~10 ms of every scan's start-up, and most scans never meet a USCC
+    from stdnum.cn import uscc
+
+    return uscc
+
+
 def score(value: str, label: str | None) -> float | None:
     """Confidence that the upper-case 18-char `value` is a USCC."""
     if len(value) != 18 or value[0] not in _AUTHORITY or label == context.NEG:
@@ -33,7 +43,7 @@ def score(value: str, label: str | None) -> float | None:
         return None
     if digits_only and label != context.USCC and id_layout(value):
         return None  # a resident ID with a typo in it (wrong check digit), not a code
-    if not uscc.is_valid(value):
+    if not _stdnum_uscc().is_valid(value):
         return None
     if label == context.USCC:
         return 0.97

@@ -202,3 +202,36 @@ def test_sniff_kinds(tmp_path: Path) -> None:
     for path, kind in ((x, documents.XLSX), (d, documents.DOCX), (p, documents.PDF)):
         with open(path, "rb") as fh:
             assert documents.sniff(fh) == kind
+
+
+def test_xlsx_shared_strings_read_back_from_disk_as_openpyxl_reads_them(tmp_path: Path) -> None:
+    # the shared-string table is kept on disk, not as openpyxl's list: the text is the same
+    path = tmp_path / "strings.xlsx"
+    values = ["", "张三", "a\tb", "x005F_y", "𠀀 surrogate pair", "=not a formula", "  spaced  ",
+              "11010519491231002X"] + [f"行{i}" for i in range(3000)]
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "客户"
+    for i in range(0, len(values), 4):
+        ws.append([*values[i:i + 4], 3.0, 12345678901234.0])
+    wb.save(path)
+    expected = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    want = ["客户"] + ["\t".join(documents._cell_text(v) for v in row).rstrip("\t")
+                     for row in expected.worksheets[0].iter_rows(values_only=True)]
+    expected.close()
+    with path.open("rb") as fh:
+        assert list(documents._xlsx_lines(fh)) == want
+
+
+def test_shared_strings_by_index() -> None:
+    xml = ('<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+           '<si><t>一</t></si><si><t></t></si><si><r><t>rich </t></r><r><t>text</t></r></si>'
+           '</sst>').encode()
+    table = documents._SharedStrings(io.BytesIO(xml))
+    try:
+        assert len(table) == 3
+        assert [table[0], table[1], table[2], table[-1]] == ["一", "", "rich text", "rich text"]
+        with pytest.raises(IndexError):
+            table[3]
+    finally:
+        table.close()

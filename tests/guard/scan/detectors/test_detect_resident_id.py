@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 from stdnum.cn import ric
 
@@ -91,3 +94,58 @@ def test_finding_fields() -> None:
     # the hash is of the normalised value: full-width and lower-case forms hash the same
     fw = SCANNER.scan_text("１１０１０５１９４９１２３１００２ｘ")[0]
     assert fw.hash == f.hash and fw.masked == f.masked
+
+
+def test_the_region_index_answers_as_stdnums_birth_place_lookup() -> None:
+    # the index of stdnum's county table against stdnum's own walk: every region code in the
+    # table (and codes next to them that are not), in every year where an answer could change
+    from stdnum.exceptions import ValidationError
+
+    from guard.scan.detectors import resident_id
+
+    table = resident_id._county_table()
+    assert table is not None and len(table) > 3000
+    years: dict[str, set[int]] = {}
+    for n, (region, counties) in enumerate(table.items()):
+        if "[" not in counties and n % 4:
+            continue  # a county without years answers the same in every year: a sample of them
+        edges = {1890, 1949, 2026}
+        for bound in re.findall(r"\d{4}", counties):
+            edges |= {int(bound) - 1, int(bound), int(bound) + 1}
+        years[region] = edges
+    for region in list(table)[::50]:
+        years[str(int(region) + 1).zfill(6)] = {1990}  # often a code that is not in the table
+    years["990101"] = years["110000"] | {1990}
+
+    def stdnum_says(region_and_year: str) -> bool:
+        try:
+            ric.get_birth_place(region_and_year + "01010000")
+        except (ValidationError, KeyError):
+            return False
+        return True
+
+    checked = 0
+    for region, edges in years.items():
+        for year in sorted(edges):
+            key = f"{region}{year:04d}"
+            assert resident_id._place_known.__wrapped__(key) == stdnum_says(key), key
+            checked += 1
+    assert checked > 10000
+
+
+def test_the_check_character_is_stdnums() -> None:
+    from guard.scan.detectors.resident_id import check_character
+
+    rng = random.Random(5)
+    for _ in range(20000):
+        value = "".join(rng.choice("0123456789") for _ in range(17)) + rng.choice("0123456789X")
+        assert check_character(value) == ric.calc_check_digit(value)
+
+
+def test_a_county_table_laid_out_otherwise_falls_back_to_stdnums_walk(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from guard.scan.detectors import resident_id
+
+    monkeypatch.setattr(resident_id, "_county_table", lambda: None)
+    assert resident_id._place_known.__wrapped__("1101051949") is True
+    assert resident_id._place_known.__wrapped__("1103001990") is False  # no such county

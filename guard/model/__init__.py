@@ -2,18 +2,22 @@
 
 Everything here is immutable. A `Finding` never holds the matched text, only where it was, a
 masked form and a keyed hash; an `Event` is the schema-versioned record that travels to the
-collector and is validated with pydantic on both sides.
+collector and is validated with pydantic on both sides (`guard.model.schema`).
+
+The pydantic models (`Event`, `Device`, `FindingSummary`, `summarise`) are importable from here
+as always, but they are loaded on first use: scanning (`teller-guard scan`, the detectors) needs
+only the frozen dataclasses, and importing pydantic would cost it ~70 ms of start-up.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+if TYPE_CHECKING:  # at run time, `__getattr__` below loads them when first asked for
+    from guard.model.schema import Device, Event, FindingSummary, summarise
 
 SCHEMA_VERSION = 1
 
@@ -134,91 +138,25 @@ class Decision:
     reasons: tuple[str, ...] = ()
 
 
-# ---------------------------------------------------------------------------------------------
-# The event that is journaled and shipped.
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Device(_Strict):
-    id: str = Field(min_length=1, max_length=128)
-    hostname: str = Field(max_length=255)
-    branch: str = Field(default="", max_length=128)
-
-
-class FindingSummary(_Strict):
-    """All findings of one type in one event: never the values, only masked forms and hashes."""
-
-    type: str = Field(min_length=1, max_length=64)
-    count: int = Field(ge=0)
-    category: Category = Category.C2
-    masked: list[str] = Field(default_factory=list, max_length=50)
-    hashes: list[str] = Field(default_factory=list, max_length=50)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def utc_now_iso(timespec: Literal["seconds", "milliseconds"] = "milliseconds") -> str:
     """Now as an RFC 3339 UTC timestamp with a ``Z`` suffix (``2026-01-31T08:15:02.123Z``)."""
     return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
-class Event(_Strict):
-    """Schema version 1 of the record that reaches the collector."""
+_SCHEMA_NAMES = frozenset({"Device", "Event", "FindingSummary", "summarise"})
 
-    schema_: Literal[1] = Field(default=1, alias="schema")
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    time: datetime = Field(default_factory=_now)
-    type: str = Field(min_length=1, max_length=64)
-    device: Device
-    teller: str = Field(default="", max_length=128)
-    channel: Channel
-    action: Action = Action.AUDIT
-    decision: str = Field(default="", max_length=128)
-    outcome: Outcome = Outcome.RECORDED
-    findings: list[FindingSummary] = Field(default_factory=list, max_length=32)
-    justification: str = Field(default="", max_length=1000)
-    source_app: str = Field(default="", max_length=256)
-    agent_version: str = Field(default="", max_length=64)
-    policy_version: str = Field(default="", max_length=128)
-    detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("time")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("time must carry a timezone (RFC 3339)")
-        return v.astimezone(UTC)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True)
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> Event:
-        return cls.model_validate_json(data)
+__all__ = [
+    "SCHEMA_VERSION", "Action", "Category", "Channel", "Decision", "Device", "Event", "Finding",
+    "FindingSummary", "Observation", "Outcome", "summarise", "utc_now_iso",
+]
 
 
-def summarise(findings: list[Finding] | tuple[Finding, ...]) -> list[FindingSummary]:
-    """Group findings by type into the summaries an event carries (masked forms and hashes only)."""
-    by_type: dict[str, list[Finding]] = {}
-    for f in findings:
-        by_type.setdefault(f.type, []).append(f)
-    out = []
-    for t, fs in sorted(by_type.items()):
-        masked: list[str] = []
-        hashes: list[str] = []
-        for f in fs:
-            if f.hash not in hashes and len(hashes) < 50:
-                hashes.append(f.hash)
-                masked.append(f.masked)
-        out.append(
-            FindingSummary(type=t, count=len(fs), category=fs[0].category, masked=masked,
-                           hashes=hashes)
-        )
-    return out
+def __getattr__(name: str) -> Any:
+    """The pydantic models, imported on first use (PEP 562) and then kept as module attributes."""
+    if name in _SCHEMA_NAMES:
+        from guard.model import schema
+
+        value = getattr(schema, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
