@@ -624,7 +624,8 @@ class Store:
                                                       ins.excluded.spent_event),
                       "last_use_us": ins.excluded.last_use_us},
             ).returning(codes.c.seq, codes.c.uses, codes.c.issued_us)).one()
-            what = f"one-time code #{row.seq} ({cid.channel}, {cid.slots * 5} min)"
+            what = (f"one-time code #{row.seq} ({cid.channel}, "
+                    f"{cid.slots * approval_code.SLOT_S // 60} min)")
             if row.uses > 1:
                 conn.execute(alerts.insert().values(
                     device_id=device_id, kind="code_reused", created_us=received,
