@@ -48,6 +48,9 @@ class EventType(StrEnum):
     APPROVAL_SUPERVISOR = "APPROVAL_SUPERVISOR"
     APPROVAL_CODE = "APPROVAL_CODE"
     APPROVAL_FAILED = "APPROVAL_FAILED"
+    # recorded where the device key lives when it accepts a one-time code: which code (its id,
+    # never the code), so the collector marks it spent and flags a second use
+    APPROVAL_CODE_SPENT = "APPROVAL_CODE_SPENT"
     # clipboard
     CLIPBOARD_COPY = "CLIPBOARD_COPY"
     CLIPBOARD_COPY_IMAGE = "CLIPBOARD_COPY_IMAGE"
@@ -170,6 +173,7 @@ _INFO: dict[EventType, _Info] = {
     EventType.APPROVAL_SUPERVISOR: _Info(_S, "授权人员授权", "Approved by a supervisor"),
     EventType.APPROVAL_CODE: _Info(_S, "一次性授权码授权", "Approved with a one-time code"),
     EventType.APPROVAL_FAILED: _Info(_S, "授权未通过", "Approval refused"),
+    EventType.APPROVAL_CODE_SPENT: _Info(_S, "一次性授权码已使用", "One-time code used"),
     EventType.CLIPBOARD_COPY: _Info(_C, "复制", "Copy", ClipboardKind.COPY),
     EventType.CLIPBOARD_COPY_IMAGE: _Info(_C, "复制图片", "Image copied", ClipboardKind.COPY_IMAGE),
     EventType.CLIPBOARD_COPY_FILES: _Info(_C, "复制文件", "Files copied", ClipboardKind.COPY_FILES),
@@ -212,7 +216,7 @@ _INFO: dict[EventType, _Info] = {
 SERVICE_ONLY: frozenset[EventType] = frozenset({
     EventType.SERVICE_STARTED, EventType.SERVICE_STOPPED, EventType.POLICY_APPLIED,
     EventType.HEARTBEAT, EventType.EVENTS_DROPPED, EventType.BATCH_QUARANTINED,
-    EventType.HASHES_COMPUTED, EventType.LOCAL_EVENTS_THROTTLED,
+    EventType.HASHES_COMPUTED, EventType.LOCAL_EVENTS_THROTTLED, EventType.APPROVAL_CODE_SPENT,
 })
 
 

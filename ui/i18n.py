@@ -147,6 +147,7 @@ EVENT_TYPES: dict[str, str] = {  # keyed by EventType
     EventType.APPROVAL_SUPERVISOR: QT_TRANSLATE_NOOP("Events", "Approved by a supervisor"),
     EventType.APPROVAL_CODE: QT_TRANSLATE_NOOP("Events", "Approved with a one-time code"),
     EventType.APPROVAL_FAILED: QT_TRANSLATE_NOOP("Events", "Approval refused"),
+    EventType.APPROVAL_CODE_SPENT: QT_TRANSLATE_NOOP("Events", "One-time code used"),
     EventType.CLIPBOARD_COPY: QT_TRANSLATE_NOOP("Events", "Copy"),
     EventType.CLIPBOARD_COPY_IMAGE: QT_TRANSLATE_NOOP("Events", "Image copied"),
     EventType.CLIPBOARD_COPY_FILES: QT_TRANSLATE_NOOP("Events", "Files copied"),

@@ -41,9 +41,13 @@ from guard.collector import dashboard, keywrap, openapi
 from guard.collector.limits import TokenThrottle
 from guard.collector.privacy import PrivacyCheck
 from guard.collector.store import (
+    CODE_STATUSES,
     ChainHead,
+    CodeQuery,
+    CodesExhausted,
     DeviceExists,
     EventQuery,
+    IssuedCode,
     ReplayedBatch,
     Store,
     StoreKeyError,
@@ -131,6 +135,9 @@ class ApprovalCodeRequest(BaseModel):
     device_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
     channel: str = Field(pattern="^(" + "|".join(sorted(approval_code.CHANNELS)) + ")$")
     minutes: int = Field(default=30, ge=1, le=approval_code.MAX_SLOTS * approval_code.SLOT_S // 60)
+    # who asks (IT's name or login) and why: recorded with the code for compliance
+    issuer: str = Field(default="", max_length=128)
+    reason: str = Field(default="", max_length=512)
 
 
 class EnrollRequest(BaseModel):
@@ -488,38 +495,59 @@ class Collector:
 
     async def approval_codes(self, request: Request) -> Response:
         """Issue a one-time approval code (admin): bound to one device, one channel and a short
-        window, derived from the device key so the PC verifies it offline (docs/PROTOCOL.md)."""
+        window, derived from the device key so the PC verifies it offline (docs/PROTOCOL.md).
+        Recorded first (its id, issuer and reason; never the code): no code leaves unrecorded."""
         self._admin(request)
         data = parse_json(await self._body(request))
         if not isinstance(data, dict):
             raise ApiError(422, "approval-code request must be a JSON object")
+        _check_text(data, "approval-code request")
         try:
             req = ApprovalCodeRequest.model_validate(data)
         except ValidationError as exc:
             raise ApiError(422, _validation_message(exc, "approval-code request")) from None
-        key = await run_in_threadpool(self._issuing_key, req.device_id)
-        counter = secrets.randbelow(100)  # tells codes of one slot apart
-        try:
-            code = approval_code.issue(key, req.device_id, req.channel, req.minutes, counter)
-        except approval_code.CodeError as exc:
-            raise ApiError(422, str(exc)) from None
-        slots = approval_code.slots_for(req.minutes)
-        log.info("one-time approval code issued for device %s, channel %s, %d minutes",
-                 req.device_id, req.channel, slots * approval_code.SLOT_S // 60)
+        leak = self._privacy.check_texts({"issuer": req.issuer, "reason": req.reason})
+        if leak is not None:
+            raise ApiError(422, f"approval-code request.{leak.field}: {leak.what}; describe the "
+                                f"case without customer data")
+        addr = request.client.host if request.client else "unknown"
+        issuer = req.issuer.strip() or f"admin token from {addr}"
+        issued, key = await run_in_threadpool(self._issue, req, issuer)
+        code = approval_code.code_for(key, req.device_id, issued.code_id)
+        minutes = issued.slots * approval_code.SLOT_S // 60
+        log.info("one-time approval code #%d issued for device %s, channel %s, %d minutes, by %s",
+                 issued.seq, req.device_id, req.channel, minutes, issuer)
         return JSONResponse({"code": code, "grouped": approval_code.grouped(code),
                              "device_id": req.device_id, "channel": req.channel,
-                             "valid_minutes": slots * approval_code.SLOT_S // 60})
+                             "valid_minutes": minutes, "id": issued.seq, "recorded": True,
+                             "valid_until": _rfc3339(issued.valid_until_us),
+                             "issuer": issued.issuer})
 
-    def _issuing_key(self, device: str) -> bytes:
+    def _issue(self, req: ApprovalCodeRequest, issuer: str) -> tuple[IssuedCode, bytes]:
         try:
-            key = self.store.device_key(device)
+            return self.store.issue_code(req.device_id, req.channel, req.minutes,
+                                         issuer=issuer, reason=req.reason.strip())
         except StoreKeyError as exc:
             log.error("%s: was the collector key file replaced?", exc)
             raise ApiError(409, "the collector cannot read this device's key; enrol it again")\
                 from None
-        if key is None:
-            raise ApiError(404, f"unknown device {device!r}: enrol it first")
-        return key
+        except LookupError:
+            raise ApiError(404, f"unknown device {req.device_id!r}: enrol it first") from None
+        except CodesExhausted as exc:
+            raise ApiError(409, str(exc)) from None
+        except approval_code.CodeError as exc:
+            raise ApiError(422, str(exc)) from None
+
+    async def get_codes(self, request: Request) -> Response:
+        """The issued codes (admin), newest first: `?status=&device=&channel=&limit=&offset=`."""
+        self._admin(request)
+        q = _code_query(request.query_params)
+        now = time.time_ns() // 1000
+        rows = await run_in_threadpool(self.store.codes, q, now)
+        return JSONResponse({
+            "codes": [code_json(c, now) for c in rows],
+            "next_offset": q.offset + len(rows) if len(rows) == q.limit else None,
+        })
 
     async def get_devices(self, request: Request) -> Response:
         self._admin(request)
@@ -663,6 +691,56 @@ class Collector:
         return Response("".join(parts), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="teller-guard-events-{stamp}.csv"',
             "Cache-Control": "no-store"})
+
+
+    async def codes_page(self, request: Request) -> Response:
+        """The issued one-time codes for IT and compliance (signed in only)."""
+        if not self._signed_in(request):
+            return HTMLResponse(dashboard.login_page(failed=False), status_code=401,
+                                headers={"Cache-Control": "no-store"})
+        filters = {k: request.query_params.get(k, "").strip() for k in dashboard.CODE_FILTERS}
+        raw_page = request.query_params.get("page", "1")
+        page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() else 1
+        page = max(1, min(page, MAX_OFFSET // dashboard.PAGE_SIZE))
+        params = {k: v for k, v in filters.items() if v}
+        params.update(limit=str(dashboard.PAGE_SIZE + 1),
+                      offset=str((page - 1) * dashboard.PAGE_SIZE))
+        try:
+            q = _code_query(params)
+        except ApiError as exc:
+            return HTMLResponse(dashboard.codes_page([], filters, 1, False, 0, exc.message),
+                                status_code=400, headers=_PAGE_HEADERS)
+        now = time.time_ns() // 1000
+        rows = await run_in_threadpool(self.store.codes, q, now)
+        html = dashboard.codes_page(rows[:dashboard.PAGE_SIZE], filters, page,
+                                    len(rows) > dashboard.PAGE_SIZE, now)
+        return HTMLResponse(html, headers=_PAGE_HEADERS)
+
+
+def code_json(c: IssuedCode, now_us: int) -> dict[str, Any]:
+    """One issued code as the API lists it (its id and history, never the code)."""
+    return {
+        "id": c.seq, "device_id": c.device_id, "hostname": c.hostname, "branch": c.branch,
+        "channel": c.channel, "status": c.status(now_us), "issued": _rfc3339(c.issued_us),
+        "valid_from": _rfc3339(c.valid_from_us), "valid_until": _rfc3339(c.valid_until_us),
+        "issuer": c.issuer, "reason": c.reason, "uses": c.uses, "spent": _rfc3339(c.spent_us),
+        "spent_event": c.spent_event, "last_use": _rfc3339(c.last_use_us),
+    }
+
+
+def _code_query(params: Mapping[str, str]) -> CodeQuery:
+    device = params.get("device") or None
+    if device is not None and not DEVICE_ID.match(device):
+        raise ApiError(400, "device: a device id (letters, digits and ._:@-)")
+    channel = params.get("channel") or None
+    if channel is not None and channel not in approval_code.CHANNELS:
+        raise ApiError(400, f"channel: one of {', '.join(sorted(approval_code.CHANNELS))}")
+    status = params.get("status") or None
+    if status is not None and status not in CODE_STATUSES:
+        raise ApiError(400, f"status: one of {', '.join(CODE_STATUSES)}")
+    q = _event_query({k: v for k, v in params.items() if k in ("limit", "offset")})
+    return CodeQuery(device=device, channel=channel, status=status, limit=q.limit,
+                     offset=q.offset)
 
 
 _PAGE_HEADERS = {
@@ -847,6 +925,8 @@ def create_app(settings: Settings, *, store: Store | None = None,
         Route("/api/v1/events", c.get_events, methods=["GET"]),
         Route("/api/v1/devices", c.get_devices, methods=["GET"]),
         Route("/api/v1/approval-codes", c.approval_codes, methods=["POST"]),
+        Route("/api/v1/approval-codes", c.get_codes, methods=["GET"]),
+        Route("/codes", c.codes_page, methods=["GET"]),
         Route("/api/v1/policy", c.policy, methods=["GET"]),
         Route("/openapi.json", c.openapi_json, methods=["GET"]),
     ]

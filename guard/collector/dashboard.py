@@ -15,7 +15,14 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from guard.collector.store import HOUR_US, US, DeviceRecord, Overview, StoredEvent
+from guard.collector.store import (
+    HOUR_US,
+    US,
+    DeviceRecord,
+    IssuedCode,
+    Overview,
+    StoredEvent,
+)
 from guard.events import EventType
 
 CHANNELS: dict[str, str] = {
@@ -153,7 +160,8 @@ def _header(on: str) -> str:
 
     return ("<header><h1>柜面隐私卫士 · 合规看板</h1><span class=\"en\">Teller Guard · "
             "Compliance dashboard</span><nav>" + link("/", "总览 Overview", "overview")
-            + link("/events", "事件查询 Events", "events") + "</nav>")
+            + link("/events", "事件查询 Events", "events")
+            + link("/codes", "一次性授权码 Codes", "codes") + "</nav>")
 
 
 def login_page(failed: bool) -> str:
@@ -308,6 +316,8 @@ ALERTS: dict[str, str] = {
     "chain_rewind": "日志被回退或改写 Journal rewound",
     "chain_gap": "日志缺失 Journal gap",
     "chain_wipe": "日志被清空 Journal wiped",
+    "code_reused": "一次性授权码被重复使用 One-time code reused",
+    "code_unrecorded": "未登记的一次性授权码 Unrecorded one-time code",
 }
 
 
@@ -544,3 +554,81 @@ def csv_rows(rows: Iterable[StoredEvent]) -> str:
             OUTCOMES.get(outcome, outcome), findings, ev.get("justification", ""),
             ev.get("source_app", ""), ev.get("decision", ""), ev.get("id", ""))])
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# The codes page: every one-time approval code issued (its id, issuer, reason and use; never the
+# code), newest first, filtered by status, terminal and channel.
+
+CODE_FILTERS: tuple[str, ...] = ("status", "device", "channel")
+CODE_STATUS_LABELS: dict[str, str] = {
+    "valid": "有效 Valid",
+    "spent": "已使用 Spent",
+    "reused": "重复使用 Reused",
+    "expired": "已过期未用 Expired",
+    "unrecorded": "未登记 Unrecorded",
+}
+CODE_CHANNELS: dict[str, str] = {
+    "clipboard": CHANNELS["clipboard"], "screen": CHANNELS["screen"],
+    "print": CHANNELS["print"], "usb": CHANNELS["usb"], "file": CHANNELS["file"],
+    "unlock": "解锁 Unlock",
+}
+_STATUS_COLOURS = {"reused": "#c0392b", "unrecorded": "#c0392b", "valid": "#1e7b34"}
+
+
+def _code_query_string(filters: Mapping[str, str], **extra: str | int) -> str:
+    pairs = [(k, v) for k, v in filters.items() if v and k in CODE_FILTERS]
+    pairs += [(k, str(v)) for k, v in extra.items()]
+    return urllib.parse.urlencode(pairs)
+
+
+def codes_page(rows: list[IssuedCode], filters: Mapping[str, str], page: int, has_next: bool,
+               now_us: int, error: str = "") -> str:
+    """The issued one-time codes: the filter form, one page (newest first), the pager."""
+    f = {k: filters.get(k, "") for k in CODE_FILTERS}
+    form = (
+        '<form class="filters" method="get" action="/codes">'
+        + _select("status", "状态 Status", CODE_STATUS_LABELS, f["status"])
+        + _text_input("device", "终端 Terminal (ID)", f["device"])
+        + _select("channel", "用途 Channel", CODE_CHANNELS, f["channel"])
+        + '<button type="submit">查询 Search</button></form>'
+    )
+    note = f'<p class="err">{escape(error)}</p>' if error else ""
+    if rows:
+        out = ["<table class=\"codes\"><tr><th>编号 No.</th><th>签发时间 Issued</th>"
+               "<th>网点 Branch</th><th>终端 Terminal</th><th>用途 Channel</th>"
+               "<th>有效至 Valid until</th><th>签发人 Issuer</th><th>事由 Reason</th>"
+               "<th>状态 Status</th><th>使用时间 Used</th><th class=num>次数 Uses</th></tr>"]
+        for c in rows:
+            status = c.status(now_us)
+            colour = _STATUS_COLOURS.get(status)
+            style = f' style="color:{colour}"' if colour else ""
+            out.append(
+                f'<tr data-code="{c.seq}" data-status="{status}"><td class=num>#{c.seq}</td>'
+                f'<td style="white-space:nowrap">{_fmt_time(c.issued_us)}</td>'
+                f"<td>{escape(c.branch) or '—'}</td>"
+                f'<td title="{escape(c.device_id)}">{escape(c.hostname or c.device_id)}</td>'
+                f"<td>{escape(CODE_CHANNELS.get(c.channel, c.channel))}</td>"
+                f'<td style="white-space:nowrap">{_fmt_time(c.valid_until_us)}</td>'
+                f"<td>{escape(c.issuer) or '—'}</td><td class=why>{escape(c.reason) or '—'}</td>"
+                f"<td{style}>{escape(CODE_STATUS_LABELS[status])}</td>"
+                f'<td style="white-space:nowrap">{_fmt_time(c.spent_us)}</td>'
+                f"<td class=num>{c.uses}</td></tr>")
+        out.append("</table>")
+        table = "".join(out)
+    else:
+        table = '<div class="empty">没有符合条件的授权码 No codes match</div>'
+    prev_link = (f'<a class="button light" rel="prev" href="/codes?'
+                 f'{escape(_code_query_string(f, page=page - 1))}">上一页 Previous</a>'
+                 if page > 1 else "")
+    next_link = (f'<a class="button light" rel="next" href="/codes?'
+                 f'{escape(_code_query_string(f, page=page + 1))}">下一页 Next</a>'
+                 if has_next else "")
+    pager = (f'<div class="pager">{prev_link}<span>第 {page} 页 Page {page} · '
+             f"每页 {PAGE_SIZE} 条 {PAGE_SIZE} per page</span>{next_link}</div>")
+    body = (f"{_header('codes')}</header><main>"
+            '<section class="card w12"><h2>一次性授权码<small>One-time approval codes · '
+            "签发、使用、过期与重复使用 issued, spent, expired and reused · 不显示授权码本身 "
+            f"the codes themselves are never shown</small></h2>{form}{note}</section>"
+            f'<section class="card w12">{table}{pager}</section></main>')
+    return _page("柜面隐私卫士 · 一次性授权码", body, refresh=False)

@@ -10,6 +10,8 @@ from functools import cache
 from typing import Any
 
 from guard import __version__
+from guard.collector.store import CODE_STATUSES
+from guard.delivery.approval_code import CHANNELS as CODE_CHANNELS
 from guard.model import Channel, Event
 
 REF = "#/components/schemas/{model}"
@@ -102,17 +104,63 @@ def _schemas() -> dict[str, Any]:
             "channel": {"type": "string", "enum": ["clipboard", "file", "print", "screen",
                                                    "unlock", "usb"]},
             "minutes": {"type": "integer", "minimum": 1, "maximum": 480},
+            "issuer": {"type": "string", "maxLength": 128,
+                       "description": "who issues it (IT's name or login); recorded"},
+            "reason": {"type": "string", "maxLength": 512,
+                       "description": "why (no customer data); recorded"},
         },
     }
     schemas["ApprovalCode"] = {
         "type": "object",
-        "required": ["code", "grouped", "device_id", "channel", "valid_minutes"],
+        "required": ["code", "grouped", "device_id", "channel", "valid_minutes", "id",
+                     "recorded", "valid_until", "issuer"],
         "properties": {
             "code": {"type": "string", "pattern": r"^\d{12}$"},
             "grouped": {"type": "string"},
             "device_id": {"type": "string"},
             "channel": {"type": "string"},
             "valid_minutes": {"type": "integer"},
+            "id": {"type": "integer", "description": "the code's number in the codes list"},
+            "recorded": {"type": "boolean", "const": True,
+                         "description": "the collector recorded the code (its id, never the "
+                                        "code) before answering"},
+            "valid_until": {"type": "string", "format": "date-time"},
+            "issuer": {"type": "string"},
+        },
+    }
+    time_or_null = {"type": ["string", "null"], "format": "date-time"}
+    schemas["IssuedCode"] = {
+        "type": "object",
+        "required": ["id", "device_id", "hostname", "branch", "channel", "status", "issued",
+                     "valid_from", "valid_until", "issuer", "reason", "uses", "spent",
+                     "spent_event", "last_use"],
+        "properties": {
+            "id": {"type": "integer"},
+            "device_id": {"type": "string"},
+            "hostname": {"type": "string"},
+            "branch": {"type": "string"},
+            "channel": {"type": "string", "enum": sorted(CODE_CHANNELS)},
+            "status": {"type": "string", "enum": list(CODE_STATUSES),
+                       "description": "valid (unused, in its window), spent (used once), reused "
+                                      "(reported used more than once), expired (never used), "
+                                      "unrecorded (used, never issued here)"},
+            "issued": time_or_null,
+            "valid_from": {"type": "string", "format": "date-time"},
+            "valid_until": {"type": "string", "format": "date-time"},
+            "issuer": {"type": "string"},
+            "reason": {"type": "string"},
+            "uses": {"type": "integer", "minimum": 0},
+            "spent": time_or_null,
+            "spent_event": {"type": ["string", "null"]},
+            "last_use": time_or_null,
+        },
+    }
+    schemas["CodeList"] = {
+        "type": "object",
+        "required": ["codes", "next_offset"],
+        "properties": {
+            "codes": {"type": "array", "items": {"$ref": REF.format(model="IssuedCode")}},
+            "next_offset": {"type": ["integer", "null"]},
         },
     }
     schemas["DeviceList"] = {
@@ -252,7 +300,29 @@ def spec() -> dict[str, Any]:
                 "responses": {"200": _json("DeviceList", "devices"), "401": auth_err,
                               "503": _error("database unavailable")},
             }},
-            "/api/v1/approval-codes": {"post": {
+            "/api/v1/approval-codes": {"get": {
+                "operationId": "listApprovalCodes",
+                "summary": "the one-time codes issued, newest first, with their use (admin)",
+                "security": [{"adminToken": []}],
+                "parameters": [
+                    _query("status", "codes in this state now",
+                           {"type": "string", "enum": list(CODE_STATUSES)}),
+                    _query("device", "device id",
+                           {"type": "string", "pattern": r"^[A-Za-z0-9._:@-]{1,128}$"}),
+                    _query("channel", "what the code approves",
+                           {"type": "string", "enum": sorted(CODE_CHANNELS)}),
+                    _query("limit", "page size", {"type": "integer", "minimum": 1,
+                                                  "maximum": 1000}),
+                    _query("offset", "rows to skip", {"type": "integer", "minimum": 0,
+                                                      "maximum": 1_000_000_000}),
+                ],
+                "responses": {
+                    "200": _json("CodeList", "issued codes (their ids, never the codes)"),
+                    "400": _error("bad filter"),
+                    "401": auth_err,
+                    "503": _error("database unavailable"),
+                },
+            }, "post": {
                 "operationId": "issueApprovalCode",
                 "summary": "a one-time approval code for one device and channel (admin)",
                 "security": [{"adminToken": []}],
@@ -263,7 +333,8 @@ def spec() -> dict[str, Any]:
                     "400": _error("malformed JSON"),
                     "401": auth_err,
                     "404": _error("unknown device"),
-                    "409": _error("the device's key cannot be read"),
+                    "409": _error("the device's key cannot be read, or 100 codes of this "
+                                  "device and channel were issued in these five minutes"),
                     "413": _error("body over the limit"),
                     "422": _error("bad request"),
                     "503": _error("database unavailable"),
@@ -314,6 +385,23 @@ def spec() -> dict[str, Any]:
                               "outcome", "page")],
                 "responses": {
                     "200": {"description": "one page of events",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "400": {"description": "a filter is not valid: the page says which",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "401": {"description": "sign-in page",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "503": _error("database unavailable"),
+                },
+            }},
+            "/codes": {"get": {
+                "operationId": "codesPage",
+                "summary": "the one-time codes issued, for IT and compliance (HTML, newest "
+                           "first; session cookie or bearer token)",
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("status", "device", "channel", "page")],
+                "responses": {
+                    "200": {"description": "one page of codes",
                             "content": {"text/html": {"schema": {"type": "string"}}}},
                     "400": {"description": "a filter is not valid: the page says which",
                             "content": {"text/html": {"schema": {"type": "string"}}}},

@@ -1,10 +1,16 @@
-"""The collector's storage: devices, events and the replay cache, with SQLAlchemy Core.
+"""The collector's storage: devices, events, issued one-time codes and the replay cache.
 
 SQLite (WAL) by default, PostgreSQL by URL. Several collector processes may share one database:
 events are inserted with `ON CONFLICT DO NOTHING` on their id (a repeated id is acknowledged, not
 stored twice), and the replay cache lives in the database so a batch replayed to another process is
 still recognised. Times are stored as integer microseconds since the Unix epoch (UTC), which
-compares and groups the same way on every backend.
+compares and groups the same way on every backend. Written with SQLAlchemy Core.
+
+Issued one-time approval codes are recorded by their id (device, channel, slot, slots, counter),
+never the code: the code is a MAC under the device key, which the collector keeps wrapped. The
+PC's `APPROVAL_CODE_SPENT` event marks its code spent when the batch is stored; a second one for
+the same code (a restored journal, a copied device key) is a `code_reused` alert, a spend of a
+code never recorded here a `code_unrecorded` one.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from guard.collector import keywrap
+from guard.delivery import approval_code
 from guard.events import EventType
 from guard.model import Event
 
@@ -34,6 +41,8 @@ US = 1_000_000
 HOUR_US = 3600 * US
 RESPONSE_OUTCOMES = ("acknowledged", "justified")
 HEARTBEAT = EventType.HEARTBEAT.value
+CODE_SPENT = EventType.APPROVAL_CODE_SPENT.value
+CODE_STATUSES = ("valid", "spent", "reused", "expired", "unrecorded")
 
 _BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -118,6 +127,31 @@ replays = sa.Table(
 )
 
 
+# One-time approval codes by their id (never the code itself); `issued_us` None: first seen when
+# a device reported it spent (issued by an older collector, or not here at all).
+codes = sa.Table(
+    "tg_codes",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(128), nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("slot", sa.BigInteger, nullable=False),
+    sa.Column("slots", sa.Integer, nullable=False),
+    sa.Column("counter", sa.Integer, nullable=False),
+    sa.Column("issued_us", sa.BigInteger, nullable=True, index=True),
+    sa.Column("valid_from_us", sa.BigInteger, nullable=False),
+    sa.Column("valid_until_us", sa.BigInteger, nullable=False, index=True),
+    sa.Column("issuer", sa.String(128), nullable=False, default=""),
+    sa.Column("reason", sa.String(512), nullable=False, default=""),
+    sa.Column("uses", sa.Integer, nullable=False, default=0),
+    sa.Column("spent_us", sa.BigInteger, nullable=True),  # the device's time of the first use
+    sa.Column("spent_event", sa.String(36), nullable=True),
+    sa.Column("last_use_us", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("device_id", "channel", "slot", "slots", "counter", name="tg_codes_id"),
+)
+_CODE_ID = [codes.c.device_id, codes.c.channel, codes.c.slot, codes.c.slots, codes.c.counter]
+
+
 class StoreUnavailable(Exception):
     """The database cannot be reached or stays locked; the request may be retried later."""
 
@@ -136,6 +170,11 @@ class DeviceExists(Exception):
 
 class StoreKeyError(Exception):
     """The stored device keys do not decrypt with the collector key given: wrong key file."""
+
+
+class CodesExhausted(Exception):
+    """Every counter of this device, channel, slot and length is taken: wait for the next slot
+    (five minutes) or choose another length."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +233,53 @@ class EventQuery:
     limit: int = 100
     offset: int = 0
     descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCode:
+    """One one-time code as the collector recorded it (its id, never the code)."""
+
+    seq: int
+    device_id: str
+    channel: str
+    slot: int
+    slots: int
+    counter: int
+    issued_us: int | None  # None: not recorded when issued, first seen spent
+    valid_from_us: int
+    valid_until_us: int
+    issuer: str
+    reason: str
+    uses: int
+    spent_us: int | None
+    spent_event: str | None
+    last_use_us: int | None
+    hostname: str = ""
+    branch: str = ""
+
+    def status(self, now: int) -> str:
+        """``reused`` (reported used more than once), ``spent``, ``unrecorded`` (spent, never
+        issued here), ``expired`` (never used) or ``valid``."""
+        if self.uses > 1:
+            return "reused"
+        if self.uses == 1:
+            return "spent" if self.issued_us is not None else "unrecorded"
+        return "expired" if self.valid_until_us <= now else "valid"
+
+    @property
+    def code_id(self) -> approval_code.CodeId:
+        return approval_code.CodeId(self.channel, self.slot, self.slots, self.counter)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeQuery:
+    """Filters of the codes list (API and dashboard)."""
+
+    device: str | None = None
+    channel: str | None = None
+    status: str | None = None  # one of CODE_STATUSES
+    limit: int = 100
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,6 +571,10 @@ class Store:
                             rows,
                         )
                         inserted = {r[0] for r in result}
+                    spends = [unique[k] for k in sorted(inserted)
+                              if unique[k].type == CODE_SPENT]
+                    if spends:
+                        self._spend_codes(conn, device_id, spends, received)
                     values: dict[str, Any] = {"last_seen_us": received}
                     if device_hb is not None:
                         values["last_heartbeat_us"] = received
@@ -506,6 +596,121 @@ class Store:
             duplicates=[k for k in order if k not in inserted],
             stored=[unique[k] for k in order if k in inserted],
         )
+
+    def _spend_codes(self, conn: Connection, device_id: str, spends: Sequence[Event],
+                     received: int) -> None:
+        """Mark the codes these `APPROVAL_CODE_SPENT` events name as used (in the batch's
+        transaction); a second use or a code never recorded here raises an alert."""
+        for ev in spends:
+            cid = approval_code.CodeId.from_detail(ev.detail)
+            if cid is None:
+                conn.execute(alerts.insert().values(
+                    device_id=device_id, kind="code_unrecorded", created_us=received,
+                    detail=f"event {ev.id} reports a one-time code used without a valid code "
+                           f"id"))
+                continue
+            used_us = to_us(ev.time)
+            ins = self._insert(codes).values(
+                device_id=device_id, channel=cid.channel, slot=cid.slot, slots=cid.slots,
+                counter=cid.counter, issued_us=None, valid_from_us=cid.valid_from() * US,
+                valid_until_us=cid.valid_until() * US, issuer="", reason="", uses=1,
+                spent_us=used_us, spent_event=str(ev.id), last_use_us=used_us)
+            # one statement on both backends: concurrent collector processes count each use
+            row = conn.execute(ins.on_conflict_do_update(
+                index_elements=_CODE_ID,
+                set_={"uses": codes.c.uses + 1,
+                      "spent_us": sa.func.coalesce(codes.c.spent_us, ins.excluded.spent_us),
+                      "spent_event": sa.func.coalesce(codes.c.spent_event,
+                                                      ins.excluded.spent_event),
+                      "last_use_us": ins.excluded.last_use_us},
+            ).returning(codes.c.seq, codes.c.uses, codes.c.issued_us)).one()
+            what = (f"one-time code #{row.seq} ({cid.channel}, "
+                    f"{cid.slots * approval_code.SLOT_S // 60} min)")
+            if row.uses > 1:
+                conn.execute(alerts.insert().values(
+                    device_id=device_id, kind="code_reused", created_us=received,
+                    detail=f"{what} reported used {row.uses} times (event {ev.id}): a restored "
+                           f"journal or this device's key on another PC"))
+            elif row.issued_us is None:
+                conn.execute(alerts.insert().values(
+                    device_id=device_id, kind="code_unrecorded", created_us=received,
+                    detail=f"{what} was used but never recorded as issued here (event "
+                           f"{ev.id})"))
+
+    def issue_code(self, device_id: str, channel: str, minutes: int, *, issuer: str,
+                   reason: str, now: float | None = None) -> tuple[IssuedCode, bytes]:
+        """Record a new one-time code for `device_id` and `channel`, valid about `minutes`;
+        returns it with the device key to derive it from. Its counter is one no other code of
+        the same slot and length uses, so two codes never coincide. Raises `CodesExhausted`
+        when all 100 are taken; `approval_code.CodeError` for a bad channel or length; None
+        device key: `LookupError` (unknown device)."""
+        key = self.device_key(device_id)
+        if key is None:
+            raise LookupError(device_id)
+        t = time.time() if now is None else now
+        probe = approval_code.code_id(channel, minutes, 0, t)
+        for _attempt in range(5):
+            with self._guard(), self.engine.begin() as conn:
+                taken = {int(c) for c in conn.execute(
+                    sa.select(codes.c.counter).where(
+                        codes.c.device_id == device_id, codes.c.channel == probe.channel,
+                        codes.c.slot == probe.slot, codes.c.slots == probe.slots)).scalars()}
+                free = [c for c in range(100) if c not in taken]
+                if not free:
+                    raise CodesExhausted(
+                        f"100 codes for {device_id} on {channel} were issued in these five "
+                        f"minutes already: wait for the next five minutes")
+                cid = approval_code.CodeId(probe.channel, probe.slot, probe.slots,
+                                           free[secrets.randbelow(len(free))])
+                row = conn.execute(
+                    self._insert(codes).values(
+                        device_id=device_id, channel=cid.channel, slot=cid.slot,
+                        slots=cid.slots, counter=cid.counter, issued_us=int(t * US),
+                        valid_from_us=cid.valid_from() * US,
+                        valid_until_us=cid.valid_until() * US, issuer=issuer[:128],
+                        reason=reason[:512], uses=0)
+                    .on_conflict_do_nothing(index_elements=_CODE_ID)
+                    .returning(codes.c.seq)).first()
+            if row is not None:  # else another process took this counter in between
+                issued = self.code(int(row.seq))
+                assert issued is not None
+                return issued, key
+        raise CodesExhausted(f"could not record a code for {device_id}: retry")
+
+    def code(self, seq: int) -> IssuedCode | None:
+        rows = self._codes_where([codes.c.seq == seq], limit=1, offset=0)
+        return rows[0] if rows else None
+
+    def codes(self, q: CodeQuery, now: int | None = None) -> list[IssuedCode]:
+        """Issued codes, newest first, filtered by device, channel and status at `now`."""
+        at = now_us() if now is None else now
+        where: list[Any] = []
+        if q.device is not None:
+            where.append(codes.c.device_id == q.device)
+        if q.channel is not None:
+            where.append(codes.c.channel == q.channel)
+        if q.status is not None:
+            where.append({
+                "reused": codes.c.uses > 1,
+                "spent": sa.and_(codes.c.uses == 1, codes.c.issued_us.is_not(None)),
+                "unrecorded": sa.and_(codes.c.uses == 1, codes.c.issued_us.is_(None)),
+                "expired": sa.and_(codes.c.uses == 0, codes.c.valid_until_us <= at),
+                "valid": sa.and_(codes.c.uses == 0, codes.c.valid_until_us > at),
+            }[q.status])
+        return self._codes_where(where, limit=q.limit, offset=q.offset)
+
+    def _codes_where(self, where: list[Any], *, limit: int, offset: int) -> list[IssuedCode]:
+        stmt = (sa.select(codes, devices.c.hostname, devices.c.branch)
+                .select_from(codes.outerjoin(devices, devices.c.id == codes.c.device_id))
+                .where(*where).order_by(codes.c.seq.desc()).limit(limit).offset(offset))
+        with self._guard(), self._reader.begin() as conn:
+            return [IssuedCode(
+                seq=int(r.seq), device_id=r.device_id, channel=r.channel, slot=int(r.slot),
+                slots=int(r.slots), counter=int(r.counter), issued_us=r.issued_us,
+                valid_from_us=int(r.valid_from_us), valid_until_us=int(r.valid_until_us),
+                issuer=r.issuer, reason=r.reason, uses=int(r.uses), spent_us=r.spent_us,
+                spent_event=r.spent_event, last_use_us=r.last_use_us,
+                hostname=r.hostname or "", branch=r.branch or "") for r in conn.execute(stmt)]
 
     def _check_chain(self, conn: Connection, device_id: str, head: ChainHead, n: int,
                      received: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Ask the collector for a one-time code bound to one device, one channel and "
         "a short time window, for a teller whose supervisor is not at the counter. The teller "
         "types it in the supervisor dialog (channel of the blocked action) or on the lock "
-        "overlay (channel 'unlock'); the PC checks it offline and accepts it once. The admin "
+        "overlay (channel 'unlock'); the PC checks it offline and accepts it once. The collector "
+        "records every code it issues (its id, the issuer and the reason; never the code) and "
+        "lists it on its dashboard's codes page until it is spent or expires. The admin "
         f"token is read from --token-file or {ENV_ADMIN_TOKEN}, never the command line.",
     )
     p.add_argument("--collector", required=True, metavar="URL",
@@ -31,6 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--minutes", type=int, default=30,
                    help="how long the code stays valid (1-480, rounded up to 5 minutes; "
                         "default 30)")
+    p.add_argument("--reason", default="", metavar="TEXT",
+                   help="why the code is issued (recorded with it; no customer data)")
+    p.add_argument("--issuer", metavar="NAME",
+                   help="who issues it, recorded with the code (default: your login)")
     p.add_argument("--token-file", metavar="FILE", type=Path,
                    help=f"file holding the collector's admin token (or set {ENV_ADMIN_TOKEN})")
     p.add_argument("--ca-bundle", metavar="FILE",
@@ -66,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         verify = ssl_context(args.ca_bundle)
         with httpx.Client(verify=verify, trust_env=True, timeout=15.0) as client:
             response = client.post(url, json={"device_id": args.device, "channel": args.channel,
-                                              "minutes": args.minutes},
+                                              "minutes": args.minutes, "reason": args.reason,
+                                              "issuer": _issuer(args)},
                                    headers={"Authorization": f"Bearer {token}"})
     except (httpx.HTTPError, CaBundleError) as exc:
         print(f"teller-guard approval-code: cannot reach {url}: {exc}", file=sys.stderr)
@@ -83,4 +91,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"{body['grouped']}")
     print(f"one-time code for device {body['device_id']}, channel {body['channel']}, valid "
           f"about {body['valid_minutes']} minutes from now; it works once", file=sys.stderr)
+    if body.get("recorded") is True:
+        print(f"recorded at the collector as code #{body.get('id')} (issuer "
+              f"{body.get('issuer', '')}); its use shows on the dashboard's codes page",
+              file=sys.stderr)
+    else:
+        # an older collector: it issued the code without keeping any record of it
+        print("warning: this code was NOT recorded by the collector (it predates recorded "
+              "codes): write down the device, channel, time, your name and the reason in IT's "
+              "own log, and upgrade the collector", file=sys.stderr)
     return 0
+
+
+def _issuer(args: argparse.Namespace) -> str:
+    if args.issuer:
+        return str(args.issuer)[:128]
+    try:
+        return getpass.getuser()[:128]
+    except (OSError, KeyError):  # no login name here: the collector notes the address
+        return ""

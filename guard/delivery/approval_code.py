@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SLOT_S = 300  # one time slot: five minutes
@@ -41,6 +42,36 @@ class CodeId:
 
     def key(self) -> str:
         return f"{self.channel}:{self.slot}:{self.slots}:{self.counter}"
+
+    def valid_from(self) -> int:
+        """The first Unix second the PC accepts this code (its issue slot, less the skew)."""
+        return (self.slot - SKEW_SLOTS) * SLOT_S
+
+    def valid_until(self) -> int:
+        """The Unix second from which the PC refuses this code (its last slot, plus the skew)."""
+        return (self.slot + self.slots + SKEW_SLOTS) * SLOT_S
+
+    def detail(self) -> dict[str, str | int]:
+        """The fields of the `APPROVAL_CODE_SPENT` event that name this code (never the code:
+        without the device key they cannot be turned back into it)."""
+        return {"code_channel": self.channel, "code_slot": self.slot,
+                "code_slots": self.slots, "code_counter": self.counter}
+
+    @classmethod
+    def from_detail(cls, detail: Mapping[str, object]) -> CodeId | None:
+        """The code an `APPROVAL_CODE_SPENT` event names; None when its fields are not a code
+        id (missing, of the wrong type or out of range)."""
+        channel, slot = detail.get("code_channel"), detail.get("code_slot")
+        slots, counter = detail.get("code_slots"), detail.get("code_counter")
+        if not isinstance(channel, str) or channel not in CHANNELS:
+            return None
+        if not (isinstance(slot, int) and isinstance(slots, int) and isinstance(counter, int)):
+            return None
+        if any(isinstance(n, bool) for n in (slot, slots, counter)):  # JSON true is no number
+            return None
+        if not (0 <= slot < 2 ** 40 and 1 <= slots <= MAX_SLOTS and 0 <= counter <= 99):
+            return None
+        return cls(channel, slot, slots, counter)
 
 
 def slot_of(unix_s: float) -> int:
@@ -71,12 +102,21 @@ def check_channel(channel: str) -> str:
 def issue(key: bytes, device_id: str, channel: str, minutes: float, counter: int,
           now: float | None = None) -> str:
     """The code for `device_id` and `channel`, valid from now for about `minutes`."""
+    return code_for(key, device_id, code_id(channel, minutes, counter, now))
+
+
+def code_id(channel: str, minutes: float, counter: int, now: float | None = None) -> CodeId:
+    """The id of the code `issue` gives for these arguments (what the collector records)."""
     check_channel(channel)
     if not 0 <= counter <= 99:
         raise CodeError("counter must be between 0 and 99")
-    slots = slots_for(minutes)
-    cid = CodeId(channel, slot_of(time.time() if now is None else now), slots, counter)
-    return f"{slots:02d}{counter:02d}{_mac_digits(key, device_id, cid)}"
+    return CodeId(channel, slot_of(time.time() if now is None else now), slots_for(minutes),
+                  counter)
+
+
+def code_for(key: bytes, device_id: str, cid: CodeId) -> str:
+    """The 12 digits of code `cid` on `device_id`."""
+    return f"{cid.slots:02d}{cid.counter:02d}{_mac_digits(key, device_id, cid)}"
 
 
 def normalise(typed: str) -> str:

@@ -41,6 +41,7 @@ from guard.delivery.enrolment import (
 from guard.delivery.journal import JOURNAL_FILE, Journal, JournalError
 from guard.delivery.shipper import Shipper, ShipperError, ShipperSettings
 from guard.delivery.tls import CaBundleError, ssl_context
+from guard.events import EventType, new_event
 from guard.model import Device, Event
 from guard.policy.fetch import CentralPolicyFetcher
 from guard.policy.schema import Policy
@@ -520,7 +521,8 @@ class Delivery:
         `channel`, valid now and not used before; it is then recorded as used (journal meta).
 
         Verified offline with the device key (docs/PROTOCOL.md); only yes or no leaves this
-        process. More than `CODE_TRIES` wrong codes in `CODE_TRIES_WINDOW_S` refuse every code
+        process, and an `APPROVAL_CODE_SPENT` event naming the code's id (never the code) for
+        the collector. More than `CODE_TRIES` wrong codes in `CODE_TRIES_WINDOW_S` refuse every code
         until the window passes, whoever asks (the teller's process has its own back-off, this
         bound holds for a caller that skips it)."""
         with self._codes_lock:
@@ -550,6 +552,11 @@ class Delivery:
                     self._code_failures.append(mono)
                     return False
                 self.journal.set_meta(used_key, str(int(time.time())))
+                # The collector learns which code was spent from here, where the key lives: the
+                # teller's process cannot send this event (SERVICE_ONLY), nor forge a spend.
+                self.journal.record(new_event(
+                    EventType.APPROVAL_CODE_SPENT, device=self.device,
+                    agent_version=self.agent_version, detail=found.detail()))
             except (JournalError, sqlite3.Error) as exc:  # unrecorded: refuse, never twice
                 log.error("one-time code refused: its use cannot be recorded (%s)", exc)
                 return False

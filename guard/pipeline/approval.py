@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from guard.credentials import Backoff, verify_secret
 from guard.pipeline.prompt import PromptRequest
-from guard.platforms.base import PasswordCheck
+from guard.platforms.base import GroupPasswordCheck, PasswordCheck
 from guard.policy.schema import Policy, Supervisor
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class SupervisorPrompting(Protocol):
 
 def os_group_members(group: str) -> frozenset[str] | None:
     """The logins in OS group `group` (listed members and those whose primary group it is);
-    None when this platform cannot tell (Windows: not implemented, supervisors use a hash)."""
+    None when this platform cannot tell (Windows: its password check tells membership itself,
+    `GroupPasswordCheck`)."""
     if sys.platform == "win32":
         return None
     import grp
@@ -163,9 +164,12 @@ class Approver:
                                   message_key="self_approval")
         ok = bool(sup.credential_hash) and verify_secret(secret, sup.credential_hash)
         if not ok and sup.os_group and self._password.usable:
-            members = self._groups(sup.os_group)
-            ok = (members is not None and sup.os_login in members
-                  and self._password.check(sup.os_login, secret))
+            if isinstance(self._password, GroupPasswordCheck):  # one logon tells both (Windows)
+                ok = self._password.check_member(sup.os_login, secret, sup.os_group)
+            else:
+                members = self._groups(sup.os_group)
+                ok = (members is not None and sup.os_login in members
+                      and self._password.check(sup.os_login, secret))
         if not ok:
             return refused
         if self._teller_matches(secret):

@@ -96,6 +96,16 @@ class PasswordCheck(Protocol):
 
 
 @runtime_checkable
+class GroupPasswordCheck(Protocol):
+    """A `PasswordCheck` that also checks OS-group membership with the same logon (Windows:
+    the logon token's groups), for supervisors defined by an OS group."""
+
+    def check_member(self, user: str, password: str, group: str) -> bool:
+        """True when `password` is `user`'s and `user` is a member of OS group `group`. Called
+        from a worker thread, never the UI thread (a wrong password may take seconds)."""
+
+
+@runtime_checkable
 class KeyboardHook(Protocol):
     """A global keyboard hook: hotkey combos anywhere on the desktop call their callbacks.
 

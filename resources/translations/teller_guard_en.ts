@@ -166,6 +166,10 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <source>One-time code used</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation type="unfinished"></translation>
     </message>

@@ -166,6 +166,10 @@
         <translation>授权未通过</translation>
     </message>
     <message>
+        <source>One-time code used</source>
+        <translation>一次性授权码已使用</translation>
+    </message>
+    <message>
         <source>Image copied</source>
         <translation>复制图片</translation>
     </message>

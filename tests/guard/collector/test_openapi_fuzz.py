@@ -99,6 +99,7 @@ OPERATIONS = [
     ("GET", "/api/v1/events"), ("GET", "/api/v1/devices"), ("GET", "/api/v1/policy"),
     ("GET", "/"), ("POST", "/login"), ("GET", "/events"), ("GET", "/events.csv"),
     ("GET", "/events/{seq}"), ("POST", "/api/v1/approval-codes"),
+    ("GET", "/api/v1/approval-codes"), ("GET", "/codes"),
 ]
 FUZZ_CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
                checks.content_type_conformance, checks.response_schema_conformance]

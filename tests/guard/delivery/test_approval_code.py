@@ -74,6 +74,34 @@ def test_delivery_accepts_a_code_once_and_records_it(tmp_path: Path) -> None:
     assert base64.b64encode(KEY).decode() not in delivery.journal.get_meta(used[0])
 
 
+def test_an_accepted_code_is_journaled_as_spent_by_its_id_never_the_code(
+        tmp_path: Path) -> None:
+    delivery = _delivery(tmp_path)
+    code = ac.issue(KEY, "dev1", "usb", 30, counter=42)
+    cid = ac.match(KEY, "dev1", "usb", code)
+    assert cid is not None
+    assert not delivery.verify_code("print", code)  # refused: nothing spent
+    assert delivery.verify_code("usb", code)
+    assert not delivery.verify_code("usb", code)  # refused the second time: one spend only
+    bodies = [r.body for r in delivery.journal.records()]
+    spent = [json.loads(b) for b in bodies if '"APPROVAL_CODE_SPENT"' in b]
+    assert len(spent) == 1
+    assert spent[0]["channel"] == "system" and spent[0]["device"]["id"] == "dev1"
+    assert ac.CodeId.from_detail(spent[0]["detail"]) == cid
+    assert spent[0]["detail"]["code_counter"] == 42
+    assert not any(code in b or code[4:] in b for b in bodies)
+
+
+def test_code_ids_in_spent_events_are_checked() -> None:
+    cid = ac.CodeId("usb", 5_833_333, 6, 7)
+    assert ac.CodeId.from_detail(cid.detail()) == cid
+    assert cid.valid_until() - cid.valid_from() == (6 + 2) * ac.SLOT_S
+    for broken in ({**cid.detail(), "code_slot": "5833333"}, {**cid.detail(), "code_slots": 0},
+                   {**cid.detail(), "code_counter": True}, {**cid.detail(), "code_channel": "x"},
+                   {"code_channel": "usb"}):
+        assert ac.CodeId.from_detail(broken) is None
+
+
 def test_delivery_stops_checking_after_many_wrong_codes(tmp_path: Path) -> None:
     delivery = _delivery(tmp_path)
     for _ in range(10):

@@ -24,6 +24,7 @@ from guard.platforms._windows.machine import (
 from guard.platforms._windows.password import WindowsPasswordChecker
 from guard.platforms._windows.session import LASTINPUTINFO, Win32Api, WindowsPlatform
 from tests.guard.platforms import contracts
+from tests.support.windows_api import FakeAdvapi, FakeKernelHandles
 
 
 class User32:
@@ -213,29 +214,6 @@ class TestUiLocale(contracts.UiLocaleContract):
     pass
 
 
-class FakeAdvapi:
-    """LogonUserW at its boundary: accepts one user/password and hands back a token handle."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-
-    def LogonUserW(self, user, domain, password, logon_type, provider, token_ref) -> int:  # type: ignore[no-untyped-def]
-        self.calls.append((user, domain, logon_type))
-        if (domain, user, password) == (".", "teller1", "Passw0rd!"):
-            token_ref._obj.value = 0x1234
-            return 1
-        return 0
-
-
-class FakeKernelHandles:
-    def __init__(self) -> None:
-        self.closed: list[int] = []
-
-    def CloseHandle(self, handle: ctypes.c_void_p) -> int:
-        self.closed.append(int(handle.value or 0))
-        return 1
-
-
 @pytest.fixture
 def password_check() -> WindowsPasswordChecker:
     return WindowsPasswordChecker(FakeAdvapi(), FakeKernelHandles())
@@ -255,7 +233,7 @@ class TestPasswordCheck(contracts.PasswordCheckContract):
         assert kernel.closed == [0x1234]
         assert not checker.check("teller1", "wrong")
         assert not checker.check("BRANCH7\\teller1", "Passw0rd!")
-        assert advapi.calls[-1] == ("teller1", "BRANCH7", 2)
+        assert advapi.calls[-1] == ("LogonUserW", "teller1", "BRANCH7", 2)
         off = WindowsPasswordChecker()  # on Linux: says so instead of crashing
         assert not off.usable and "only on Windows" in off.reason
 

@@ -210,6 +210,16 @@ def test_a_recovery_code_unlocks_once(xs: XServer, teller: AgentProcess,
     xs.key("alt+m")
     unlock_with(xs, teller, PIN)
     assert code.replace("-", "") not in teller.output()
+    # The agent's delivery reported the spend: the collector lists the code as spent, once.
+
+    def spent() -> list[dict[str, object]]:
+        r = httpx.get(f"{counter_collector}/api/v1/approval-codes", timeout=10,
+                      params={"channel": "unlock", "status": "spent"},
+                      headers={"Authorization": f"Bearer {counter_collector.admin_token}"})
+        return list(r.json()["codes"]) if r.status_code == 200 else []
+
+    listed = wait_until(spent, timeout=30, interval=0.5, what="the code spent at the collector")
+    assert isinstance(listed, list) and len(listed) == 1 and listed[0]["uses"] == 1
 
 
 def test_a_supervisor_and_it_unlock_the_overlay(xs: XServer, teller: AgentProcess) -> None:
