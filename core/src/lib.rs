@@ -14,6 +14,9 @@
 //! remembered here. The tables (provinces, BINs, glued labels, card groupings) are passed in at
 //! construction from the same sources the Python engine reads, so there is one copy of each.
 
+mod layout;
+
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -40,6 +43,10 @@ enum K {
     Uscc,
     Email,
     Neg,
+    /// `structure.NAME`: a column of people's or companies' names.
+    Name,
+    /// `structure.BANK`: a column of bank or branch names.
+    Bank,
     Other,
 }
 
@@ -55,6 +62,8 @@ fn kind_of(s: &str) -> K {
         "USCC" => K::Uscc,
         "EMAIL" => K::Email,
         "NEG" => K::Neg,
+        "NAME" => K::Name,
+        "BANK" => K::Bank,
         _ => K::Other,
     }
 }
@@ -316,17 +325,12 @@ fn passport_format(v: &[u8]) -> bool {
 
 // -- the core ------------------------------------------------------------------------------------
 
-/// Caller-side state of one scan: the layout's bound methods and the output list.
+/// Caller-side state of one scan: the layout's key test, the header classifier and the output.
 struct Calls<'py> {
     text: Bound<'py, PyString>,
-    layout: Bound<'py, PyAny>,
-    line: Bound<'py, PyAny>,
     key_before: Bound<'py, PyAny>,
-    label: Bound<'py, PyAny>,
-    column: Bound<'py, PyAny>,
     key: Bound<'py, PyAny>,
-    row: Bound<'py, PyAny>,
-    bank_near: Bound<'py, PyAny>,
+    header_of: Bound<'py, PyAny>,
     out: Bound<'py, PyList>,
     base: usize,
     today: u32,
@@ -353,9 +357,12 @@ struct Core {
     verdicts: Vec<AtomicU8>,
     places: Mutex<HashMap<u64, bool>>,
     domain: Regex,
-    name_attr: Py<PyString>,
-    payment_attr: Py<PyString>,
-    header_attr: Py<PyString>,
+    header_of: Py<PyAny>,
+    /// Python's own answers for `str.isalnum` / `str.isdigit` of BMP characters, asked once each
+    /// (bit 1: known, 2: alnum, 4: digit), so `\b` and `isalnum` here are Python's exactly.
+    pychars: Vec<AtomicU8>,
+    bank_words: Vec<Vec<u32>>,
+    payment_words: Vec<Vec<u32>>,
     labels_rev: Regex,
     kind_of_word: HashMap<String, K>,
 }
@@ -388,7 +395,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (key, thresholds, finding_cls, categories, provinces, authority, org_type,
                         bins, glued, groupings, mobile_verdict, mobile_ask, place_known,
-                        label_pattern, label_kinds))]
+                        label_pattern, label_kinds, header_of))]
     fn new(
         py: Python<'_>,
         key: &[u8],
@@ -406,6 +413,7 @@ impl Core {
         place_known: Py<PyAny>,
         label_pattern: &str,
         label_kinds: HashMap<String, String>,
+        header_of: Py<PyAny>,
     ) -> PyResult<Self> {
         let mac = HmacSha256::new_from_slice(key)
             .map_err(|e| PyValueError::new_err(format!("bad hash key: {e}")))?;
@@ -502,9 +510,14 @@ impl Core {
             verdicts: (0..10000).map(|_| AtomicU8::new(V_UNKNOWN)).collect(),
             places: Mutex::new(HashMap::new()),
             domain,
-            name_attr: PyString::intern(py, "name").unbind(),
-            payment_attr: PyString::intern(py, "payment").unbind(),
-            header_attr: PyString::intern(py, "_header").unbind(),
+            header_of,
+            pychars: (0..0x10000).map(|_| AtomicU8::new(0)).collect(),
+            bank_words: ["银行", "支行", "分行", "信用社", "农商行", "农信社", "储蓄所"]
+                .iter().map(|w| w.chars().map(|c| c as u32).collect()).collect(),
+            payment_words: ["付款", "收款", "转账", "转入", "转出", "汇款", "汇入", "代发", "扣款",
+                            "还款", "缴费", "支付", "消费", "Payee", "payee", "Payer", "payer",
+                            "Transfer", "transfer", "Payment", "payment"]
+                .iter().map(|w| w.chars().map(|c| c as u32).collect()).collect(),
             labels_rev: Regex::new(label_pattern)
                 .map_err(|e| PyValueError::new_err(format!("bad label pattern: {e}")))?,
             kind_of_word: label_kinds.into_iter().map(|(k, v)| (k, kind_of(&v))).collect(),
@@ -525,14 +538,9 @@ impl Core {
     ) -> PyResult<()> {
         let calls = Calls {
             text: text.clone(),
-            layout: layout.clone(),
-            line: layout.getattr("_line")?,
             key_before: layout.getattr("_key_before")?,
-            label: layout.getattr("label")?,
-            column: layout.getattr("column")?,
             key: layout.getattr("key")?,
-            row: layout.getattr("row")?,
-            bank_near: layout.getattr("bank_near")?,
+            header_of: self.header_of.bind(text.py()).clone(),
             out: out.clone(),
             base,
             today: today.parse().map_err(|_| PyValueError::new_err("today must be YYYYMMDD"))?,
@@ -540,15 +548,69 @@ impl Core {
         // SAFETY: the string is immutable and kept alive by `text` for the whole call; its data
         // is read only while this borrow lasts (no Python code can change a str).
         let data = unsafe { text.data()? };
-        match data {
-            pyo3::types::PyStringData::Ucs1(s) => Scan { c: self, t: s, k: &calls }.run(lo, hi),
-            pyo3::types::PyStringData::Ucs2(s) => Scan { c: self, t: s, k: &calls }.run(lo, hi),
-            pyo3::types::PyStringData::Ucs4(s) => Scan { c: self, t: s, k: &calls }.run(lo, hi),
-        }
+        let lay = RefCell::new(layout::Lay::read(layout)?);
+        let done = match data {
+            pyo3::types::PyStringData::Ucs1(s) => Scan { c: self, t: s, k: &calls, lay: &lay }.run(lo, hi),
+            pyo3::types::PyStringData::Ucs2(s) => Scan { c: self, t: s, k: &calls, lay: &lay }.run(lo, hi),
+            pyo3::types::PyStringData::Ucs4(s) => Scan { c: self, t: s, k: &calls, lay: &lay }.run(lo, hi),
+        };
+        lay.borrow().write(layout)?;
+        done
     }
 }
 
 impl Core {
+    /// Python's `str.isalnum` / `str.isdigit` of one character: bit 2 / bit 4 of the answer.
+    fn py_char(&self, py: Python<'_>, c: u32) -> PyResult<u8> {
+        let ask = |c: u32| -> PyResult<u8> {
+            let ch = PyString::new(py, &char::from_u32(c).map_or(String::new(), |ch| ch.to_string()));
+            if ch.len()? != 1 {
+                return Ok(1); // a lone surrogate: neither (as Python says of it)
+            }
+            let alnum = ch.call_method0("isalnum")?.is_truthy()?;
+            let digit = ch.call_method0("isdigit")?.is_truthy()?;
+            Ok(1 | if alnum { 2 } else { 0 } | if digit { 4 } else { 0 })
+        };
+        if c >= 0x10000 {
+            return ask(c);
+        }
+        let slot = &self.pychars[c as usize];
+        let v = slot.load(Ordering::Relaxed);
+        if v != 0 {
+            return Ok(v);
+        }
+        let v = ask(c)?;
+        slot.store(v, Ordering::Relaxed);
+        Ok(v)
+    }
+
+    fn py_alnum(&self, py: Python<'_>, c: u32) -> PyResult<bool> {
+        if c < 0x80 {
+            return Ok(is_word(c));
+        }
+        Ok(self.py_char(py, c)? & 2 != 0)
+    }
+
+    fn py_digit(&self, py: Python<'_>, c: u32) -> PyResult<bool> {
+        if c < 0x80 {
+            return Ok(is_ascii_digit(c));
+        }
+        Ok(self.py_char(py, c)? & 4 != 0)
+    }
+
+    /// Whether one of `words` stands wholly inside text[lo:hi].
+    fn words_in<U: Unit>(&self, t: &[U], lo: usize, hi: usize, words: &[Vec<u32>]) -> bool {
+        for i in lo..hi {
+            let c = t[i].cp();
+            for w in words {
+                if w[0] == c && i + w.len() <= hi && w.iter().enumerate().all(|(k, &x)| t[i + k].cp() == x) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     fn province(&self, v: &[u8]) -> bool {
         v.len() >= 2 && v[0].is_ascii_digit() && v[1].is_ascii_digit()
             && self.provinces[num(&v[..2]) as usize]
@@ -804,6 +866,7 @@ struct Scan<'a, 'py, U: Unit> {
     c: &'a Core,
     t: &'a [U],
     k: &'a Calls<'py>,
+    lay: &'a RefCell<layout::Lay>,
 }
 
 struct Decision {
@@ -988,34 +1051,25 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
 
     // -- the layout's answers (Python) -----------------------------------------------------------
 
-    fn no_header(&self) -> PyResult<bool> {
-        Ok(self.k.layout.getattr(self.c.header_attr.bind(self.py()))?.is_none())
+    /// `Layout.label` (see layout.rs).
+    fn label(&self, start: usize) -> PyResult<Label> {
+        self.layout_label(start)
     }
 
-    /// `Layout.label`. The layout's line bookkeeping (`_line`: the current line, the header rows
-    /// found above it) stays in Python and is called exactly where `label` calls it; with no
-    /// table header so far, what `label` then does (the key written before the value, else the
-    /// nearest context word) runs here, and a table's cells are left to Python.
-    fn label(&self, start: usize) -> PyResult<Label> {
-        let ls: usize = self.k.line.call1((&self.k.text, start))?.extract()?;
-        if !self.no_header()? {
-            return label_of(&self.k.label.call1((&self.k.text, start))?);
-        }
+    /// `Layout._key_before`: the kind of the key written straight before the value. The cheap
+    /// test first (a separator among the few quote/space characters before the value); only then
+    /// the key pattern (Python, its classification cached per key).
+    fn key_before(&self, ls: usize, start: usize) -> PyResult<Label> {
         if start > 0 && key_end(self.at(start - 1)) {
-            // `Layout._key_before`'s cheap test first: a separator among the few quote/space
-            // characters before the value; only then the key pattern (Python, cached per key)
             let mut p = start - 1;
             while p > ls && start - p < 6 && matches!(self.at(p), 0x22 | 0x27 | 0x20 | 0x09 | 0x60 | 0x5B) {
                 p -= 1;
             }
             if matches!(self.at(p), 0x3A | 0x3D | 0xFF1A | 0x3E) {
-                let key = label_of(&self.k.key_before.call1((&self.k.text, ls, start))?)?;
-                if key.is_some() {
-                    return Ok(key);
-                }
+                return label_of(&self.k.key_before.call1((&self.k.text, ls, start))?);
             }
         }
-        Ok(self.nearest_label(start, 24))
+        Ok(None)
     }
 
     /// `context.nearest_label`: the kind of the context word nearest before `text[start]`.
@@ -1086,13 +1140,10 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         label_of(&self.k.key.call1((&self.k.text, start))?)
     }
     fn column(&self, start: usize) -> PyResult<Label> {
-        if self.no_header()? {
-            return Ok(None); // `Layout.column` with no table so far answers None, looks at nothing
-        }
-        label_of(&self.k.column.call1((&self.k.text, start))?)
+        self.layout_column(start)
     }
     fn bank_near(&self, start: usize) -> PyResult<bool> {
-        self.k.bank_near.call1((&self.k.text, start))?.is_truthy()
+        self.layout_bank_near(start)
     }
     /// `Layout.passport_before`: 护照, Passport, passport or PASSPORT in the 100 characters before.
     fn passport_before(&self, start: usize) -> PyResult<bool> {
@@ -1111,10 +1162,8 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         Ok(false)
     }
     fn row(&self, start: usize) -> PyResult<(bool, bool)> {
-        let hints = self.k.row.call1((&self.k.text, start))?;
-        let name = hints.getattr(self.c.name_attr.bind(self.py()))?.is_truthy()?;
-        let payment = hints.getattr(self.c.payment_attr.bind(self.py()))?.is_truthy()?;
-        Ok((name, payment))
+        let hints = self.layout_row(start)?;
+        Ok((hints.name, hints.payment))
     }
 
     /// `engine._gate`.

@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from guard.model import Finding
+from guard.scan import structure
 from guard.scan.detectors import CATEGORIES, bank_card, context, mobile, resident_id, uscc
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def make(
         resident_id._place_known,
         context._LABEL_REV.pattern,  # the context words, as the Python label search compiles them
         dict(context._KIND_OF),
+        structure._header_of,  # a header row's classification, asked once per header-like line
     )
     return core
 
