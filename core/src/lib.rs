@@ -344,6 +344,9 @@ struct Core {
     categories: Vec<Py<PyAny>>,
     finding_cls: Py<PyAny>,
     attr_names: Vec<Py<PyString>>,
+    /// Where `Finding`'s slots are in its objects (the member descriptors' offsets), when every
+    /// field is a plain writable object slot; None: set them through `object.__setattr__`.
+    slot_offsets: Option<Vec<isize>>,
     provinces: [bool; 100],
     authority: [bool; 128],
     org_type: [bool; 128],
@@ -382,6 +385,31 @@ fn label_of(obj: &Bound<'_, PyAny>) -> PyResult<Label> {
         return Ok(None);
     }
     Ok(Some(kind_of(s)))
+}
+
+/// The offsets of `names` in objects of `cls`, if each is a writable object slot of its own.
+fn slot_offsets(cls: &Bound<'_, PyAny>, names: &[Py<PyString>]) -> Option<Vec<isize>> {
+    let py = cls.py();
+    let mut out = Vec::new();
+    for name in names {
+        let descr = cls.getattr(name.bind(py)).ok()?;
+        // SAFETY: the type test makes the cast to a member descriptor valid; pyo3 types its
+        // d_member as a PyGetSetDef, the member descriptor's is a PyMemberDef
+        unsafe {
+            if ffi::Py_TYPE(descr.as_ptr()) != std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) {
+                return None;
+            }
+            let md = descr.as_ptr() as *mut ffi::PyMemberDescrObject;
+            let member = (*md).d_member as *const ffi::PyMemberDef;
+            if member.is_null() || (*member).type_code != ffi::Py_T_OBJECT_EX
+                || (*member).flags & ffi::Py_READONLY != 0
+            {
+                return None;
+            }
+            out.push((*member).offset);
+        }
+    }
+    Some(out)
 }
 
 fn round4(x: f64) -> f64 {
@@ -486,7 +514,7 @@ impl Core {
             r"^((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?:[^A-Za-z0-9\-]|$)",
         )
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let attr_names = ["type", "start", "end", "score", "masked", "hash", "category", "box"]
+        let attr_names: Vec<Py<PyString>> = ["type", "start", "end", "score", "masked", "hash", "category", "box"]
             .iter()
             .map(|n| PyString::intern(py, n).unbind())
             .collect();
@@ -495,6 +523,7 @@ impl Core {
             threshold,
             type_names,
             categories: cats,
+            slot_offsets: slot_offsets(finding_cls.bind(py), &attr_names),
             finding_cls,
             attr_names,
             provinces: prov,
@@ -525,6 +554,7 @@ impl Core {
     }
 
     /// Append the findings of the candidates starting in text[lo:hi] (offsets + base) to `out`.
+    /// True when `out` was empty and the findings came in (start, end) order (no sort needed).
     #[allow(clippy::too_many_arguments)]
     fn scan<'py>(
         &self,
@@ -535,7 +565,7 @@ impl Core {
         out: &Bound<'py, PyList>,
         layout: &Bound<'py, PyAny>,
         today: &str,
-    ) -> PyResult<()> {
+    ) -> PyResult<bool> {
         let calls = Calls {
             text: text.clone(),
             key_before: layout.getattr("_key_before")?,
@@ -549,10 +579,11 @@ impl Core {
         // is read only while this borrow lasts (no Python code can change a str).
         let data = unsafe { text.data()? };
         let lay = RefCell::new(layout::Lay::read(layout)?);
+        let empty = out.is_empty();
         let done = match data {
-            pyo3::types::PyStringData::Ucs1(s) => Scan { c: self, t: s, k: &calls, lay: &lay }.run(lo, hi),
-            pyo3::types::PyStringData::Ucs2(s) => Scan { c: self, t: s, k: &calls, lay: &lay }.run(lo, hi),
-            pyo3::types::PyStringData::Ucs4(s) => Scan { c: self, t: s, k: &calls, lay: &lay }.run(lo, hi),
+            pyo3::types::PyStringData::Ucs1(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
+            pyo3::types::PyStringData::Ucs2(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
+            pyo3::types::PyStringData::Ucs4(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
         };
         lay.borrow().write(layout)?;
         done
@@ -867,6 +898,10 @@ struct Scan<'a, 'py, U: Unit> {
     t: &'a [U],
     k: &'a Calls<'py>,
     lay: &'a RefCell<layout::Lay>,
+    /// The score objects made so far: a scan has a handful of distinct scores.
+    scores: RefCell<Vec<(u64, PyObject)>>,
+    /// (start, end) of the last finding appended, and whether all so far came in that order.
+    order: std::cell::Cell<(usize, usize, bool)>,
 }
 
 struct Decision {
@@ -877,6 +912,16 @@ struct Decision {
 }
 
 impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
+    fn new(c: &'a Core, t: &'a [U], k: &'a Calls<'py>, lay: &'a RefCell<layout::Lay>, empty: bool) -> Self {
+        Scan { c, t, k, lay, scores: RefCell::new(Vec::new()), order: std::cell::Cell::new((0, 0, empty)) }
+    }
+
+    /// `run`, then whether the findings came in order.
+    fn go(&self, lo: usize, hi: usize) -> PyResult<bool> {
+        self.run(lo, hi)?;
+        Ok(self.order.get().2)
+    }
+
     #[inline]
     fn at(&self, i: usize) -> u32 {
         self.t[i].cp()
@@ -1180,6 +1225,20 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
 
     // -- output ----------------------------------------------------------------------------------
 
+    /// `round(score, 4)` as a Python float, one object per distinct score.
+    fn score_object(&self, score: f64) -> PyResult<PyObject> {
+        let bits = score.to_bits();
+        let mut cache = self.scores.borrow_mut();
+        if let Some((_, obj)) = cache.iter().find(|(b, _)| *b == bits) {
+            return Ok(obj.clone_ref(self.py()));
+        }
+        let obj = round4(score).into_pyobject(self.py())?.into_any().unbind();
+        if cache.len() < 64 {
+            cache.push((bits, obj.clone_ref(self.py())));
+        }
+        Ok(obj)
+    }
+
     fn emit(&self, t: usize, start: usize, end: usize, score: f64, value: &[u8]) -> PyResult<()> {
         if score < self.c.threshold[t] {
             return Ok(());
@@ -1199,14 +1258,15 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
             self.c.type_names[t].clone_ref(py).into_any(),
             (self.k.base + start).into_pyobject(py)?.into_any().unbind(),
             (self.k.base + end).into_pyobject(py)?.into_any().unbind(),
-            round4(score).into_pyobject(py)?.into_any().unbind(),
+            self.score_object(score)?,
             PyString::new(py, &mask(t, value)).into_any().unbind(),
             PyString::new(py, &hex).into_any().unbind(),
             self.c.categories[t].clone_ref(py),
             py.None(),
         ];
         // A `Finding` built as its frozen dataclass __init__ builds it (every slot set, `box`
-        // None), without the per-field object.__setattr__ calls of a frozen __init__.
+        // None), without the per-field object.__setattr__ calls of a frozen __init__: straight
+        // into its slots when they are plain object slots.
         let cls = self.c.finding_cls.bind(py);
         unsafe {
             let tp = cls.as_ptr() as *mut ffi::PyTypeObject;
@@ -1216,13 +1276,32 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
                 return Err(PyErr::fetch(py));
             }
             let obj: Bound<'py, PyAny> = Bound::from_owned_ptr(py, obj);
-            for (name, value) in self.c.attr_names.iter().zip(fields.iter()) {
-                if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) < 0 {
-                    return Err(PyErr::fetch(py));
+            match &self.c.slot_offsets {
+                Some(offsets) => {
+                    for (&offset, value) in offsets.iter().zip(fields) {
+                        // the slot is NULL in a fresh object: it takes the reference
+                        let slot = (obj.as_ptr() as *mut u8).offset(offset) as *mut *mut ffi::PyObject;
+                        *slot = value.into_ptr();
+                    }
                 }
+                None => {
+                    for (name, value) in self.c.attr_names.iter().zip(fields.iter()) {
+                        if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) < 0 {
+                            return Err(PyErr::fetch(py));
+                        }
+                    }
+                }
+            }
+            // A finding holds strings, numbers and its category only: it can be in no reference
+            // cycle, so the cycle collector need not track (and re-walk) the many a dense text has.
+            if ffi::PyType_IS_GC(tp) != 0 {
+                ffi::PyObject_GC_UnTrack(obj.as_ptr() as *mut std::ffi::c_void);
             }
             self.k.out.append(obj)?;
         }
+        let (ps, pe, ok) = self.order.get();
+        let span = (self.k.base + start, self.k.base + end);
+        self.order.set((span.0, span.1, ok && (ps, pe) <= span));
         Ok(())
     }
 

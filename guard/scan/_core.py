@@ -30,10 +30,14 @@ ENGINE_VARIABLE = "TELLER_GUARD_ENGINE"
 
 
 class Core(Protocol):
-    """What the engine calls: `scan` appends the findings of text[lo:hi] to `out`."""
+    """What the engine calls: `scan` appends the findings of text[lo:hi] to `out`.
+
+    It returns True when `out` was empty and what it appended is in (start, end) order already,
+    so the engine need not sort it.
+    """
 
     def scan(self, text: str, lo: int, hi: int, base: int, out: list[Finding], layout: Any,
-             today: str) -> None: ...
+             today: str) -> bool: ...
 
 
 _module: Any = None
