@@ -14,6 +14,7 @@
 //! remembered here. The tables (provinces, BINs, glued labels, card groupings) are passed in at
 //! construction from the same sources the Python engine reads, so there is one copy of each.
 
+mod labels;
 mod layout;
 
 use std::cell::RefCell;
@@ -30,6 +31,40 @@ use regex::Regex;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// A multiply-rotate hasher for the small integer keys of the BIN table and the county cache
+/// (SipHash's flooding resistance buys nothing for keys that are digit prefixes).
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    #[inline]
+    fn add(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.add(b as u64);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+type FxMap<Key, V> = HashMap<Key, V, std::hash::BuildHasherDefault<Fx>>;
 
 // -- label kinds and finding types ---------------------------------------------------------------
 
@@ -350,7 +385,7 @@ struct Core {
     provinces: [bool; 100],
     authority: [bool; 128],
     org_type: [bool; 128],
-    bins: HashMap<(u8, u64), u32>,
+    bins: FxMap<(u8, u64), u32>,
     bin_heads: Vec<Vec<u8>>,
     glued: HashMap<Vec<u8>, Label>,
     groupings: HashSet<Vec<u8>>,
@@ -358,7 +393,7 @@ struct Core {
     mobile_ask: Py<PyAny>,
     place_known: Py<PyAny>,
     verdicts: Vec<AtomicU8>,
-    places: Mutex<HashMap<u64, bool>>,
+    places: Mutex<FxMap<u64, bool>>,
     domain: Regex,
     header_of: Py<PyAny>,
     /// Python's own answers for `str.isalnum` / `str.isdigit` of BMP characters, asked once each
@@ -366,8 +401,7 @@ struct Core {
     pychars: Vec<AtomicU8>,
     bank_words: Vec<Vec<u32>>,
     payment_words: Vec<Vec<u32>>,
-    labels_rev: Regex,
-    kind_of_word: HashMap<String, K>,
+    labels: labels::Trie,
 }
 
 const V_UNKNOWN: u8 = 0;
@@ -423,7 +457,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (key, thresholds, finding_cls, categories, provinces, authority, org_type,
                         bins, glued, groupings, mobile_verdict, mobile_ask, place_known,
-                        label_pattern, label_kinds, header_of))]
+                        label_words, label_kinds, header_of))]
     fn new(
         py: Python<'_>,
         key: &[u8],
@@ -439,7 +473,7 @@ impl Core {
         mobile_verdict: Py<PyAny>,
         mobile_ask: Py<PyAny>,
         place_known: Py<PyAny>,
-        label_pattern: &str,
+        label_words: Vec<String>,
         label_kinds: HashMap<String, String>,
         header_of: Py<PyAny>,
     ) -> PyResult<Self> {
@@ -474,7 +508,7 @@ impl Core {
         for c in org_type.bytes() {
             org[(c & 0x7F) as usize] = true;
         }
-        let mut table: HashMap<(u8, u64), u32> = HashMap::new();
+        let mut table: FxMap<(u8, u64), u32> = FxMap::default();
         let mut heads: Vec<HashSet<u8>> = vec![HashSet::new(); 1000];
         for (k, v) in bins.iter() {
             let prefix: String = k.extract()?;
@@ -537,7 +571,7 @@ impl Core {
             mobile_ask,
             place_known,
             verdicts: (0..10000).map(|_| AtomicU8::new(V_UNKNOWN)).collect(),
-            places: Mutex::new(HashMap::new()),
+            places: Mutex::new(FxMap::default()),
             domain,
             header_of,
             pychars: (0..0x10000).map(|_| AtomicU8::new(0)).collect(),
@@ -547,9 +581,10 @@ impl Core {
                             "还款", "缴费", "支付", "消费", "Payee", "payee", "Payer", "payer",
                             "Transfer", "transfer", "Payment", "payment"]
                 .iter().map(|w| w.chars().map(|c| c as u32).collect()).collect(),
-            labels_rev: Regex::new(label_pattern)
-                .map_err(|e| PyValueError::new_err(format!("bad label pattern: {e}")))?,
-            kind_of_word: label_kinds.into_iter().map(|(k, v)| (k, kind_of(&v))).collect(),
+            labels: labels::Trie::new(
+                &label_words,
+                &label_kinds.into_iter().map(|(k, v)| (k, kind_of(&v))).collect(),
+            ),
         })
     }
 
@@ -580,11 +615,19 @@ impl Core {
         let data = unsafe { text.data()? };
         let lay = RefCell::new(layout::Lay::read(layout)?);
         let empty = out.is_empty();
+        // The scan allocates findings only, which are in no reference cycle (and untracked): the
+        // cycle collector would walk the heap every few hundred of them for nothing, so it
+        // waits until the scan returns (the GIL is held throughout; its state is restored).
+        // SAFETY: plain calls of the C API with the GIL held.
+        let gc_was_on = unsafe { ffi::PyGC_Disable() } != 0;
         let done = match data {
             pyo3::types::PyStringData::Ucs1(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
             pyo3::types::PyStringData::Ucs2(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
             pyo3::types::PyStringData::Ucs4(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
         };
+        if gc_was_on {
+            unsafe { ffi::PyGC_Enable() };
+        }
         lay.borrow().write(layout)?;
         done
     }
@@ -1120,40 +1163,21 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
     /// `context.nearest_label`: the kind of the context word nearest before `text[start]`.
     fn nearest_label(&self, start: usize, window: usize) -> Label {
         let lo = start.saturating_sub(window);
-        let mut rev = String::with_capacity(4 * (start - lo));
-        let mut offsets = Vec::with_capacity(start - lo + 1); // byte offset in rev -> chars
-        for i in (lo..start).rev() {
-            offsets.push(rev.len());
-            rev.push(char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'));
-        }
-        offsets.push(rev.len());
-        let char_at = |byte: usize| offsets.binary_search(&byte).unwrap_or_else(|x| x);
         let is_letter_at = |i: isize| -> bool {
             i >= 0 && (i as usize) < self.t.len() && is_ascii_letter(self.at(i as usize))
         };
-        let mut pos = 0;
-        let (w_start, w_end) = loop {
-            let Some(m) = self.c.labels_rev.find_at(&rev, pos) else {
-                return None;
-            };
-            let (ms, me) = (char_at(m.start()), char_at(m.end()));
-            let w_end = start - ms;
-            let w_start = start - me;
+        let mut skip = 0;
+        let (w_end, kind) = loop {
+            let (w_start, w_end, kind) = self.c.labels.search(self.t, lo, start, skip)?;
             if self.at(w_end - 1) < 0x80
                 && (is_letter_at(w_start as isize - 1) || is_letter_at(w_end as isize))
             {
-                // part of a longer English word: look further back
-                pos = m.start() + rev[m.start()..].chars().next().map_or(1, |c| c.len_utf8());
+                skip = start - w_end + 1; // part of a longer English word: look further back
                 continue;
             }
-            break (w_start, w_end);
+            break (w_end, kind);
         };
-        let word: String = (w_start..w_end)
-            .map(|i| char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'))
-            .filter(|&c| c != ' ' && c != '_')
-            .flat_map(|c| c.to_lowercase())
-            .collect();
-        let kind = *self.c.kind_of_word.get(&word)?;
+        let kind = kind?;
         if kind == K::Neg {
             let tight = |c: u32| matches!(c, 0x20 | 0x09 | 0x3000 | 0x3A | 0xFF1A | 0x3D | 0x23 | 0x2E
                 | 0x2D | 0x27 | 0x22 | 0x201C | 0x201D | 0x2018 | 0x2019 | 0xFF08 | 0xFF09 | 0x28

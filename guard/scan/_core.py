@@ -90,7 +90,8 @@ def make(
         mobile._prefix_verdict,
         mobile._ask,
         resident_id._place_known,
-        context._LABEL_REV.pattern,  # the context words, as the Python label search compiles them
+        # the context words as the Python label search's trie has them: each variant, reversed
+        sorted({v[::-1] for ws in context.WORDS.values() for w in ws for v in context._variants(w)}),
         dict(context._KIND_OF),
         structure._header_of,  # a header row's classification, asked once per header-like line
     )
