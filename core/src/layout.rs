@@ -185,20 +185,50 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
             }
         }
         let floor = self.lay.borrow().le.max(0) as usize;
-        let mut ls = floor;
-        let mut i = start;
-        while i > floor {
-            i -= 1;
-            if self.at(i) == NL {
-                ls = i + 1;
-                break;
+        // text.rfind("\n", floor, start) + 1, or floor: the candidate loop's last newline when it
+        // has seen every character since (the usual case), else a look back
+        let nl = self.last_nl.get();
+        let ls = if nl != usize::MAX && floor <= nl && nl < start {
+            nl + 1
+        } else {
+            let mut ls = floor;
+            let mut i = start;
+            while i > floor {
+                i -= 1;
+                if self.at(i) == NL {
+                    ls = i + 1;
+                    break;
+                }
+            }
+            ls
+        };
+        // text.find("\n", start), and whether the line is a table row, in one pass from ls (no
+        // newline stands between ls and start)
+        let mut le = ls.min(start);
+        let mut tab = false;
+        let mut prev_space = false;
+        if ls > start {
+            le = start;
+            while le < self.len() && self.at(le) != NL {
+                le += 1;
+            }
+            tab = self.tabular(ls, le);
+        } else {
+            while le < self.len() {
+                let c = self.at(le);
+                if c == NL {
+                    break;
+                }
+                if !tab {
+                    if matches!(c, 0x09 | 0x2C | 0x7C | 0x3B | 0x1F | 0x3000) || (c == 0x20 && prev_space) {
+                        tab = true;
+                    }
+                    prev_space = c == 0x20;
+                }
+                le += 1;
             }
         }
-        let mut le = start;
-        while le < self.len() && self.at(le) != NL {
-            le += 1;
-        }
-        if self.tabular(ls, le) {
+        if tab {
             let seen = self.lay.borrow().seen;
             if ls > seen {
                 self.find_header(seen, ls)?;

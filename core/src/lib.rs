@@ -364,7 +364,6 @@ fn passport_format(v: &[u8]) -> bool {
 struct Calls<'py> {
     text: Bound<'py, PyString>,
     key_before: Bound<'py, PyAny>,
-    key: Bound<'py, PyAny>,
     header_of: Bound<'py, PyAny>,
     out: Bound<'py, PyList>,
     base: usize,
@@ -604,7 +603,6 @@ impl Core {
         let calls = Calls {
             text: text.clone(),
             key_before: layout.getattr("_key_before")?,
-            key: layout.getattr("key")?,
             header_of: self.header_of.bind(text.py()).clone(),
             out: out.clone(),
             base,
@@ -945,6 +943,9 @@ struct Scan<'a, 'py, U: Unit> {
     scores: RefCell<Vec<(u64, PyObject)>>,
     /// (start, end) of the last finding appended, and whether all so far came in that order.
     order: std::cell::Cell<(usize, usize, bool)>,
+    /// The last newline the candidate loop passed (usize::MAX: none yet); every character
+    /// between it and the loop's position has been looked at.
+    last_nl: std::cell::Cell<usize>,
 }
 
 struct Decision {
@@ -956,7 +957,7 @@ struct Decision {
 
 impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
     fn new(c: &'a Core, t: &'a [U], k: &'a Calls<'py>, lay: &'a RefCell<layout::Lay>, empty: bool) -> Self {
-        Scan { c, t, k, lay, scores: RefCell::new(Vec::new()), order: std::cell::Cell::new((0, 0, empty)) }
+        Scan { c, t, k, lay, scores: RefCell::new(Vec::new()), order: std::cell::Cell::new((0, 0, empty)), last_nl: std::cell::Cell::new(usize::MAX) }
     }
 
     /// `run`, then whether the findings came in order.
@@ -1206,7 +1207,8 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         if start == 0 || !key_end(self.at(start - 1)) {
             return Ok(None); // `Layout.key` answers None here without looking further
         }
-        label_of(&self.k.key.call1((&self.k.text, start))?)
+        // `Layout.key` is `_key_before(text, 0, start)`: its cheap test here, the pattern in Python
+        self.key_before(0, start)
     }
     fn column(&self, start: usize) -> PyResult<Label> {
         self.layout_column(start)
@@ -1339,6 +1341,9 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         while p < size {
             let c = self.at(p);
             if !(is_d(c) || is_at(c)) {
+                if c == 0x0A {
+                    self.last_nl.set(p); // `line` takes a line's start from here
+                }
                 p += 1;
                 continue;
             }
@@ -1793,9 +1798,18 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
             return Ok(());
         }
         let hi = (at + 1 + 540).min(self.t.len());
-        let window: String = (at + 1..hi)
-            .map(|i| char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'))
-            .collect();
+        // the domain pattern reads only [A-Za-z0-9.-] and then one other character (or the end):
+        // the window is those characters and, for the one after them, a space
+        let mut window = String::with_capacity(64);
+        for i in at + 1..hi {
+            let c = self.at(i);
+            if is_word(c) || c == 0x2E || c == 0x2D {
+                window.push(c as u8 as char);
+            } else {
+                window.push(' ');
+                break;
+            }
+        }
         let Some(caps) = self.c.domain.captures(&window) else {
             return Ok(());
         };
