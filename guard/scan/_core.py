@@ -91,7 +91,8 @@ def make(
         mobile._ask,
         resident_id._place_known,
         # the context words as the Python label search's trie has them: each variant, reversed
-        sorted({v[::-1] for ws in context.WORDS.values() for w in ws for v in context._variants(w)}),
+        sorted({v[::-1] for ws in context.WORDS.values() for w in ws
+                for v in context._variants(w)}),
         dict(context._KIND_OF),
         structure._header_of,  # a header row's classification, asked once per header-like line
     )
