@@ -214,7 +214,28 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
             }
             tab = self.tabular(ls, le);
         } else {
-            while le < self.len() {
+            let size = self.len();
+            while le < size {
+                // 17 characters looked at, 16 passed, when they hold no newline, no delimiter
+                // and no two spaces in a row (a test without branches)
+                if !tab && le + 17 <= size {
+                    let w = &self.t[le..le + 17];
+                    let hit = (0..16).fold(prev_space & (w[0].cp() == 0x20), |acc, i| {
+                        let c = w[i].cp();
+                        acc | (c == NL) | (c == 0x09) | (c == 0x2C) | (c == 0x7C) | (c == 0x3B)
+                            | (c == 0x1F) | (c == 0x3000) | ((c == 0x20) & (w[i + 1].cp() == 0x20))
+                    });
+                    if !hit {
+                        prev_space = w[15].cp() == 0x20;
+                        le += 16;
+                        continue;
+                    }
+                } else if tab && le + 16 <= size
+                    && !self.t[le..le + 16].iter().fold(false, |acc, u| acc | (u.cp() == NL))
+                {
+                    le += 16;
+                    continue;
+                }
                 let c = self.at(le);
                 if c == NL {
                     break;

@@ -226,3 +226,14 @@ def test_streamed_tables(text: str, sizes: list[int]) -> None:
 def test_table_shapes(text: str, types: list[str]) -> None:
     same(text)
     assert [f.type for f in REFERENCE.scan_text(text)] == types
+
+
+@pytest.mark.parametrize("mark", ["  ", "\t", ",", "\u3000", "\n", "@a.cn ",
+                                  "１３８１２３４５６７８"])
+def test_every_offset_of_a_skipped_block(mark: str) -> None:
+    # the core passes runs of uninteresting characters 16 at a time: whatever marks a line as a
+    # table row (two spaces, a delimiter) or ends it, or starts a candidate, at every offset
+    for k in range(40):
+        for filler in ("张", "a", " "):
+            same("户名  账号  备注\n" + filler * k + mark + "62148301234567" + filler * 3
+                 + " 中国银行\n付款 6222021234567890128\n")
