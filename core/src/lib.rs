@@ -7,12 +7,20 @@
 //! line-for-line port of the Python engine, which stays the reference: the differential test
 //! (tests/guard/scan/test_core_differential.py) compares the two finding for finding.
 //!
-//! What stays in Python: the document structure (`structure.Layout`: keys, table headers, record
-//! hints, and the context words), asked through the layout object the engine passes in, in the
-//! same order as the Python engine asks it; and the few answers only a library knows (the mobile
-//! number plan of phonenumbers, the county table of python-stdnum), asked once per prefix and
-//! remembered here. The tables (provinces, BINs, glued labels, card groupings) are passed in at
-//! construction from the same sources the Python engine reads, so there is one copy of each.
+//! The document structure runs here too (layout.rs: the current line, its table cells, the column
+//! header over a cell or an aligned column, the record's bank / name / payment hints; labels.rs:
+//! the context words), on the state of the `structure.Layout` the engine passes in, read when a
+//! scan starts and written back when it ends. What stays in Python, asked once per line or per
+//! prefix and not per candidate: classifying a header-like line (`structure._header_of`), the key
+//! pattern before a `key: value` candidate whose cheap test passed, and the few answers only a
+//! library knows (the mobile number plan of phonenumbers, the county table of python-stdnum),
+//! remembered here. The tables (provinces, BINs, glued labels, card groupings, context words) are
+//! passed in at construction from the same sources the Python engine reads, so there is one copy
+//! of each.
+//!
+//! Findings are built as the frozen dataclass builds them, straight into `Finding`'s slots, left
+//! untracked by the cycle collector (they hold no container), with the collector paused while
+//! the scan runs; `scan` says whether it appended them in order, so the engine sorts only then.
 
 mod labels;
 mod layout;

@@ -7,9 +7,11 @@ compiler at install time, another platform) the Python path runs and one log lin
 
 The tables the core needs come from the same places the Python detectors read them (the provinces
 of `resident_id`, the packaged BIN table of `bank_card`, the engine's glued labels and card
-groupings), passed in here at construction: there is one copy of each. The answers only a library
-knows (phonenumbers' number plan, stdnum's county table) are asked through the detectors' own
-cached functions, once per prefix.
+groupings, the context words of `context`), passed in here at construction: there is one copy of
+each. The answers only a library knows (phonenumbers' number plan, stdnum's county table) are asked
+through the detectors' own cached functions, once per prefix. The document structure is computed in
+the core on the `structure.Layout`'s own state; a header-like line is classified by
+`structure._header_of`, once per line.
 """
 
 from __future__ import annotations
