@@ -7,13 +7,25 @@
 //! line-for-line port of the Python engine, which stays the reference: the differential test
 //! (tests/guard/scan/test_core_differential.py) compares the two finding for finding.
 //!
-//! What stays in Python: the document structure (`structure.Layout`: keys, table headers, record
-//! hints, and the context words), asked through the layout object the engine passes in, in the
-//! same order as the Python engine asks it; and the few answers only a library knows (the mobile
-//! number plan of phonenumbers, the county table of python-stdnum), asked once per prefix and
-//! remembered here. The tables (provinces, BINs, glued labels, card groupings) are passed in at
-//! construction from the same sources the Python engine reads, so there is one copy of each.
+//! The document structure runs here too (layout.rs: the current line, its table cells, the column
+//! header over a cell or an aligned column, the record's bank / name / payment hints; labels.rs:
+//! the context words), on the state of the `structure.Layout` the engine passes in, read when a
+//! scan starts and written back when it ends. What stays in Python, asked once per line or per
+//! prefix and not per candidate: classifying a header-like line (`structure._header_of`), the key
+//! pattern before a `key: value` candidate whose cheap test passed, and the few answers only a
+//! library knows (the mobile number plan of phonenumbers, the county table of python-stdnum),
+//! remembered here. The tables (provinces, BINs, glued labels, card groupings, context words) are
+//! passed in at construction from the same sources the Python engine reads, so there is one copy
+//! of each.
+//!
+//! Findings are built as the frozen dataclass builds them, straight into `Finding`'s slots, left
+//! untracked by the cycle collector (they hold no container), with the collector paused while
+//! the scan runs; `scan` says whether it appended them in order, so the engine sorts only then.
 
+mod labels;
+mod layout;
+
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -28,6 +40,40 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// A multiply-rotate hasher for the small integer keys of the BIN table and the county cache
+/// (SipHash's flooding resistance buys nothing for keys that are digit prefixes).
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    #[inline]
+    fn add(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.add(b as u64);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+type FxMap<Key, V> = HashMap<Key, V, std::hash::BuildHasherDefault<Fx>>;
+
 // -- label kinds and finding types ---------------------------------------------------------------
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -40,6 +86,10 @@ enum K {
     Uscc,
     Email,
     Neg,
+    /// `structure.NAME`: a column of people's or companies' names.
+    Name,
+    /// `structure.BANK`: a column of bank or branch names.
+    Bank,
     Other,
 }
 
@@ -55,6 +105,8 @@ fn kind_of(s: &str) -> K {
         "USCC" => K::Uscc,
         "EMAIL" => K::Email,
         "NEG" => K::Neg,
+        "NAME" => K::Name,
+        "BANK" => K::Bank,
         _ => K::Other,
     }
 }
@@ -316,17 +368,11 @@ fn passport_format(v: &[u8]) -> bool {
 
 // -- the core ------------------------------------------------------------------------------------
 
-/// Caller-side state of one scan: the layout's bound methods and the output list.
+/// Caller-side state of one scan: the layout's key test, the header classifier and the output.
 struct Calls<'py> {
     text: Bound<'py, PyString>,
-    layout: Bound<'py, PyAny>,
-    line: Bound<'py, PyAny>,
     key_before: Bound<'py, PyAny>,
-    label: Bound<'py, PyAny>,
-    column: Bound<'py, PyAny>,
-    key: Bound<'py, PyAny>,
-    row: Bound<'py, PyAny>,
-    bank_near: Bound<'py, PyAny>,
+    header_of: Bound<'py, PyAny>,
     out: Bound<'py, PyList>,
     base: usize,
     today: u32,
@@ -340,10 +386,13 @@ struct Core {
     categories: Vec<Py<PyAny>>,
     finding_cls: Py<PyAny>,
     attr_names: Vec<Py<PyString>>,
+    /// Where `Finding`'s slots are in its objects (the member descriptors' offsets), when every
+    /// field is a plain writable object slot; None: set them through `object.__setattr__`.
+    slot_offsets: Option<Vec<isize>>,
     provinces: [bool; 100],
     authority: [bool; 128],
     org_type: [bool; 128],
-    bins: HashMap<(u8, u64), u32>,
+    bins: FxMap<(u8, u64), u32>,
     bin_heads: Vec<Vec<u8>>,
     glued: HashMap<Vec<u8>, Label>,
     groupings: HashSet<Vec<u8>>,
@@ -351,13 +400,15 @@ struct Core {
     mobile_ask: Py<PyAny>,
     place_known: Py<PyAny>,
     verdicts: Vec<AtomicU8>,
-    places: Mutex<HashMap<u64, bool>>,
+    places: Mutex<FxMap<u64, bool>>,
     domain: Regex,
-    name_attr: Py<PyString>,
-    payment_attr: Py<PyString>,
-    header_attr: Py<PyString>,
-    labels_rev: Regex,
-    kind_of_word: HashMap<String, K>,
+    header_of: Py<PyAny>,
+    /// Python's own answers for `str.isalnum` / `str.isdigit` of BMP characters, asked once each
+    /// (bit 1: known, 2: alnum, 4: digit), so `\b` and `isalnum` here are Python's exactly.
+    pychars: Vec<AtomicU8>,
+    bank_words: Vec<Vec<u32>>,
+    payment_words: Vec<Vec<u32>>,
+    labels: labels::Trie,
 }
 
 const V_UNKNOWN: u8 = 0;
@@ -377,6 +428,31 @@ fn label_of(obj: &Bound<'_, PyAny>) -> PyResult<Label> {
     Ok(Some(kind_of(s)))
 }
 
+/// The offsets of `names` in objects of `cls`, if each is a writable object slot of its own.
+fn slot_offsets(cls: &Bound<'_, PyAny>, names: &[Py<PyString>]) -> Option<Vec<isize>> {
+    let py = cls.py();
+    let mut out = Vec::new();
+    for name in names {
+        let descr = cls.getattr(name.bind(py)).ok()?;
+        // SAFETY: the type test makes the cast to a member descriptor valid; pyo3 types its
+        // d_member as a PyGetSetDef, the member descriptor's is a PyMemberDef
+        unsafe {
+            if ffi::Py_TYPE(descr.as_ptr()) != std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) {
+                return None;
+            }
+            let md = descr.as_ptr() as *mut ffi::PyMemberDescrObject;
+            let member = (*md).d_member as *const ffi::PyMemberDef;
+            if member.is_null() || (*member).type_code != ffi::Py_T_OBJECT_EX
+                || (*member).flags & ffi::Py_READONLY != 0
+            {
+                return None;
+            }
+            out.push((*member).offset);
+        }
+    }
+    Some(out)
+}
+
 fn round4(x: f64) -> f64 {
     // the same correctly rounded decimal as Python's round(x, 4), read back as the nearest double
     format!("{:.4}", x).parse().unwrap_or(x)
@@ -388,7 +464,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (key, thresholds, finding_cls, categories, provinces, authority, org_type,
                         bins, glued, groupings, mobile_verdict, mobile_ask, place_known,
-                        label_pattern, label_kinds))]
+                        label_words, label_kinds, header_of))]
     fn new(
         py: Python<'_>,
         key: &[u8],
@@ -404,8 +480,9 @@ impl Core {
         mobile_verdict: Py<PyAny>,
         mobile_ask: Py<PyAny>,
         place_known: Py<PyAny>,
-        label_pattern: &str,
+        label_words: Vec<String>,
         label_kinds: HashMap<String, String>,
+        header_of: Py<PyAny>,
     ) -> PyResult<Self> {
         let mac = HmacSha256::new_from_slice(key)
             .map_err(|e| PyValueError::new_err(format!("bad hash key: {e}")))?;
@@ -438,7 +515,7 @@ impl Core {
         for c in org_type.bytes() {
             org[(c & 0x7F) as usize] = true;
         }
-        let mut table: HashMap<(u8, u64), u32> = HashMap::new();
+        let mut table: FxMap<(u8, u64), u32> = FxMap::default();
         let mut heads: Vec<HashSet<u8>> = vec![HashSet::new(); 1000];
         for (k, v) in bins.iter() {
             let prefix: String = k.extract()?;
@@ -478,7 +555,7 @@ impl Core {
             r"^((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?:[^A-Za-z0-9\-]|$)",
         )
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let attr_names = ["type", "start", "end", "score", "masked", "hash", "category", "box"]
+        let attr_names: Vec<Py<PyString>> = ["type", "start", "end", "score", "masked", "hash", "category", "box"]
             .iter()
             .map(|n| PyString::intern(py, n).unbind())
             .collect();
@@ -487,6 +564,7 @@ impl Core {
             threshold,
             type_names,
             categories: cats,
+            slot_offsets: slot_offsets(finding_cls.bind(py), &attr_names),
             finding_cls,
             attr_names,
             provinces: prov,
@@ -500,18 +578,25 @@ impl Core {
             mobile_ask,
             place_known,
             verdicts: (0..10000).map(|_| AtomicU8::new(V_UNKNOWN)).collect(),
-            places: Mutex::new(HashMap::new()),
+            places: Mutex::new(FxMap::default()),
             domain,
-            name_attr: PyString::intern(py, "name").unbind(),
-            payment_attr: PyString::intern(py, "payment").unbind(),
-            header_attr: PyString::intern(py, "_header").unbind(),
-            labels_rev: Regex::new(label_pattern)
-                .map_err(|e| PyValueError::new_err(format!("bad label pattern: {e}")))?,
-            kind_of_word: label_kinds.into_iter().map(|(k, v)| (k, kind_of(&v))).collect(),
+            header_of,
+            pychars: (0..0x10000).map(|_| AtomicU8::new(0)).collect(),
+            bank_words: ["银行", "支行", "分行", "信用社", "农商行", "农信社", "储蓄所"]
+                .iter().map(|w| w.chars().map(|c| c as u32).collect()).collect(),
+            payment_words: ["付款", "收款", "转账", "转入", "转出", "汇款", "汇入", "代发", "扣款",
+                            "还款", "缴费", "支付", "消费", "Payee", "payee", "Payer", "payer",
+                            "Transfer", "transfer", "Payment", "payment"]
+                .iter().map(|w| w.chars().map(|c| c as u32).collect()).collect(),
+            labels: labels::Trie::new(
+                &label_words,
+                &label_kinds.into_iter().map(|(k, v)| (k, kind_of(&v))).collect(),
+            ),
         })
     }
 
     /// Append the findings of the candidates starting in text[lo:hi] (offsets + base) to `out`.
+    /// True when `out` was empty and the findings came in (start, end) order (no sort needed).
     #[allow(clippy::too_many_arguments)]
     fn scan<'py>(
         &self,
@@ -522,17 +607,11 @@ impl Core {
         out: &Bound<'py, PyList>,
         layout: &Bound<'py, PyAny>,
         today: &str,
-    ) -> PyResult<()> {
+    ) -> PyResult<bool> {
         let calls = Calls {
             text: text.clone(),
-            layout: layout.clone(),
-            line: layout.getattr("_line")?,
             key_before: layout.getattr("_key_before")?,
-            label: layout.getattr("label")?,
-            column: layout.getattr("column")?,
-            key: layout.getattr("key")?,
-            row: layout.getattr("row")?,
-            bank_near: layout.getattr("bank_near")?,
+            header_of: self.header_of.bind(text.py()).clone(),
             out: out.clone(),
             base,
             today: today.parse().map_err(|_| PyValueError::new_err("today must be YYYYMMDD"))?,
@@ -540,15 +619,78 @@ impl Core {
         // SAFETY: the string is immutable and kept alive by `text` for the whole call; its data
         // is read only while this borrow lasts (no Python code can change a str).
         let data = unsafe { text.data()? };
-        match data {
-            pyo3::types::PyStringData::Ucs1(s) => Scan { c: self, t: s, k: &calls }.run(lo, hi),
-            pyo3::types::PyStringData::Ucs2(s) => Scan { c: self, t: s, k: &calls }.run(lo, hi),
-            pyo3::types::PyStringData::Ucs4(s) => Scan { c: self, t: s, k: &calls }.run(lo, hi),
+        let lay = RefCell::new(layout::Lay::read(layout)?);
+        let empty = out.is_empty();
+        // The scan allocates findings only, which are in no reference cycle (and untracked): the
+        // cycle collector would walk the heap every few hundred of them for nothing, so it
+        // waits until the scan returns (the GIL is held throughout; its state is restored).
+        // SAFETY: plain calls of the C API with the GIL held.
+        let gc_was_on = unsafe { ffi::PyGC_Disable() } != 0;
+        let done = match data {
+            pyo3::types::PyStringData::Ucs1(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
+            pyo3::types::PyStringData::Ucs2(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
+            pyo3::types::PyStringData::Ucs4(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
+        };
+        if gc_was_on {
+            unsafe { ffi::PyGC_Enable() };
         }
+        lay.borrow().write(layout)?;
+        done
     }
 }
 
 impl Core {
+    /// Python's `str.isalnum` / `str.isdigit` of one character: bit 2 / bit 4 of the answer.
+    fn py_char(&self, py: Python<'_>, c: u32) -> PyResult<u8> {
+        let ask = |c: u32| -> PyResult<u8> {
+            let ch = PyString::new(py, &char::from_u32(c).map_or(String::new(), |ch| ch.to_string()));
+            if ch.len()? != 1 {
+                return Ok(1); // a lone surrogate: neither (as Python says of it)
+            }
+            let alnum = ch.call_method0("isalnum")?.is_truthy()?;
+            let digit = ch.call_method0("isdigit")?.is_truthy()?;
+            Ok(1 | if alnum { 2 } else { 0 } | if digit { 4 } else { 0 })
+        };
+        if c >= 0x10000 {
+            return ask(c);
+        }
+        let slot = &self.pychars[c as usize];
+        let v = slot.load(Ordering::Relaxed);
+        if v != 0 {
+            return Ok(v);
+        }
+        let v = ask(c)?;
+        slot.store(v, Ordering::Relaxed);
+        Ok(v)
+    }
+
+    fn py_alnum(&self, py: Python<'_>, c: u32) -> PyResult<bool> {
+        if c < 0x80 {
+            return Ok(is_word(c));
+        }
+        Ok(self.py_char(py, c)? & 2 != 0)
+    }
+
+    fn py_digit(&self, py: Python<'_>, c: u32) -> PyResult<bool> {
+        if c < 0x80 {
+            return Ok(is_ascii_digit(c));
+        }
+        Ok(self.py_char(py, c)? & 4 != 0)
+    }
+
+    /// Whether one of `words` stands wholly inside text[lo:hi].
+    fn words_in<U: Unit>(&self, t: &[U], lo: usize, hi: usize, words: &[Vec<u32>]) -> bool {
+        for i in lo..hi {
+            let c = t[i].cp();
+            for w in words {
+                if w[0] == c && i + w.len() <= hi && w.iter().enumerate().all(|(k, &x)| t[i + k].cp() == x) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     fn province(&self, v: &[u8]) -> bool {
         v.len() >= 2 && v[0].is_ascii_digit() && v[1].is_ascii_digit()
             && self.provinces[num(&v[..2]) as usize]
@@ -773,29 +915,59 @@ fn account_score(v: &[u8], label: Label, bank_in_row: bool) -> Option<f64> {
     None
 }
 
-fn mask(t: usize, v: &str) -> String {
-    let n = v.len(); // ASCII values only
+/// A Python str of ASCII bytes, written straight into a new compact string.
+fn ascii_str(py: Python<'_>, bytes: &[u8]) -> PyResult<PyObject> {
+    if !bytes.is_ascii() {
+        return Ok(PyString::new(py, &String::from_utf8_lossy(bytes)).into_any().unbind());
+    }
+    // SAFETY: a new 1-byte-kind string of that length, filled before anyone sees it
+    unsafe {
+        let o = ffi::PyUnicode_New(bytes.len() as ffi::Py_ssize_t, 127);
+        if o.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ffi::PyUnicode_1BYTE_DATA(o), bytes.len());
+        Ok(PyObject::from_owned_ptr(py, o))
+    }
+}
+
+/// `detectors.mask` of an ASCII value, into `out`.
+fn mask_into(t: usize, v: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let n = v.len();
     let keep = match t {
         BANK_CARD => Some((6, 4)),
         MOBILE | RESIDENT_ID => Some((3, 4)),
         _ => None,
     };
+    let stars = |out: &mut Vec<u8>, k: usize| out.extend(std::iter::repeat_n(b'*', k));
     if let Some((h, k)) = keep {
         if n > h + k {
-            return format!("{}{}{}", &v[..h], "*".repeat(n - h - k), &v[n - k..]);
+            out.extend_from_slice(&v[..h]);
+            stars(out, n - h - k);
+            out.extend_from_slice(&v[n - k..]);
+            return;
         }
     }
     if t == EMAIL {
-        return match v.rfind('@') {
-            Some(at) if at > 0 => format!("{}***@{}", &v[..1], &v[at + 1..]),
-            _ => "*".repeat(n),
-        };
+        match v.iter().rposition(|&b| b == b'@') {
+            Some(at) if at > 0 => {
+                out.push(v[0]);
+                out.extend_from_slice(b"***@");
+                out.extend_from_slice(&v[at + 1..]);
+            }
+            _ => stars(out, n),
+        }
+        return;
     }
     let (h, k) = keep.unwrap_or((0, 4));
     if n <= h + k {
-        return "*".repeat(n);
+        stars(out, n);
+        return;
     }
-    format!("{}{}{}", &v[..h], "*".repeat(n - h - k), &v[n - k..])
+    out.extend_from_slice(&v[..h]);
+    stars(out, n - h - k);
+    out.extend_from_slice(&v[n - k..]);
 }
 
 // -- one scan ------------------------------------------------------------------------------------
@@ -804,6 +976,15 @@ struct Scan<'a, 'py, U: Unit> {
     c: &'a Core,
     t: &'a [U],
     k: &'a Calls<'py>,
+    lay: &'a RefCell<layout::Lay>,
+    /// The score objects made so far: a scan has a handful of distinct scores.
+    scores: RefCell<Vec<(u64, PyObject)>>,
+    /// (start, end) of the last finding appended, and whether all so far came in that order.
+    order: std::cell::Cell<(usize, usize, bool)>,
+    /// The last newline the candidate loop passed (usize::MAX: none yet); every character
+    /// between it and the loop's position has been looked at.
+    last_nl: std::cell::Cell<usize>,
+    mask_buf: RefCell<Vec<u8>>,
 }
 
 struct Decision {
@@ -814,6 +995,16 @@ struct Decision {
 }
 
 impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
+    fn new(c: &'a Core, t: &'a [U], k: &'a Calls<'py>, lay: &'a RefCell<layout::Lay>, empty: bool) -> Self {
+        Scan { c, t, k, lay, scores: RefCell::new(Vec::new()), order: std::cell::Cell::new((0, 0, empty)), last_nl: std::cell::Cell::new(usize::MAX), mask_buf: RefCell::new(Vec::new()) }
+    }
+
+    /// `run`, then whether the findings came in order.
+    fn go(&self, lo: usize, hi: usize) -> PyResult<bool> {
+        self.run(lo, hi)?;
+        Ok(self.order.get().2)
+    }
+
     #[inline]
     fn at(&self, i: usize) -> u32 {
         self.t[i].cp()
@@ -988,73 +1179,45 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
 
     // -- the layout's answers (Python) -----------------------------------------------------------
 
-    fn no_header(&self) -> PyResult<bool> {
-        Ok(self.k.layout.getattr(self.c.header_attr.bind(self.py()))?.is_none())
+    /// `Layout.label` (see layout.rs).
+    fn label(&self, start: usize) -> PyResult<Label> {
+        self.layout_label(start)
     }
 
-    /// `Layout.label`. The layout's line bookkeeping (`_line`: the current line, the header rows
-    /// found above it) stays in Python and is called exactly where `label` calls it; with no
-    /// table header so far, what `label` then does (the key written before the value, else the
-    /// nearest context word) runs here, and a table's cells are left to Python.
-    fn label(&self, start: usize) -> PyResult<Label> {
-        let ls: usize = self.k.line.call1((&self.k.text, start))?.extract()?;
-        if !self.no_header()? {
-            return label_of(&self.k.label.call1((&self.k.text, start))?);
-        }
+    /// `Layout._key_before`: the kind of the key written straight before the value. The cheap
+    /// test first (a separator among the few quote/space characters before the value); only then
+    /// the key pattern (Python, its classification cached per key).
+    fn key_before(&self, ls: usize, start: usize) -> PyResult<Label> {
         if start > 0 && key_end(self.at(start - 1)) {
-            // `Layout._key_before`'s cheap test first: a separator among the few quote/space
-            // characters before the value; only then the key pattern (Python, cached per key)
             let mut p = start - 1;
             while p > ls && start - p < 6 && matches!(self.at(p), 0x22 | 0x27 | 0x20 | 0x09 | 0x60 | 0x5B) {
                 p -= 1;
             }
             if matches!(self.at(p), 0x3A | 0x3D | 0xFF1A | 0x3E) {
-                let key = label_of(&self.k.key_before.call1((&self.k.text, ls, start))?)?;
-                if key.is_some() {
-                    return Ok(key);
-                }
+                return label_of(&self.k.key_before.call1((&self.k.text, ls, start))?);
             }
         }
-        Ok(self.nearest_label(start, 24))
+        Ok(None)
     }
 
     /// `context.nearest_label`: the kind of the context word nearest before `text[start]`.
     fn nearest_label(&self, start: usize, window: usize) -> Label {
         let lo = start.saturating_sub(window);
-        let mut rev = String::with_capacity(4 * (start - lo));
-        let mut offsets = Vec::with_capacity(start - lo + 1); // byte offset in rev -> chars
-        for i in (lo..start).rev() {
-            offsets.push(rev.len());
-            rev.push(char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'));
-        }
-        offsets.push(rev.len());
-        let char_at = |byte: usize| offsets.binary_search(&byte).unwrap_or_else(|x| x);
         let is_letter_at = |i: isize| -> bool {
             i >= 0 && (i as usize) < self.t.len() && is_ascii_letter(self.at(i as usize))
         };
-        let mut pos = 0;
-        let (w_start, w_end) = loop {
-            let Some(m) = self.c.labels_rev.find_at(&rev, pos) else {
-                return None;
-            };
-            let (ms, me) = (char_at(m.start()), char_at(m.end()));
-            let w_end = start - ms;
-            let w_start = start - me;
+        let mut skip = 0;
+        let (w_end, kind) = loop {
+            let (w_start, w_end, kind) = self.c.labels.search(self.t, lo, start, skip)?;
             if self.at(w_end - 1) < 0x80
                 && (is_letter_at(w_start as isize - 1) || is_letter_at(w_end as isize))
             {
-                // part of a longer English word: look further back
-                pos = m.start() + rev[m.start()..].chars().next().map_or(1, |c| c.len_utf8());
+                skip = start - w_end + 1; // part of a longer English word: look further back
                 continue;
             }
-            break (w_start, w_end);
+            break (w_end, kind);
         };
-        let word: String = (w_start..w_end)
-            .map(|i| char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'))
-            .filter(|&c| c != ' ' && c != '_')
-            .flat_map(|c| c.to_lowercase())
-            .collect();
-        let kind = *self.c.kind_of_word.get(&word)?;
+        let kind = kind?;
         if kind == K::Neg {
             let tight = |c: u32| matches!(c, 0x20 | 0x09 | 0x3000 | 0x3A | 0xFF1A | 0x3D | 0x23 | 0x2E
                 | 0x2D | 0x27 | 0x22 | 0x201C | 0x201D | 0x2018 | 0x2019 | 0xFF08 | 0xFF09 | 0x28
@@ -1083,16 +1246,14 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         if start == 0 || !key_end(self.at(start - 1)) {
             return Ok(None); // `Layout.key` answers None here without looking further
         }
-        label_of(&self.k.key.call1((&self.k.text, start))?)
+        // `Layout.key` is `_key_before(text, 0, start)`: its cheap test here, the pattern in Python
+        self.key_before(0, start)
     }
     fn column(&self, start: usize) -> PyResult<Label> {
-        if self.no_header()? {
-            return Ok(None); // `Layout.column` with no table so far answers None, looks at nothing
-        }
-        label_of(&self.k.column.call1((&self.k.text, start))?)
+        self.layout_column(start)
     }
     fn bank_near(&self, start: usize) -> PyResult<bool> {
-        self.k.bank_near.call1((&self.k.text, start))?.is_truthy()
+        self.layout_bank_near(start)
     }
     /// `Layout.passport_before`: 护照, Passport, passport or PASSPORT in the 100 characters before.
     fn passport_before(&self, start: usize) -> PyResult<bool> {
@@ -1111,10 +1272,8 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         Ok(false)
     }
     fn row(&self, start: usize) -> PyResult<(bool, bool)> {
-        let hints = self.k.row.call1((&self.k.text, start))?;
-        let name = hints.getattr(self.c.name_attr.bind(self.py()))?.is_truthy()?;
-        let payment = hints.getattr(self.c.payment_attr.bind(self.py()))?.is_truthy()?;
-        Ok((name, payment))
+        let hints = self.layout_row(start)?;
+        Ok((hints.name, hints.payment))
     }
 
     /// `engine._gate`.
@@ -1131,6 +1290,20 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
 
     // -- output ----------------------------------------------------------------------------------
 
+    /// `round(score, 4)` as a Python float, one object per distinct score.
+    fn score_object(&self, score: f64) -> PyResult<PyObject> {
+        let bits = score.to_bits();
+        let mut cache = self.scores.borrow_mut();
+        if let Some((_, obj)) = cache.iter().find(|(b, _)| *b == bits) {
+            return Ok(obj.clone_ref(self.py()));
+        }
+        let obj = round4(score).into_pyobject(self.py())?.into_any().unbind();
+        if cache.len() < 64 {
+            cache.push((bits, obj.clone_ref(self.py())));
+        }
+        Ok(obj)
+    }
+
     fn emit(&self, t: usize, start: usize, end: usize, score: f64, value: &[u8]) -> PyResult<()> {
         if score < self.c.threshold[t] {
             return Ok(());
@@ -1141,23 +1314,29 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         mac.update(value.as_bytes());
         let digest = mac.finalize().into_bytes();
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(64);
-        for b in digest.iter() {
-            hex.push(HEX[(b >> 4) as usize] as char);
-            hex.push(HEX[(b & 15) as usize] as char);
+        let mut hex = [0u8; 64];
+        for (i, b) in digest.iter().enumerate() {
+            hex[2 * i] = HEX[(b >> 4) as usize];
+            hex[2 * i + 1] = HEX[(b & 15) as usize];
         }
+        let masked = {
+            let mut buf = self.mask_buf.borrow_mut();
+            mask_into(t, value.as_bytes(), &mut buf);
+            ascii_str(py, &buf)?
+        };
         let fields: [PyObject; 8] = [
             self.c.type_names[t].clone_ref(py).into_any(),
             (self.k.base + start).into_pyobject(py)?.into_any().unbind(),
             (self.k.base + end).into_pyobject(py)?.into_any().unbind(),
-            round4(score).into_pyobject(py)?.into_any().unbind(),
-            PyString::new(py, &mask(t, value)).into_any().unbind(),
-            PyString::new(py, &hex).into_any().unbind(),
+            self.score_object(score)?,
+            masked,
+            ascii_str(py, &hex)?,
             self.c.categories[t].clone_ref(py),
             py.None(),
         ];
         // A `Finding` built as its frozen dataclass __init__ builds it (every slot set, `box`
-        // None), without the per-field object.__setattr__ calls of a frozen __init__.
+        // None), without the per-field object.__setattr__ calls of a frozen __init__: straight
+        // into its slots when they are plain object slots.
         let cls = self.c.finding_cls.bind(py);
         unsafe {
             let tp = cls.as_ptr() as *mut ffi::PyTypeObject;
@@ -1167,13 +1346,32 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
                 return Err(PyErr::fetch(py));
             }
             let obj: Bound<'py, PyAny> = Bound::from_owned_ptr(py, obj);
-            for (name, value) in self.c.attr_names.iter().zip(fields.iter()) {
-                if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) < 0 {
-                    return Err(PyErr::fetch(py));
+            match &self.c.slot_offsets {
+                Some(offsets) => {
+                    for (&offset, value) in offsets.iter().zip(fields) {
+                        // the slot is NULL in a fresh object: it takes the reference
+                        let slot = (obj.as_ptr() as *mut u8).offset(offset) as *mut *mut ffi::PyObject;
+                        *slot = value.into_ptr();
+                    }
                 }
+                None => {
+                    for (name, value) in self.c.attr_names.iter().zip(fields.iter()) {
+                        if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) < 0 {
+                            return Err(PyErr::fetch(py));
+                        }
+                    }
+                }
+            }
+            // A finding holds strings, numbers and its category only: it can be in no reference
+            // cycle, so the cycle collector need not track (and re-walk) the many a dense text has.
+            if ffi::PyType_IS_GC(tp) != 0 {
+                ffi::PyObject_GC_UnTrack(obj.as_ptr() as *mut std::ffi::c_void);
             }
             self.k.out.append(obj)?;
         }
+        let (ps, pe, ok) = self.order.get();
+        let span = (self.k.base + start, self.k.base + end);
+        self.order.set((span.0, span.1, ok && (ps, pe) <= span));
         Ok(())
     }
 
@@ -1187,7 +1385,20 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         while p < size {
             let c = self.at(p);
             if !(is_d(c) || is_at(c)) {
+                if c == 0x0A {
+                    self.last_nl.set(p); // `line` takes a line's start from here
+                }
                 p += 1;
+                // 16 at a time past text with no digit, @ or newline (a test without branches;
+                // its few false alarms, such as ':' or '：', go the one-by-one way)
+                while p + 16 <= size
+                    && !self.t[p..p + 16].iter().fold(false, |acc, u| {
+                        let c = u.cp();
+                        acc | (c.wrapping_sub(0x30) <= 0x10) | (c.wrapping_sub(0xFF10) <= 0x10) | (c == 0x0A)
+                    })
+                {
+                    p += 16;
+                }
                 continue;
             }
             let Some(e0) = self.candidate_at(p) else {
@@ -1641,9 +1852,18 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
             return Ok(());
         }
         let hi = (at + 1 + 540).min(self.t.len());
-        let window: String = (at + 1..hi)
-            .map(|i| char::from_u32(self.at(i)).unwrap_or('\u{FFFD}'))
-            .collect();
+        // the domain pattern reads only [A-Za-z0-9.-] and then one other character (or the end):
+        // the window is those characters and, for the one after them, a space
+        let mut window = String::with_capacity(64);
+        for i in at + 1..hi {
+            let c = self.at(i);
+            if is_word(c) || c == 0x2E || c == 0x2D {
+                window.push(c as u8 as char);
+            } else {
+                window.push(' ');
+                break;
+            }
+        }
         let Some(caps) = self.c.domain.captures(&window) else {
             return Ok(());
         };

@@ -7,9 +7,11 @@ compiler at install time, another platform) the Python path runs and one log lin
 
 The tables the core needs come from the same places the Python detectors read them (the provinces
 of `resident_id`, the packaged BIN table of `bank_card`, the engine's glued labels and card
-groupings), passed in here at construction: there is one copy of each. The answers only a library
-knows (phonenumbers' number plan, stdnum's county table) are asked through the detectors' own
-cached functions, once per prefix.
+groupings, the context words of `context`), passed in here at construction: there is one copy of
+each. The answers only a library knows (phonenumbers' number plan, stdnum's county table) are asked
+through the detectors' own cached functions, once per prefix. The document structure is computed in
+the core on the `structure.Layout`'s own state; a header-like line is classified by
+`structure._header_of`, once per line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from guard.model import Finding
+from guard.scan import structure
 from guard.scan.detectors import CATEGORIES, bank_card, context, mobile, resident_id, uscc
 
 log = logging.getLogger(__name__)
@@ -29,10 +32,14 @@ ENGINE_VARIABLE = "TELLER_GUARD_ENGINE"
 
 
 class Core(Protocol):
-    """What the engine calls: `scan` appends the findings of text[lo:hi] to `out`."""
+    """What the engine calls: `scan` appends the findings of text[lo:hi] to `out`.
+
+    It returns True when `out` was empty and what it appended is in (start, end) order already,
+    so the engine need not sort it.
+    """
 
     def scan(self, text: str, lo: int, hi: int, base: int, out: list[Finding], layout: Any,
-             today: str) -> None: ...
+             today: str) -> bool: ...
 
 
 _module: Any = None
@@ -85,8 +92,11 @@ def make(
         mobile._prefix_verdict,
         mobile._ask,
         resident_id._place_known,
-        context._LABEL_REV.pattern,  # the context words, as the Python label search compiles them
+        # the context words as the Python label search's trie has them: each variant, reversed
+        sorted({v[::-1] for ws in context.WORDS.values() for w in ws
+                for v in context._variants(w)}),
         dict(context._KIND_OF),
+        structure._header_of,  # a header row's classification, asked once per header-like line
     )
     return core
 

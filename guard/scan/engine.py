@@ -201,8 +201,8 @@ class Scanner:
         """All findings in `text`, sorted by start; offsets are into `text` as given."""
         out: list[Finding] = []
         layout = structure.Layout()
-        self._scan(text, 0, len(text), 0, out, layout)
-        out.sort(key=_BY_SPAN)
+        if not self._scan(text, 0, len(text), 0, out, layout):
+            out.sort(key=_BY_SPAN)
         return out
 
     def scan_chunks(self, chunks: Iterable[str]) -> Iterator[Finding]:
@@ -225,8 +225,8 @@ class Scanner:
                 continue
             found: list[Finding] = []
             layout.begin()
-            self._scan(buf, lo, cut, buf_base, found, layout)
-            found.sort(key=_BY_SPAN)
+            if not self._scan(buf, lo, cut, buf_base, found, layout):
+                found.sort(key=_BY_SPAN)
             yield from found
             # keep the context, and the lines the structure pass has not looked at yet (a header
             # row may be among them), at most a header look-back's worth
@@ -239,8 +239,8 @@ class Scanner:
         if lo < len(buf):
             found = []
             layout.begin()
-            self._scan(buf, lo, len(buf), buf_base, found, layout)
-            found.sort(key=_BY_SPAN)
+            if not self._scan(buf, lo, len(buf), buf_base, found, layout):
+                found.sort(key=_BY_SPAN)
             yield from found
 
     # -- files ----------------------------------------------------------------------------------
@@ -295,11 +295,14 @@ class Scanner:
 
     def _scan(
         self, text: str, lo: int, hi: int, base: int, out: list[Finding], layout: structure.Layout
-    ) -> None:
-        """Append findings for candidates starting in text[lo:hi] (offsets + base) to `out`."""
+    ) -> bool:
+        """Append findings for candidates starting in text[lo:hi] (offsets + base) to `out`.
+
+        True when `out` is known to be in (start, end) order already (the compiled core says so
+        when it appended them in that order); False: the caller sorts it.
+        """
         if self._core is not None:
-            self._core.scan(text, lo, hi, base, out, layout, _core.today())
-            return
+            return self._core.scan(text, lo, hi, base, out, layout, _core.today())
         token_end = -1  # end of the last letter-glued code handled (its later runs are inside it)
         size = len(text)
         letters, seps = _LETTER, _SEP_CHARS
@@ -378,6 +381,7 @@ class Scanner:
                 self._identifier(text, [(s, e, tok)], 0, 0, base, out, "", layout, gated=True)
                 continue
             self._digits(text, s, e, tok, base, out, glued, layout)
+        return False  # the caller sorts (a +86 prefix or a glued code can start before the last)
 
     def _glued(
         self, text: str, s: int, e: int, base: int, out: list[Finding], layout: structure.Layout

@@ -260,6 +260,9 @@ class Layout:
     """
 
     def __init__(self) -> None:
+        # The compiled core (core/src/layout.rs) runs these questions on this same state, which it
+        # reads when a scan starts and writes back when it ends: these fields, `_Header`'s and
+        # `RowHints`' are its interface (renamed here, renamed there).
         self._header: _Header | None = None
         self._seen = 0  # start of the first line not looked at for a header yet
         self._ls = -1  # the current line: text[_ls:_le]

@@ -126,3 +126,114 @@ def test_alphabet_of_the_fuzz_test_is_covered() -> None:
     for ch in ALPHABET:
         same(ch * 20)
         same("6222021234567890128" + ch + "13812345678")
+
+
+# -- the document structure the core computes itself (core/src/layout.rs) -----------------------
+# Header rows in every shape the layout reads, rows of quoted and unquoted cells under them,
+# aligned columns with wide characters, and the record words (banks, `Bank` beside letters,
+# CJK or punctuation, payments, names) a row's hints come from.
+
+_HEADER_CELLS = ["户名", "姓名", "账号", "卡号", "证件号码", "身份证号", "手机", "联系电话",
+                 "开户行", "流水号", "凭证号", "金额", "acctNo", "Card No", "ID", "name", "bank",
+                 "备注", "payee acct", "Tel", "客户名称", "订单号"]
+_CELL_VALUES = ["6222021234567890128", "6222 0212 3456 7890 128", "11010519491231002X",
+                "110105491231002", "13812345678", "138-1234-5678", "E12345678",
+                "91350100M000100Y43", "20261124103512", "62148301234567", "3381 5173 9179 7192 77",
+                "1234567890123", "张三", "中国银行XX支行", "Bank of China", "xBank", "BANK",
+                "中Bank", "_Bank", "付款", "payee", "Transfer", "", " ", "123.00元"]
+_DELIMITERS = [",", "\t", "|", ";", "\x1f"]
+
+
+def _cell(value: str, quote: int) -> str:
+    if quote == 1:
+        return '"' + value.replace('"', '""') + '"'
+    if quote == 2:
+        return " \"" + value + "\" "  # spaces around a quoted cell
+    if quote == 3:
+        return "'" + value  # Excel's leading apostrophe
+    if quote == 4:
+        return '"' + value  # a quote never closed
+    return value
+
+
+@st.composite
+def table_texts(draw: st.DrawFn) -> str:
+    delimiter = draw(st.sampled_from(_DELIMITERS))
+    header = draw(st.lists(st.sampled_from(_HEADER_CELLS), min_size=2, max_size=6))
+    lines = [draw(st.sampled_from(["", "客户清单", "导出时间 2026-11-24\n", "  标题  "]))]
+    lines.append(delimiter.join(_cell(h, draw(st.integers(0, 2))) for h in header))
+    for _ in range(draw(st.integers(1, 8))):
+        n = len(header) + draw(st.integers(-2, 2))
+        cells = [_cell(draw(st.sampled_from(_CELL_VALUES)), draw(st.integers(0, 4)))
+                 for _ in range(max(0, n))]
+        lines.append(delimiter.join(cells))
+        if draw(st.booleans()):
+            lines.append(draw(st.sampled_from(PIECES)))  # prose or a key between the rows
+    return draw(st.sampled_from(["\n", "\r\n"])).join(lines)
+
+
+@st.composite
+def aligned_texts(draw: st.DrawFn) -> str:
+    header = draw(st.lists(st.sampled_from(_HEADER_CELLS), min_size=2, max_size=5))
+    gap = draw(st.sampled_from(["  ", "    ", "\u3000", "\t"]))
+    lines = [gap.join(header)]
+    for _ in range(draw(st.integers(1, 6))):
+        row = [draw(st.sampled_from(_CELL_VALUES)) for _ in header]
+        pad = draw(st.sampled_from(["", " ", "  ", "中", "ｘ"]))
+        lines.append(pad + gap.join(row))
+    return "\n".join(lines)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_texts())
+def test_delimited_tables(text: str) -> None:
+    same(text)
+    same(_widen(text, [True, False]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aligned_texts())
+def test_aligned_tables(text: str) -> None:
+    same(text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_texts(), st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=10))
+def test_streamed_tables(text: str, sizes: list[int]) -> None:
+    # a header in one streamed piece labels the rows of the next, in the core as in the reference
+    text = text * 3
+    pieces, pos, i = [], 0, 0
+    while pos < len(text):
+        n = sizes[i % len(sizes)]
+        pieces.append(text[pos:pos + n])
+        pos, i = pos + n, i + 1
+    assert rows(CORE.scan_chunks(pieces)) == rows(REFERENCE.scan_chunks(pieces))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "types"), [
+    ("户名,账号\n张三,6222021234567890128\n李四,\"6222 0212 3456 7890 128\"\n",
+     ["BANK_CARD", "BANK_CARD"]),
+    # a doubled quote closing the cell, a bank name in the row
+    ("账号\t备注\n\"62148301234567\"\"\"\t中国银行XX支行\n", ["CN_BANK_ACCOUNT"]),
+    ("账号,开户行\n\"62148301234567,1\",xBank\n62148301234567,Bank\n",
+     ["CN_BANK_ACCOUNT", "CN_BANK_ACCOUNT"]),
+    ("户名    账号        手机号码\n张三    62148301234567  13812345678\n", ["CN_BANK_ACCOUNT"]),
+    ("姓名\u3000证件号码\n张三\u3000110105491231002\n", ["CN_RESIDENT_ID"]),
+    ("付款人 中国银行 账号62148301234567 payee", ["CN_BANK_ACCOUNT"]),
+    # `\bBank\b` as Python's re reads it: a CJK or accented letter before it is a word character
+    ("Bank" + "6" * 13 + "\n中国Bank 62148301234567\néBank 62148301234567\n", []),
+])
+def test_table_shapes(text: str, types: list[str]) -> None:
+    same(text)
+    assert [f.type for f in REFERENCE.scan_text(text)] == types
+
+
+@pytest.mark.parametrize("mark", ["  ", "\t", ",", "\u3000", "\n", "@a.cn ",
+                                  "１３８１２３４５６７８"])
+def test_every_offset_of_a_skipped_block(mark: str) -> None:
+    # the core passes runs of uninteresting characters 16 at a time: whatever marks a line as a
+    # table row (two spaces, a delimiter) or ends it, or starts a candidate, at every offset
+    for k in range(40):
+        for filler in ("张", "a", " "):
+            same("户名  账号  备注\n" + filler * k + mark + "62148301234567" + filler * 3
+                 + " 中国银行\n付款 6222021234567890128\n")
