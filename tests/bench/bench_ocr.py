@@ -266,7 +266,8 @@ def main() -> None:
 
     from guard.scan import images, ocr_worker
 
-    worker = ocr_worker.OcrWorker(idle_s=120.0)
+    # naive full-screen OCR of one screen can pass a minute on a loaded 2-core machine
+    worker = ocr_worker.OcrWorker(idle_s=120.0, timeout_s=600.0)
     found = {t: 0 for t in TYPES}
     total = {t: 0 for t in TYPES}
     true_pos = false_pos = 0
