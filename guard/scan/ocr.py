@@ -15,8 +15,9 @@ How a screen is read (`OcrEngine.read`, mode ``fast``):
    of them on the same screen line (context words); an image with few lines (a photographed card)
    has every line recognised;
 3. recognise only those crops with the recognition model (no detection model, no orientation
-   classifier), each at its own width, two at a time on two cores (`Recogniser`), reusing the
-   text of any crop whose pixels were already seen (`TileCache`, keyed by a hash of the crop);
+   classifier), its element-wise operators fused in memory (`guard.scan.ocr_graph`), each crop
+   at its own width, two at a time on two cores (`Recogniser`), reusing the text of any crop
+   whose pixels were already seen (`TileCache`, keyed by a hash of the crop);
 4. return `TextLine`s: text, box in image pixels, recognition score.
 
 Mode ``full`` is the engine's own pipeline over the whole image (detection model, orientation

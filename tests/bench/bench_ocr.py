@@ -12,7 +12,9 @@
    ones that can hold an identifier, worker process), then a few of them again with the engine's
    naive full-screen OCR (its own detector over the whole screen, every line recognised) in the same
    run, and prints recall per type, precision, median seconds per screen for both, the worker's
-   RSS, and the parent's RSS before OCR existed and with the worker stopped.
+   CPU seconds per screen for both (from /proc: steadier than wall time on a shared, loaded
+   machine), the worker's RSS, the parent's RSS before OCR existed and with the worker stopped,
+   and the load average before and after.
 A script, not a test: it prints figures and asserts nothing.
 """
 
