@@ -90,10 +90,23 @@ def test_ocr_reads_with_no_network_at_all(tmp_path: Path) -> None:
 def test_onnxruntime_sessions_do_not_spin() -> None:
     engine = ocr.OcrEngine(threads=1)
     engine.read(lines_image(["卡号：6222021234567890128"]))
-    options = engine._recogniser().session.session.get_session_options()
+    options = engine._recogniser().session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
     assert options.intra_op_num_threads == 1
+
+
+def test_two_recognition_threads_read_the_same_text_in_the_same_order() -> None:
+    rows = ["卡号：6222021234567890128", "手机：13812345678", "证件号码：11010519491231002X",
+            "客户号：88021734"]
+    image = lines_image(rows, size=(700, 240))
+    one = ocr.OcrEngine(threads=1).read(image)
+    two = ocr.OcrEngine(threads=2).read(image)
+    assert [(ln.text, ln.box) for ln in two.lines] == [(ln.text, ln.box) for ln in one.lines]
+    texts = " ".join(ln.text for ln in two.lines)
+    for value in ("6222021234567890128", "13812345678", "11010519491231002X"):
+        assert value in texts
+    assert two.stats["cpu_s"] > 0
 
 
 def test_regions_pick_identifier_lines_and_their_labels_only() -> None:
