@@ -64,7 +64,7 @@ pytest_() {  # the venv's pytest on this tree
 }
 
 # -- setup ------------------------------------------------------------------------------------
-APT_PACKAGES=(wixl msitools wine wine64 dpkg xvfb trayer
+APT_PACKAGES=(wixl msitools wine wine64 dpkg xvfb trayer x11-utils
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1
               libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-render-util0 libxcb-image0)
 setup() {
@@ -110,7 +110,7 @@ start_x() {  # an Xvfb on a free display, and a tray host on it (bare Xvfb has n
   export DISPLAY=":$n"
   DBUS_SESSION_BUS_ADDRESS=disabled: trayer --edge bottom --SetDockType true >/dev/null 2>&1 &
   pids+=($!)
-  for _ in $(seq 50); do xprop -root _NET_SYSTEM_TRAY_S0 >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 50); do xwininfo -root -tree 2>/dev/null | grep -qi trayer && break; sleep 0.1; done
   echo "ci: Xvfb on $DISPLAY with a tray host"
 }
 

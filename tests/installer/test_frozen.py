@@ -105,11 +105,11 @@ def test_the_agent_selftest_passes_under_x(frozen: Path, tmp_path: Path) -> None
                                     if k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}}
         proc = subprocess.run([str(frozen / "teller-guard-agent"), "--selftest"], env=env,
                               capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     parts = _report(proc.stdout)
     for part in ("ocr", "translations", "qt translations", "qt platform"):
         assert parts.get(part) == "PASS", (part, proc.stdout + proc.stderr)
-    # bare Xvfb has no tray: the one part allowed to fail here, and the only one that did
-    assert [p for p, s in parts.items() if s == "FAIL"] in ([], ["system tray"]), proc.stdout
+    assert parts.get("system tray") == "SKIP"  # bare Xvfb has no tray host (ci.sh starts one)
 
 
 def _id_image(path: Path) -> str:
