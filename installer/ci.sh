@@ -59,8 +59,14 @@ part() {  # part LABEL FUNCTION: run one part (set -e ends the job at its first 
   current=""
 }
 
+# This tree's packages first, its resources/ as teller_guard_resources too (setup.py's mapping):
+# a TELLER_GUARD_VENV's editable install may map that package to another checkout.
+mkdir -p "$work/pythonpath"
+ln -s "$ROOT/resources" "$work/pythonpath/teller_guard_resources"
+export PYTHONPATH=$ROOT:$work/pythonpath
+
 pytest_() {  # the venv's pytest on this tree
-  PYTHONPATH=$ROOT "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
 }
 
 # -- setup ------------------------------------------------------------------------------------
@@ -94,7 +100,7 @@ frozen_build() {
   rm -rf "$FROZEN"
   # nice: a build takes both cores for minutes; the cache in build/pyinstaller makes a re-run
   # after a code change take a fraction of that
-  PYTHONPATH=$ROOT nice -n 10 "$VENV/bin/python" -m PyInstaller --noconfirm --log-level WARN \
+  nice -n 10 "$VENV/bin/python" -m PyInstaller --noconfirm --log-level WARN \
     --distpath "$DIST" --workpath "$ROOT/build/pyinstaller" installer/teller-guard.spec
   bash installer/bundle-size.sh "$FROZEN"
 }
