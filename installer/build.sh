@@ -23,7 +23,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 [ -x .venv/bin/python ] || bash scripts/setup.sh
-.venv/bin/python -m pip show -q pyinstaller >/dev/null 2>&1 || .venv/bin/python -m pip install -q ".[build]"
+# PyInstaller alone: `pip install ".[build]"` would replace the tree's editable install
+.venv/bin/python -m pip show -q pyinstaller >/dev/null 2>&1 || .venv/bin/python -m pip install -q "pyinstaller>=6.6"
 
 timed() {  # timed LABEL COMMAND...
   local t0=$SECONDS
@@ -33,10 +34,10 @@ timed() {  # timed LABEL COMMAND...
 
 mkdir -p dist
 if [ "${1:-}" != "--skip-frozen" ]; then
-  timed "frozen build" .venv/bin/pyinstaller --noconfirm --clean --log-level WARN \
+  # nice: minutes of both cores; no --clean, so a re-run reuses the analysis in build/pyinstaller
+  timed "frozen build" nice -n 10 .venv/bin/pyinstaller --noconfirm --log-level WARN \
     --distpath dist --workpath build/pyinstaller installer/teller-guard.spec
-  echo "build: frozen folder $(du -sm dist/teller-guard | cut -f1) MB" \
-       "(OCR models $(du -sm dist/teller-guard/_internal/rapidocr_onnxruntime 2>/dev/null | cut -f1 || echo 0) MB)"
+  bash installer/bundle-size.sh dist/teller-guard
   export TELLER_GUARD_DATA_DIR; TELLER_GUARD_DATA_DIR=$(mktemp -d)
   timed "frozen selftest" env -u DISPLAY DBUS_SESSION_BUS_ADDRESS=disabled: dist/teller-guard/teller-guard selftest
   timed "frozen agent selftest" xvfb-run -a env DBUS_SESSION_BUS_ADDRESS=disabled: \

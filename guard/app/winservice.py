@@ -5,6 +5,11 @@ which registers a control handler (`RegisterServiceCtrlHandlerExW`), reports STA
 starts the machine service, reports RUNNING and waits; a STOP or SHUTDOWN control reports
 STOP_PENDING and stops the service, then STOPPED (with the service-specific exit code 2 when it
 could not start). Every SCM call goes through an `ScmApi`: ctypes on Windows, a fake in tests.
+
+The MSI leaves IT's enrolment token in a registry value only SYSTEM can read (`ENROL_TOKEN_KEY`,
+locked by the package's LockPermissions table); `OneTimeToken` wraps the machine service and
+deletes that value once the service reports itself enrolled at its collector, so the token
+does not outlive its one use. The registry goes through a `TokenStore`: winreg on Windows.
 """
 
 
@@ -20,6 +25,10 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "TellerGuard"
+ENROL_TOKEN_KEY = r"SYSTEM\CurrentControlSet\Services\TellerGuard\Enrolment"
+"""Under HKLM (64-bit view); the MSI writes it, the service deletes the whole key once enrolled."""
+ENROL_TOKEN_VALUE = "Token"
+TOKEN_POLL_S = 5.0
 
 SERVICE_WIN32_OWN_PROCESS = 0x10
 SERVICE_STOPPED = 1
@@ -70,6 +79,70 @@ class ScmApi(Protocol):
 class Service(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
+
+
+class TokenStore(Protocol):
+    """Where the installer left the one-time enrolment token."""
+
+    def read(self) -> str | None:
+        """The token; None when there is none. `OSError` when it cannot be read."""
+    def delete(self) -> None:
+        """Forget the token (no error when it is already gone). `OSError` when it cannot."""
+
+
+class EnrolmentState(Protocol):
+    @property
+    def enrolled(self) -> bool: ...
+    @property
+    def embedded(self) -> bool: ...
+
+
+class EnrollingService(Service, Protocol):
+    """The machine service as `OneTimeToken` sees it (`MachineService`)."""
+
+    def status(self) -> EnrolmentState: ...
+
+
+class OneTimeToken:
+    """A `Service` that runs `service` and deletes the token in `store` once `service.status()`
+    says it is enrolled at a configured collector (not the embedded local one, which needs no
+    token: the token is kept for when IT sets an endpoint). Until then the token stays, so a
+    collector that is down at the first start does not lose the PC its enrolment."""
+
+    def __init__(self, service: EnrollingService, store: TokenStore, *,
+                 poll_s: float = TOKEN_POLL_S) -> None:
+        self.service = service
+        self._store = store
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.forgotten = threading.Event()
+
+    def start(self) -> None:
+        self.service.start()
+        self._thread = threading.Thread(target=self._watch, name="enrol-token", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._poll_s + 5.0)
+        self.service.stop()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            state = self.service.status()
+            if not state.enrolled or state.embedded:
+                continue
+            try:
+                self._store.delete()
+            except OSError as exc:  # tried again on the next start; the service keeps running
+                log.warning("enrolled, but cannot delete the installer's enrolment token: %s",
+                            exc)
+                return
+            log.info("enrolled: the installer's enrolment token is deleted")
+            self.forgotten.set()
+            return
 
 
 class ServiceHost:
@@ -172,6 +245,7 @@ def _default_api() -> ScmApi:
 
 if sys.platform == "win32":
     import ctypes
+    import winreg
     from ctypes import wintypes
 
     _adv = ctypes.WinDLL("advapi32", use_last_error=True)
@@ -229,3 +303,29 @@ if sys.platform == "win32":
                           status.wait_hint_ms)
             if not _adv.SetServiceStatus(wintypes.HANDLE(handle), ctypes.byref(raw)):
                 raise ctypes.WinError(ctypes.get_last_error())
+
+    class RegistryToken:
+        """`TokenStore` in HKLM (64-bit view), `key` holding the string value `value`."""
+
+        def __init__(self, key: str = ENROL_TOKEN_KEY, value: str = ENROL_TOKEN_VALUE) -> None:
+            self.key = key
+            self.value = value
+
+        def read(self) -> str | None:
+            try:
+                with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, self.key, 0,
+                                    winreg.KEY_READ | winreg.KEY_WOW64_64KEY) as key:
+                    data, kind = winreg.QueryValueEx(key, self.value)
+            except FileNotFoundError:
+                return None
+            if kind not in (winreg.REG_SZ, winreg.REG_EXPAND_SZ) or not isinstance(data, str):
+                raise OSError(f"HKLM\\{self.key}\\{self.value} is not a string value "
+                              f"(type {kind}): reinstall with ENROLL_TOKEN=...")
+            return data.strip() or None
+
+        def delete(self) -> None:
+            try:
+                winreg.DeleteKeyEx(winreg.HKEY_LOCAL_MACHINE, self.key,
+                                   winreg.KEY_WOW64_64KEY, 0)
+            except FileNotFoundError:
+                pass

@@ -112,6 +112,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"teller-guard service: cannot read the enrolment token file: {exc}",
                   file=sys.stderr)
             return EXIT_CONFIG
+    installer_token = None
+    if sys.platform == "win32" and token is None:
+        from guard.app.winservice import RegistryToken
+
+        installer_token = RegistryToken()  # the MSI's, deleted once this PC is enrolled
+        try:
+            token = installer_token.read()
+        except OSError as exc:  # not SYSTEM (a console run), or a damaged value
+            log.warning("cannot read the enrolment token the installer left: %s", exc)
     socket_path = args.socket or (Path(os.environ[ENV_SOCKET]) if os.environ.get(ENV_SOCKET)
                                   else default_socket_path())
     settings = Settings(
@@ -133,10 +142,15 @@ def run(args: argparse.Namespace) -> int:
                                       usb_channel(platforms.removable_volumes)]
 
     if sys.platform == "win32":
-        from guard.app.winservice import NotUnderScm, ServiceHost
+        from guard.app.winservice import NotUnderScm, OneTimeToken, Service, ServiceHost
 
-        host = ServiceHost(lambda: MachineService(settings, channels=channels),
-                           start_errors=(ServiceError,))
+        def make() -> Service:
+            service = MachineService(settings, channels=channels)
+            if installer_token is None or token is None:
+                return service
+            return OneTimeToken(service, installer_token)
+
+        host = ServiceHost(make, start_errors=(ServiceError,))
         try:
             return host.run()  # started by the Service Control Manager: it owns the lifetime
         except NotUnderScm:

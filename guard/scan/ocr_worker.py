@@ -46,6 +46,9 @@ DEFAULT_IDLE_S: Final = 60.0
 DEFAULT_TIMEOUT_S: Final = 60.0
 CONNECT_TIMEOUT_S: Final = 30.0
 """How long a new child may take to start its interpreter and connect back."""
+FROZEN_FLAG: Final = "--ocr-worker"
+"""What makes a frozen (PyInstaller) executable run `_child_main` instead of its program: a
+frozen build has no `python -m`; its entry scripts under installer/ check this flag first."""
 
 
 class OcrWorkerError(OcrError):
@@ -281,7 +284,7 @@ class _Child:
             listener = Listener(address, authkey=authkey)
             try:
                 popen = subprocess.Popen(
-                    [sys.executable, "-m", "guard.scan.ocr_worker"],
+                    worker_command(),
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                     env=_child_env(), close_fds=True)
                 assert popen.stdin is not None
@@ -317,6 +320,14 @@ class _Child:
             why = f"exit code {code}" if code is not None else "it did not connect back"
             raise OcrWorkerDiedError(f"the OCR worker did not start ({why})")
         return cls(popen, accepted[0])
+
+
+def worker_command() -> list[str]:
+    """The command line that starts a worker: this interpreter with `-m`, or in a frozen build
+    this same executable with `FROZEN_FLAG` (sys.executable is the frozen program there)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_FLAG]
+    return [sys.executable, "-m", "guard.scan.ocr_worker"]
 
 
 def _child_env() -> dict[str, str]:

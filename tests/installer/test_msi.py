@@ -18,6 +18,7 @@ ENDPOINT = "https://guard.bank.example"
 RUN_KEY = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run"
 POLICY_KEY = r"HKLM\Software\Policies\TellerGuard"
 SERVICE_KEY = r"HKLM\SYSTEM\CurrentControlSet\Services\TellerGuard"
+TOKEN_KEY = r"HKLM\SYSTEM\CurrentControlSet\Services\TellerGuard\Enrolment"
 INSTALL_KEY = r"HKLM\Software\TellerGuard\Install"
 ERROR_INSTALL_FAILURE = 1603
 
@@ -67,7 +68,8 @@ def test_registry_rows_policy_autostart_and_service_environment(msis: dict[str, 
     run = rows[(r"Software\Microsoft\Windows\CurrentVersion\Run", "TellerGuard")]
     assert run[1] == "2" and run[4] == '"[INSTALLDIR]teller-guard-agent.exe"'
     env = rows[(r"SYSTEM\CurrentControlSet\Services\TellerGuard", "Environment")]
-    assert env[4] == "TELLER_GUARD_ENROLL_TOKEN=[ENROLL_TOKEN][~]TELLER_GUARD_BRANCH=[BRANCH_ID]"
+    assert env[4] == "[~]TELLER_GUARD_BRANCH=[BRANCH_ID][~]"  # a REG_MULTI_SZ, replaced whole
+    assert not any("ENROLL_TOKEN" in r[4] for r in rows.values() if r[0] != "EnrolToken")
     # every component is a 64-bit one (msidbComponentAttributes64bit), so no Wow6432Node
     components = table(msis["0.1.0"], "Component")
     assert components and all(int(c[3]) & 256 for c in components)
@@ -87,11 +89,23 @@ def test_the_policy_value_names_are_schema_keys(msis: dict[str, Path]) -> None:
     assert policy.agent.endpoint == ENDPOINT
 
 
-def test_the_token_key_is_locked_to_system_and_administrators(msis: dict[str, Path]) -> None:
-    locks = {(r[0], r[1], r[3]): int(r[4]) for r in table(msis["0.1.0"], "LockPermissions")}
+def test_the_token_goes_where_the_service_deletes_it_locked_to_system(
+        msis: dict[str, Path]) -> None:
+    from guard.app.winservice import ENROL_TOKEN_KEY, ENROL_TOKEN_VALUE
+
+    rows = {r[0]: r for r in table(msis["0.1.0"], "Registry")}
+    token = rows["EnrolToken"]
+    # HKLM, the key and value guard.app.winservice.RegistryToken reads and deletes
+    assert token[1:5] == ["2", ENROL_TOKEN_KEY, ENROL_TOKEN_VALUE, "[ENROLL_TOKEN]"]
+    locks = {(r[0], r[1], r[2], r[3]): int(r[4])
+             for r in table(msis["0.1.0"], "LockPermissions")}
     generic_all = 0x10000000
-    assert locks == {("ServiceEnvironment", "Registry", "SYSTEM"): generic_all,
-                     ("ServiceEnvironment", "Registry", "Administrators"): generic_all}
+    assert locks == {("EnrolToken", "Registry", "", "SYSTEM"): generic_all}  # nobody else
+    components = {r[0]: r for r in table(msis["0.1.0"], "Component")}
+    assert components["EnrolToken"][5] == "EnrolToken"  # its key path: the value itself
+    assert components["EnrolToken"][4] == "ENROLL_TOKEN"  # installed only with a token
+    features = {r[1]: r[0] for r in table(msis["0.1.0"], "FeatureComponents")}
+    assert features["EnrolToken"] == "Complete"
 
 
 def test_no_endpoint_no_policy_value(msis: dict[str, Path]) -> None:
@@ -220,9 +234,10 @@ def test_install_under_wine(wine: Wine, msis: dict[str, Path]) -> None:
     service = wine.reg(SERVICE_KEY)
     assert service["ImagePath"] == "C:\\Program Files\\TellerGuard\\teller-guard.exe service"
     assert service["Start"] == "0x2"
-    assert service["Environment"] == \
-        "TELLER_GUARD_ENROLL_TOKEN=tok-selftest-1\\0TELLER_GUARD_BRANCH=BR042"
-    assert "tok-selftest-1" not in str(wine.reg(POLICY_KEY)) + str(wine.reg(INSTALL_KEY))
+    assert service["Environment"] == "TELLER_GUARD_BRANCH=BR042"
+    assert wine.reg(TOKEN_KEY) == {"Token": "tok-selftest-1"}
+    assert "tok-selftest-1" not in str(wine.reg(POLICY_KEY)) + str(wine.reg(INSTALL_KEY)) + \
+        str(service)
     assert wine.service_state() == "RUNNING"
 
 
@@ -232,12 +247,16 @@ def test_install_without_an_endpoint_writes_no_policy_value(wine: Wine,
     assert (wine.program_files / "teller-guard.exe").is_file()
     assert "agent.endpoint" not in wine.reg(POLICY_KEY)
     assert "TellerGuard" in wine.reg(RUN_KEY)
+    assert wine.run("reg", "query", TOKEN_KEY, "/reg:64").returncode != 0  # no empty token
 
 
 def test_upgrade_downgrade_and_uninstall_under_wine(wine: Wine, msis: dict[str, Path]) -> None:
     assert wine.msiexec("/i", str(msis["0.1.0"]), "/qn", f"ENDPOINT_URL={ENDPOINT}",
-                        "BRANCH_ID=BR042") == 0
+                        "BRANCH_ID=BR042", "ENROLL_TOKEN=tok-upgrade-1") == 0
     assert wine.reg(INSTALL_KEY)["Version"] == "0.1.0"
+    assert wine.reg(TOKEN_KEY) == {"Token": "tok-upgrade-1"}
+    # the service enrolled and deleted the token's key (what RegistryToken.delete does)
+    assert wine.run("reg", "delete", TOKEN_KEY, "/f", "/reg:64").returncode == 0
     # the service's journal, which the package never owned
     wine.program_data.mkdir(parents=True)
     (wine.program_data / "journal.db").write_bytes(b"audit trail")
@@ -246,6 +265,8 @@ def test_upgrade_downgrade_and_uninstall_under_wine(wine: Wine, msis: dict[str, 
     assert wine.msiexec("/i", str(msis["0.2.0"]), "/qn") == 0
     assert wine.reg(INSTALL_KEY) == {"BranchId": "BR042", "Version": "0.2.0"}
     assert wine.reg(POLICY_KEY) == {"agent.endpoint": ENDPOINT}
+    assert wine.run("reg", "query", TOKEN_KEY, "/reg:64").returncode != 0  # not brought back
+    assert wine.reg(SERVICE_KEY)["Environment"] == "TELLER_GUARD_BRANCH=BR042"
     listed = wine.run("reg", "query",
                       r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall",
                       "/s", "/reg:64").stdout
