@@ -13,8 +13,9 @@
    naive full-screen OCR (its own detector over the whole screen, every line recognised) in the same
    run, and prints recall per type, precision, median seconds per screen for both, the worker's
    CPU seconds per screen for both (from /proc: steadier than wall time on a shared, loaded
-   machine), the worker's RSS, the parent's RSS before OCR existed and with the worker stopped,
-   and the load average before and after.
+   machine), the model-free line finder's share of that CPU, the cost of an unchanged screen and
+   of the same screen with one value edited (the tile cache), the worker's RSS, the parent's RSS
+   before OCR existed and with the worker stopped, and the load average before and after.
 A script, not a test: it prints figures and asserts nothing.
 """
 
@@ -252,6 +253,25 @@ def cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def edit_one_value(worker: object, image: object) -> dict[str, float]:
+    """Read `image` with the right third of its first long digit line blanked (one value edited).
+
+    The tile cache keys on a crop's pixels, so every other line comes from it; the cost is the
+    line finder plus one crop.
+    """
+    import numpy as np
+
+    lines = worker.read(image).lines  # type: ignore[attr-defined]
+    digits = [ln for ln in lines if sum(c.isdigit() for c in ln.text) >= 11]
+    edited = np.array(image, copy=True)
+    x, y, w, h = digits[0].box
+    edited[y:y + h, x + 2 * w // 3:x + w] = edited[y, max(0, x - 2)]  # the line's background
+    t0 = time.perf_counter()
+    read = worker.read(edited)  # type: ignore[attr-defined]
+    return {"seconds": time.perf_counter() - t0, "recognised": read.stats.get("recognised", -1),
+            "cached": read.stats.get("cached", -1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--screens", type=int, default=6, help="screens scanned with the fast path")
@@ -277,6 +297,7 @@ def main() -> None:
     cpu: dict[tuple[int, int], list[float]] = {}
     naive_times: dict[tuple[int, int], list[float]] = {}
     naive_cpu: dict[tuple[int, int], list[float]] = {}
+    regions_s: dict[tuple[int, int], list[float]] = {}
     for i, screen in enumerate(rendered):
         want = truth(scanner, screen.rows)
         worker.ping()  # started before the clock runs: a screen's cost, not the worker's start
@@ -287,6 +308,7 @@ def main() -> None:
         dc = cpu_s(worker.pid) - c0
         times.setdefault(screen.size, []).append(dt)
         cpu.setdefault(screen.size, []).append(dc)
+        regions_s.setdefault(screen.size, []).append(float(result.stats.get("regions_s", 0.0)))
         got = {(f.type, f.hash) for f in result.findings if f.type in TYPES}
         for t in TYPES:
             total[t] += sum(1 for w in want if w[0] == t)
@@ -303,6 +325,7 @@ def main() -> None:
     t0 = time.perf_counter()
     images.scan_array(rendered[0].image, scanner, ocr=worker)  # type: ignore[arg-type]
     repeat = time.perf_counter() - t0
+    edited = edit_one_value(worker, rendered[0].image)
     for size in sorted(times, reverse=True):
         for screen in [s for s in rendered if s.size == size][: args.naive]:
             c0 = cpu_s(worker.pid)
@@ -334,7 +357,15 @@ def main() -> None:
         # CPU seconds of the worker hold better than wall time on a shared, loaded machine
         print(f"{size[0]}x{size[1]}: worker CPU median {fast_c:.2f} s/screen, naive "
               f"{naive_c:.2f} s, {naive_c / fast_c:.1f}x less CPU")
+    for size in sorted(regions_s, reverse=True):
+        # the model-free line finder; the rest of the worker's CPU is the recognition model
+        print(f"{size[0]}x{size[1]}: finding text lines (no model) median "
+              f"{statistics.median(regions_s[size]) * 1000:.0f} ms/screen wall, "
+              f"{statistics.median(regions_s[size]) / statistics.median(cpu[size]):.1%} of the "
+              "worker CPU per screen")
     print(f"repeat of an unchanged screen (tile cache): {repeat:.2f} s")
+    print(f"the same screen with one value edited: {edited['seconds']:.2f} s, "
+          f"{edited['recognised']} crop(s) recognised, {edited['cached']} from the tile cache")
     print(f"worker peak RSS {fast_rss:.0f} MB reading with the fast path, {worker_rss:.0f} MB "
           "once the naive pipeline (detection + classifier models) was loaded too")
     print(f"parent RSS before OCR {rss_before:.0f} MB, with the worker stopped {rss_after:.0f} MB")
