@@ -25,7 +25,7 @@ from pathlib import Path
 
 from guard import __version__, identity, paths, platforms
 from guard.app import local_collector
-from guard.credentials import Backoff, os_check_works_for, os_password_checker
+from guard.credentials import Backoff, os_check_works_for, os_password_checker, verify_secret
 from guard.delivery.delivery import Delivery, DeliveryError, DeliverySettings, endpoint_setting
 from guard.delivery.journal import JournalError
 from guard.events import EventType, new_event
@@ -37,7 +37,7 @@ from guard.ipc.server import LocalChannelServer
 from guard.ipc.status import STATUS_FILE, ServiceState, ServiceStatus
 from guard.ipc.unix import default_socket_path
 from guard.model import Outcome, utc_now_iso
-from guard.pipeline.approval import Approver
+from guard.pipeline.approval import IT, SUPERVISOR, ApprovalResult, Approver
 from guard.pipeline.pipeline import Pipeline
 from guard.platforms.base import DataDirBusy, HeldLock, PasswordCheck, PlatformUnavailable
 from guard.policy.schema import Policy
@@ -102,7 +102,44 @@ class ServiceApprovers:
         self._make_password = password
         self._password: PasswordCheck | None = None
         self._approvers: dict[str, Approver] = {}
+        self._it_backoffs: dict[str, Backoff] = {}
         self._lock = threading.Lock()
+
+    def verify(self, teller: str, method: str, supervisor_id: str, secret: str
+               ) -> ApprovalResult:
+        """A credential typed in `teller`'s own agent, whose verifier that agent never gets
+        (`guard.policy.withhold`): a supervisor's (`method` ``supervisor``: the same check and
+        back-off as the approvals of the service's own channels, no self-approval) or the IT
+        credential (``it``, with a back-off of its own per teller). The local channel's
+        ``verify_credential`` message; blocks (scrypt, PAM)."""
+        if method == SUPERVISOR:
+            approver = self(teller)
+            if approver is None:
+                return ApprovalResult(False, SUPERVISOR, supervisor_id[:64],
+                                      message_key="not_offered")
+            return approver.check(SUPERVISOR, supervisor_id, secret)
+        if method != IT or not teller:
+            return ApprovalResult(False, method, message_key="not_offered")
+        encoded = self._store.current().agent.it_credential_hash
+        if not encoded:
+            return ApprovalResult(False, IT, message_key="not_offered")
+        with self._lock:
+            backoff = self._it_backoffs.get(teller)
+            if backoff is None:
+                idle = self._store.current().idle
+                backoff = self._it_backoffs[teller] = Backoff(
+                    idle.backoff_after, idle.backoff_base_s, idle.backoff_max_s)
+        wait = backoff.wait_left()
+        if wait > 0:
+            return ApprovalResult(False, IT, retry_after_s=wait, message_key="backoff")
+        if verify_secret(secret, encoded):
+            backoff.succeeded()
+            return ApprovalResult(True, IT)
+        state = backoff.failed()
+        log.warning("IT credential refused for %s's agent (%d wrong in a row)", teller,
+                    backoff.failures)
+        return ApprovalResult(False, IT, retry_after_s=state.retry_after_s,
+                              message_key="wrong_credential")
 
     def __call__(self, teller: str) -> Approver | None:
         """The approver for `teller`'s actions; None when the action names no teller (nobody
@@ -251,15 +288,18 @@ class MachineService:
         if _answers(self.socket_path):
             raise ServiceError(f"another machine service already answers on {self.socket_path}; "
                                f"stop it first (systemctl stop teller-guard)")
+        approvers = ServiceApprovers(store, code_verifier=delivery.verify_code)
         try:
             # The install key stays in this process: the server hashes the values tellers'
-            # agents hand over beside their events and never sends the key (issue 8).
+            # agents hand over beside their events and never sends the key (issue 8). So do
+            # the credential verifiers: agents get the policy without them and ask here.
             server = LocalChannelServer(delivery.journal, self.socket_path,
                                         allowed_uids=self.settings.allowed_uids,
                                         hash_key=identity.hash_key(self.data_dir), device=device,
                                         status_provider=lambda: dataclasses.asdict(self.status()),
-                                        policy_provider=store.central_layer,
-                                        code_verifier=delivery.verify_code)
+                                        policy_provider=store.central_layer_for_agents,
+                                        code_verifier=delivery.verify_code,
+                                        credential_checker=approvers.verify)
             server.start()
         except LocalChannelUnavailable as exc:
             raise ServiceError(f"{exc}") from exc
@@ -273,7 +313,7 @@ class MachineService:
         # and a supervisor are asked; a teller whose agent is still starting is waited for.
         probe = _login_session_probe()
         prompter = RemotePrompter(server, session_live=probe or (lambda _teller: None))
-        self.approvers = ServiceApprovers(store, code_verifier=delivery.verify_code)
+        self.approvers = approvers
         self.pipeline = Pipeline(scanner=scanner, policy=store.current, prompter=prompter,
                                  sink=delivery.journal, device=device,
                                  approver_for=self.approvers, holds=True)

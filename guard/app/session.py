@@ -32,7 +32,7 @@ from guard.enforce.watermark import WatermarkController
 from guard.events import EventType
 from guard.ipc.agent_side import ServiceSink, agent_sink
 from guard.model import Action, Channel, Event, Outcome
-from guard.pipeline.approval import Approver
+from guard.pipeline.approval import IT, Approver
 from guard.pipeline.pipeline import EventSink, MemorySink, Pipeline, TextScanner
 from guard.pipeline.prompt import Prompter
 from guard.platforms import Platform, PlatformUnavailable
@@ -124,6 +124,7 @@ class Agent:
         # the session's one keyboard hook (capture hotkeys here, the UI's lock hotkey)
         self.keyboard = _shared_keyboard(platform)
         self.image_scanner: ImageCapableScanner | None = None
+        self._it_check: Callable[[str], bool] = self._it_check_here
 
     # -- composition
     @classmethod
@@ -211,11 +212,16 @@ class Agent:
         # process's own delivery (single-process mode). Without either, none are offered.
         code_verifier = (service_sink.verify_code if service_sink is not None
                          else delivery.verify_code if delivery is not None else None)
+        if service_sink is not None:
+            # Beside the service this process holds no credential verifier: every layer is
+            # read without them and the service checks supervisors and the IT credential.
+            store.withhold_verifiers()
+        remote = service_sink.verify_credential if service_sink is not None else None
 
         def approver(backoff: Backoff) -> Approver:
             return Approver(policy=store.current, teller=teller, password=creds.os_checker,
                             backoff=backoff, teller_matches=creds.matches,
-                            code_verifier=code_verifier)
+                            code_verifier=code_verifier, remote=remote)
 
         idle_policy = policy.idle
         pipeline.approver = approver(Backoff(idle_policy.backoff_after,
@@ -223,6 +229,8 @@ class Agent:
                                              idle_policy.backoff_max_s))
 
         def it_check(secret: str) -> bool:
+            if service_sink is not None:
+                return service_sink.verify_credential(IT, "", secret).ok
             encoded = store.current().agent.it_credential_hash
             return bool(encoded) and verify_secret(secret, encoded)
 
@@ -254,6 +262,7 @@ class Agent:
                     service_sink=service_sink)
         agent.keyboard = keyboard
         agent.image_scanner = images
+        agent._it_check = it_check
         pipeline.on_event(agent._on_event)
         store.on_rejected(agent._on_rejected)  # replays the early rejections as events
         store.on_change(agent._on_policy_change)
@@ -404,10 +413,16 @@ class Agent:
                              Action.AUDIT, Outcome.RECORDED,
                              detail={"store": self.credentials.pins.backend})
 
-    def verify_it_credential(self, secret: str) -> bool:
-        """True when `secret` matches the IT credential hash in policy (needed to quit)."""
+    def _it_check_here(self, secret: str) -> bool:
         encoded = self.store.current().agent.it_credential_hash
-        ok = bool(encoded) and verify_secret(secret, encoded)
+        return bool(encoded) and verify_secret(secret, encoded)
+
+    def verify_it_credential(self, secret: str) -> bool:
+        """True when `secret` is the IT credential (needed to quit): checked by the machine
+        service when it runs (this process holds no verifier then; an older service that
+        cannot check it refuses), else against the hash in policy. Blocks (scrypt, or a
+        local-channel round trip)."""
+        ok = self._it_check(secret)
         self.pipeline.record(EventType.IT_CREDENTIAL_CHECK, Channel.SYSTEM, Action.AUDIT,
                              Outcome.ALLOWED if ok else Outcome.FAILED)
         return ok

@@ -18,6 +18,7 @@ from guard.ipc.messages import PIPE_NAME, SOCKET_NAME, LocalChannelError, LocalC
 from guard.ipc.status import ServiceStatus, read_status
 from guard.ipc.unix import is_pipe_name
 from guard.model import Device, Event
+from guard.pipeline.approval import ApprovalResult
 from guard.pipeline.prompt import Prompter
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,12 @@ class ServiceSink:
         """Ask the service (which holds the device key) whether `code` is a valid unused
         one-time code for `channel`; it answers yes or no and records the use."""
         return self.client.verify_code(channel, code)
+
+    def verify_credential(self, method: str, supervisor: str, secret: str) -> ApprovalResult:
+        """Ask the service (which alone holds the verifiers) to check a supervisor's credential
+        (`method` ``supervisor``) or the IT credential (``it``) for this teller; a refusal when
+        it cannot answer (`LocalChannelClient.verify_credential`)."""
+        return self.client.verify_credential(method, supervisor, secret)
 
     def pending_count(self) -> int:
         """Events waiting in the agent's spool (the service was away)."""

@@ -397,6 +397,34 @@ class LocalChannelClient:
             return False
         return reply.type == MessageType.CODE_VERDICT and reply.body.get("ok") is True
 
+    def verify_credential(self, method: str, supervisor: str, secret: str) -> ApprovalResult:
+        """The service's verdict on a supervisor's credential (`method` ``supervisor``, with
+        the supervisor's id) or the IT credential (``it``): the service holds the verifiers and
+        backs off per teller. Any other answer is a refusal (``not_offered``): no service, or
+        an older one that does not know the message; this process never checks locally (the
+        policy it holds has no verifiers)."""
+        refused = ApprovalResult(False, method, supervisor, message_key="not_offered")
+        msg = Message(type=MessageType.VERIFY_CREDENTIAL,
+                      body={"method": method, "supervisor": supervisor, "secret": secret})
+        try:
+            link = self._connected()
+            try:
+                reply = link.request(msg, TRY_TIMEOUT_S)
+            except OSError:
+                link.close()
+                raise
+        except (OSError, LocalChannelError) as exc:
+            log.warning("local channel: the %s credential cannot be checked (%s); refused",
+                        method, exc)
+            return refused
+        if reply.type != MessageType.CREDENTIAL_VERDICT:
+            log.warning("local channel: the service does not check credentials (%s: %s); "
+                        "refused — update the machine service", reply.type,
+                        str(reply.body.get("code", ""))[:40])
+            return refused
+        verdict = verdict_from_body(reply.body)
+        return verdict if verdict.method == method else refused
+
     def status(self) -> dict[str, Any] | None:
         """The service's status reply (``service``: its published status, ``channel``: the
         listener's state), or None when it does not answer."""

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from guard.model import Action, Channel, FindingSummary
-from guard.pipeline.approval import CODE, SUPERVISOR, ApprovalRequest, ApprovalResult
+from guard.pipeline.approval import CODE, IT, SUPERVISOR, ApprovalRequest, ApprovalResult
 from guard.pipeline.prompt import PromptAnswer, PromptRequest
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,13 @@ class MessageType(StrEnum):
     APPROVAL_TRY = "approval_try"  # agent → service: body.approval (the APPROVE's id),
     # body.method, body.supervisor, body.secret — one try typed in that dialog
     APPROVAL_VERDICT = "approval_verdict"  # service → agent: the try's ApprovalResult (no secret)
+    # A credential whose verifier only the service holds, checked for the teller's own agent: a
+    # supervisor approving an action the agent enforces, or unlocking the overlay; the IT
+    # credential (quit dialog, overlay). The service backs off per teller; an older service
+    # answers an error, and the agent refuses (it has no verifier to check against).
+    VERIFY_CREDENTIAL = "verify_credential"  # agent → service: body.method (supervisor|it),
+    # body.supervisor (an id, or "" for it), body.secret (in memory only)
+    CREDENTIAL_VERDICT = "credential_verdict"  # service → agent: an ApprovalResult (no secret)
     ERROR = "error"  # the message could not be handled; body.code says why
 
 
@@ -353,6 +360,34 @@ def approval_try_from_body(body: dict[str, Any]) -> ApprovalTry:
     return ApprovalTry(approval, str(method), supervisor, secret)
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialTry:
+    """A credential the agent asks the service to check (`VERIFY_CREDENTIAL`). `secret` is in
+    memory only: never logged, journaled or echoed back."""
+
+    method: str
+    supervisor: str
+    secret: str = field(repr=False)
+
+
+def credential_try_from_body(body: dict[str, Any]) -> CredentialTry:
+    """The try in a verify_credential message; `ProtocolError` (naming no value) when
+    malformed."""
+    method, supervisor, secret = body.get("method"), body.get("supervisor", ""), body.get(
+        "secret")
+    if method not in (SUPERVISOR, IT):
+        raise ProtocolError("bad_message", f"verify_credential's method must be {SUPERVISOR!r} "
+                            f"or {IT!r}")
+    if not isinstance(supervisor, str) or len(supervisor) > MAX_ID or (
+            method == SUPERVISOR and not supervisor):
+        raise ProtocolError("bad_message", f"verify_credential's supervisor must be an id of at "
+                            f"most {MAX_ID} characters (for a supervisor's credential)")
+    if not isinstance(secret, str) or not 0 < len(secret) <= MAX_SECRET:
+        raise ProtocolError("bad_message", f"verify_credential's secret must be 1 to "
+                            f"{MAX_SECRET} characters")
+    return CredentialTry(str(method), supervisor, secret)
+
+
 def verdict_to_body(result: ApprovalResult) -> dict[str, Any]:
     return {"ok": result.ok, "method": result.method, "supervisor": result.supervisor,
             "supervisor_name": result.supervisor_name,
@@ -365,7 +400,8 @@ def verdict_from_body(body: dict[str, Any]) -> ApprovalResult:
     key = body.get("message_key")
     retry = body.get("retry_after_s", 0.0)
     sid, name = body.get("supervisor", ""), body.get("supervisor_name", "")
-    if not isinstance(ok, bool) or method not in (SUPERVISOR, CODE) or key not in APPROVAL_KEYS \
+    if not isinstance(ok, bool) or method not in (SUPERVISOR, CODE, IT) \
+            or key not in APPROVAL_KEYS \
             or not isinstance(retry, int | float) or isinstance(retry, bool) \
             or not isinstance(sid, str) or not isinstance(name, str):
         return ApprovalResult(False, message_key="not_offered")

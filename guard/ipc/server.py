@@ -50,6 +50,7 @@ from guard.ipc.messages import (
     answer_from_body,
     approval_request_to_body,
     approval_try_from_body,
+    credential_try_from_body,
     decode,
     encode,
     error_message,
@@ -145,6 +146,9 @@ class Connection:
 
 
 _Handler = Callable[["LocalChannelServer", Connection, Message], "Message | None"]
+CredentialCheck = Callable[[str, str, str, str], ApprovalResult]
+"""(teller, method ``supervisor`` or ``it``, supervisor id, secret) → the verdict, with the
+back-off of that teller (the machine service's `ServiceApprovers.verify`)."""
 
 
 @dataclass(eq=False)
@@ -202,6 +206,10 @@ class LocalChannelServer:
     a status reply (default: the status file the machine service writes next to the socket).
     `state` is the listener's real state: ``listening``, ``degraded: <reason>`` or ``stopped``.
 
+    `credential_checker` checks, for a teller's own agent, a supervisor's credential or the IT
+    credential (their verifiers are withheld from the policy agents get: `policy_provider`
+    should give `PolicyStore.central_layer_for_agents`); None: every such check is refused.
+
     `hash_key` is the install key: the service hashes the values a teller's agent sends beside
     its events (None: such events are journaled without hashes). It is never sent. `events_per_s`
     / `events_burst` and `hashes_per_min` bound what one user can make the service journal and
@@ -216,6 +224,7 @@ class LocalChannelServer:
                  status_provider: Callable[[], dict[str, Any]] | None = None,
                  policy_provider: Callable[[], tuple[str, str | None] | None] | None = None,
                  code_verifier: Callable[[str, str], bool] | None = None,
+                 credential_checker: CredentialCheck | None = None,
                  max_per_uid: int = MAX_PER_UID, idle_timeout_s: float = IDLE_TIMEOUT_S,
                  workers: int = 4, max_frame: int = MAX_FRAME,
                  events_per_s: float = EVENTS_PER_S, events_burst: int = EVENTS_BURST,
@@ -243,6 +252,7 @@ class LocalChannelServer:
         self._status_provider = status_provider
         self._policy_provider = policy_provider
         self._code_verifier = code_verifier
+        self._credential_checker = credential_checker
         self.max_per_uid = max_per_uid
         self.idle_timeout_s = idle_timeout_s
         self.max_frame = max_frame
@@ -685,6 +695,31 @@ class LocalChannelServer:
                  "accepted" if ok else "refused")
         return msg.reply(MessageType.CODE_VERDICT, {"ok": ok})
 
+    def _h_verify_credential(self, conn: Connection, msg: Message) -> Message:
+        """A supervisor's or the IT credential, typed in this teller's own agent (an approval
+        of an action the agent enforces, the lock overlay, the quit dialog): checked here with
+        the verifiers no teller's process holds, with this teller's back-off; the answer is the
+        verdict only, and the secret is in no log or reply."""
+        try:
+            attempt = credential_try_from_body(msg.body)
+        except ProtocolError as exc:
+            return error_message(exc.code, str(exc), msg.id)
+        if self._credential_checker is None or not conn.teller:
+            result = ApprovalResult(False, attempt.method, attempt.supervisor,
+                                    message_key="not_offered")
+        else:
+            try:
+                result = self._credential_checker(conn.teller, attempt.method,
+                                                  attempt.supervisor, attempt.secret)
+            except Exception:  # a failing check is a refusal, never an acceptance
+                log.exception("local channel: the credential check failed")
+                result = ApprovalResult(False, attempt.method, attempt.supervisor,
+                                        message_key="wrong_credential")
+        log.info("local channel: uid %d %s credential%s %s", conn.peer.uid, attempt.method,
+                 f" of {attempt.supervisor}" if attempt.supervisor else "",
+                 "accepted" if result.ok else f"refused ({result.message_key})")
+        return msg.reply(MessageType.CREDENTIAL_VERDICT, verdict_to_body(result))
+
     def _h_approval_try(self, conn: Connection, msg: Message) -> Message:
         """One try typed in a supervisor dialog this connection shows: checked here (the
         supervisors' verifiers and the device key never leave the service), answered with the
@@ -733,6 +768,7 @@ class LocalChannelServer:
         MessageType.POLICY_REQUEST: _h_policy,
         MessageType.VERIFY_CODE: _h_verify_code,
         MessageType.APPROVAL_TRY: _h_approval_try,
+        MessageType.VERIFY_CREDENTIAL: _h_verify_credential,
     }
 
     def _handle_line(self, line: bytes, conn: Connection) -> str:

@@ -7,6 +7,8 @@ remote supervisor). `Approver` does the checking, always off the Qt thread: the 
 scrypt credential from policy or, where the platform can check it, the OS password of a member
 of the supervisor's OS group; the teller's own login or credential never approves (no
 self-approval); wrong tries back off like the PIN. The same checks unlock the lock overlay.
+Beside the machine service the agent holds no verifier: its approver asks the service
+(`remote`), which checks and backs off per teller.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ log = logging.getLogger(__name__)
 
 SUPERVISOR = "supervisor"
 CODE = "code"
+IT = "it"  # the IT credential (quit dialog, lock overlay), checked by the service for an agent
+
+RemoteCheck = Callable[[str, str, str], "ApprovalResult"]
+"""(method ``supervisor`` or ``it``, supervisor id or "", secret) → the machine service's
+verdict: how an agent beside the service checks a credential whose verifier it never holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +99,19 @@ class Approver:
     `teller_matches(secret)` is True when `secret` is the teller's own credential (PIN or OS
     password): such a secret never approves. `code_verifier(channel, code)` asks where the
     device key lives (the machine service, or this process's delivery) and records the code as
-    used; None when no code can be checked. Every method may block (scrypt, PAM): call them
-    from a worker thread."""
+    used; None when no code can be checked. `remote` (an agent beside the machine service):
+    supervisor credentials are checked by the service, never here (the policy this process
+    holds has no verifiers); an answer that is not a yes is a refusal. Every method may block
+    (scrypt, PAM, a round trip): call them from a worker thread."""
 
     def __init__(self, *, policy: Callable[[], Policy], teller: str,
                  password: PasswordCheck, backoff: Backoff,
                  teller_matches: Callable[[str], bool] = lambda _s: False,
                  code_verifier: Callable[[str, str], bool] | None = None,
-                 groups: Callable[[str], frozenset[str] | None] = os_group_members) -> None:
+                 groups: Callable[[str], frozenset[str] | None] = os_group_members,
+                 remote: RemoteCheck | None = None) -> None:
         self._policy = policy
+        self._remote = remote
         self.teller = teller
         self._password = password
         self.backoff = backoff
@@ -111,9 +122,9 @@ class Approver:
     # -- what is offered
     def supervisors(self) -> tuple[Supervisor, ...]:
         """The supervisors policy names who could approve here (an OS-group supervisor only
-        where the OS password can be checked)."""
+        where the OS password can be checked; beside the service, every one: it checks)."""
         return tuple(s for s in self._policy().supervisors
-                     if s.credential_hash or self._password.usable)
+                     if s.credential_hash or self._password.usable or self._remote is not None)
 
     def codes(self) -> bool:
         return self._code_verifier is not None
@@ -138,9 +149,11 @@ class Approver:
         if result.ok:
             self.backoff.succeeded()
             return result
+        if result.message_key == "backoff":  # the service's back-off: no new wrong try
+            return result
         state = self.backoff.failed()
         return ApprovalResult(False, method, result.supervisor, result.supervisor_name,
-                              state.retry_after_s, result.message_key)
+                              max(state.retry_after_s, result.retry_after_s), result.message_key)
 
     def check_once(self, method: str, supervisor_id: str, secret: str, *,
                    channel: str = "") -> ApprovalResult:
@@ -162,14 +175,18 @@ class Approver:
         if self.teller and self.teller in (sup.id, sup.os_login):
             return ApprovalResult(False, SUPERVISOR, sup.id, sup.label,
                                   message_key="self_approval")
-        ok = bool(sup.credential_hash) and verify_secret(secret, sup.credential_hash)
-        if not ok and sup.os_group and self._password.usable:
-            if isinstance(self._password, GroupPasswordCheck):  # one logon tells both (Windows)
-                ok = self._password.check_member(sup.os_login, secret, sup.os_group)
-            else:
-                members = self._groups(sup.os_group)
-                ok = (members is not None and sup.os_login in members
-                      and self._password.check(sup.os_login, secret))
+        if self._remote is not None:
+            try:
+                verdict = self._remote(SUPERVISOR, sup.id, secret)
+            except Exception as exc:  # the check failing is a refusal, never an approval
+                log.warning("supervisor credential not checked: %s", exc.__class__.__name__)
+                verdict = ApprovalResult(False, SUPERVISOR, message_key="not_offered")
+            if not verdict.ok:
+                return ApprovalResult(False, SUPERVISOR, sup.id, sup.label,
+                                      verdict.retry_after_s, verdict.message_key)
+            ok = True
+        else:
+            ok = self._verify_here(sup, secret)
         if not ok:
             return refused
         if self._teller_matches(secret):
@@ -178,6 +195,17 @@ class Approver:
             return ApprovalResult(False, SUPERVISOR, sup.id, sup.label,
                                   message_key="self_approval")
         return ApprovalResult(True, SUPERVISOR, sup.id, sup.label)
+
+    def _verify_here(self, sup: Supervisor, secret: str) -> bool:
+        ok = bool(sup.credential_hash) and verify_secret(secret, sup.credential_hash)
+        if not ok and sup.os_group and self._password.usable:
+            if isinstance(self._password, GroupPasswordCheck):  # one logon tells both (Windows)
+                ok = self._password.check_member(sup.os_login, secret, sup.os_group)
+            else:
+                members = self._groups(sup.os_group)
+                ok = (members is not None and sup.os_login in members
+                      and self._password.check(sup.os_login, secret))
+        return ok
 
     def _check_code(self, channel: str, code: str) -> ApprovalResult:
         if self._code_verifier is None:

@@ -11,12 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from guard.model import Channel
 
 ApprovalName = Literal["none", "supervisor"]
+# A verifier the machine service keeps to itself: the policy it hands a teller's agent carries
+# this in place of every scrypt hash (`guard.policy.withhold`), so the method stays offered
+# while the check is the service's. It never verifies a secret (`verify_secret` refuses it).
+WITHHELD = "withheld-by-service"
 ActionName = Literal["audit", "notify", "confirm", "justify", "redact", "block", "lock"]
 CleanName = Literal["none", "audit", "notify", "confirm", "justify", "redact", "block", "lock"]
 
 
 class PolicyError(Exception):
     """A policy layer cannot be used; the message says which layer and why."""
+
+
+def _verifier(v: str) -> str:
+    if v and v != WITHHELD and not v.startswith("scrypt$"):
+        raise ValueError("must be empty or a hash printed by `teller-guard policy hash-secret`")
+    return v
 
 
 class _Section(BaseModel):
@@ -42,9 +52,7 @@ class AgentSection(_Section):
     @field_validator("it_credential_hash")
     @classmethod
     def _hash(cls, v: str) -> str:
-        if v and not v.startswith("scrypt$"):
-            raise ValueError("must be empty or a hash printed by `teller-guard policy hash-secret`")
-        return v
+        return _verifier(v)
 
     @field_validator("quarantine_key")
     @classmethod
@@ -242,9 +250,7 @@ class Supervisor(_Section):
     @field_validator("credential_hash")
     @classmethod
     def _hash(cls, v: str) -> str:
-        if v and not v.startswith("scrypt$"):
-            raise ValueError("must be empty or a hash printed by `teller-guard policy hash-secret`")
-        return v
+        return _verifier(v)
 
     @model_validator(mode="after")
     def _some_credential(self) -> Supervisor:

@@ -21,6 +21,7 @@ from guard.policy.layers import (
     validate,
 )
 from guard.policy.schema import Policy, PolicyError
+from guard.policy.withhold import withheld_text, withhold_verifiers
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class PolicyStore:
         self._central: dict[str, Any] | None = None
         self._central_text: str | None = None
         self._central_etag: str | None = None
+        self._withhold = False  # an agent beside the service: no verifier in any layer
+        self._for_agents: tuple[str, str] | None = None  # (central text, its stripped form)
         self._policy = validate(parse_toml(packaged_text(), "packaged policy"), "packaged policy")
         self._listeners: list[Callable[[Policy], None]] = []
         self._reject_listeners: list[Callable[[Rejection], None]] = []
@@ -107,7 +110,7 @@ class PolicyStore:
         doc = parse_toml(packaged_text(), "packaged policy")
         for source, loader in self._layers():
             try:
-                layer = loader()
+                layer = self._stripped(loader())
                 merged = merge(doc, layer)
                 validate(merged, source)
             except PolicyError as exc:
@@ -154,10 +157,61 @@ class PolicyStore:
                 return None
             return self._central_text, self._central_etag
 
+    def central_layer_for_agents(self) -> tuple[str, str | None] | None:
+        """`central_layer` without its credential verifiers (`guard.policy.withhold`): what the
+        machine service hands a teller's agent. The ETag is the layer's own. None when there
+        is no central layer, or (logged) when it cannot be rewritten: an agent then keeps what
+        it has rather than get a verifier."""
+        layer = self.central_layer()
+        if layer is None:
+            return None
+        text, etag = layer
+        with self._lock:
+            cached = self._for_agents
+        if cached is not None and cached[0] == text:
+            return cached[1], etag
+        try:
+            stripped = withheld_text(text, CENTRAL)
+        except PolicyError as exc:
+            log.error("central policy not handed to agents: %s", exc)
+            return None
+        with self._lock:
+            self._for_agents = (text, stripped)
+        return stripped, etag
+
+    def withhold_verifiers(self) -> None:
+        """From now on keep no credential verifier from any layer (an agent beside the machine
+        service, which checks every credential): each is replaced by `WITHHELD`, the cached
+        central policy on disk is rewritten without them, and the policy is rebuilt."""
+        with self._lock:
+            self._withhold = True
+            text, etag = self._central_text, self._central_etag
+        if text is not None:
+            try:
+                stripped = withheld_text(text, CENTRAL)
+            except PolicyError as exc:  # keep no verifier: drop the layer until the next one
+                log.error("cached central policy dropped: %s", exc)
+                with self._lock:
+                    self._central = self._central_text = self._central_etag = None
+                self._save_central_cache("", None)
+            else:
+                with self._lock:
+                    self._central = parse_toml(stripped, CENTRAL)
+                    self._central_text = stripped
+                if stripped != text:
+                    self._save_central_cache(stripped, etag)
+        self.reload()
+
+    def _stripped(self, layer: dict[str, Any]) -> dict[str, Any]:
+        return withhold_verifiers(layer) if self._withhold else layer
+
     def apply_central(self, text: str, etag: str | None) -> bool:
         """Apply a central policy document; False (and a rejection) when it does not validate
-        on top of the lower layers, in which case the last good central layer stays."""
+        on top of the lower layers, in which case the last good central layer stays. While
+        withholding verifiers (`withhold_verifiers`) the layer is kept without them."""
         try:
+            if self._withhold:
+                text = withheld_text(text, CENTRAL)
             layer = parse_toml(text, CENTRAL)
             lower = self._lower_doc()
             validate(merge(lower, layer), CENTRAL)
@@ -184,7 +238,7 @@ class PolicyStore:
         doc = parse_toml(packaged_text(), "packaged policy")
         for source, loader in self._layers():
             try:
-                merged = merge(doc, loader())
+                merged = merge(doc, self._stripped(loader()))
                 validate(merged, source)
                 doc = merged
             except PolicyError:
