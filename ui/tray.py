@@ -9,6 +9,7 @@ credential (`Agent.verify_it_credential`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -37,12 +38,19 @@ VERSION = "0.1.0"
 
 
 class QuitDialog(QDialog):
-    """Asks for the IT credential before the agent may quit; wrong secrets are refused."""
+    """Asks for the IT credential before the agent may quit; wrong secrets are refused.
+
+    The check runs on a worker thread: it is an scrypt computation, or beside the machine
+    service a round trip to it, and the dialog keeps painting meanwhile."""
+
+    _checked = Signal(bool)  # emitted by the worker thread, delivered on the Qt thread
 
     def __init__(self, verify: Callable[[str], bool], parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Dialog | Qt.WindowType.WindowStaysOnTopHint)
         self._verify = verify
         self.verified = False
+        self.checking = False
+        self._checked.connect(self._show_check)
         self.setWindowTitle(self.tr("Quit Teller Guard"))
         self.setWindowIcon(app_icon("degraded"))
         self.setMinimumWidth(400)
@@ -85,20 +93,44 @@ class QuitDialog(QDialog):
         # default button (cancel) would take the same key press and close the dialog, so a
         # wrong credential looked like nothing happened.
         if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-                and self.focusWidget() is self.secret):
+                and (self.checking or self.focusWidget() is self.secret)):
             event.accept()
             return
         super().keyPressEvent(event)
 
     def _check(self) -> None:
+        if self.checking:
+            return
         secret = self.secret.text()
         self.secret.clear()
-        if secret and self._verify(secret):
+        if not secret:
+            self._show_check(False)
+            return
+        self.checking = True
+        # read-only, not disabled: a disabled field would pass the focus (and the Enter key
+        # being handled) on to the default button, cancel
+        self.secret.setReadOnly(True)
+        verify, checked = self._verify, self._checked
+
+        def work() -> None:
+            try:
+                ok = bool(verify(secret))
+            except Exception:  # a failing check refuses; the agent logs and records it
+                log.exception("the IT credential check failed")
+                ok = False
+            checked.emit(ok)
+
+        threading.Thread(target=work, name="it-credential-check", daemon=True).start()
+
+    def _show_check(self, ok: bool) -> None:
+        self.checking = False
+        self.secret.setReadOnly(False)
+        if ok:
             self.verified = True
             self.accept()
-        else:
-            self.message.setText(self.tr("That is not the IT credential."))
-            self.secret.setFocus()
+            return
+        self.message.setText(self.tr("That is not the IT credential."))
+        self.secret.setFocus()
 
 
 class Tray(QObject):

@@ -188,8 +188,10 @@ def test_tray_quit_needs_the_it_credential(qtbot: QtBot, wired: Wired) -> None:
     assert dialog.cancel_button.isDefault()
     qtbot.keyClicks(dialog.secret, "guess")
     qtbot.mouseClick(dialog.quit_button, Qt.MouseButton.LeftButton)
-    assert dialog.isVisible() and quits == []
-    assert dialog.message.text() == "That is not the IT credential."
+    qtbot.waitUntil(lambda: dialog.message.text() == "That is not the IT credential.",
+                    timeout=5000)
+    assert dialog.isVisible() and quits == [] and not dialog.checking
+    assert not dialog.secret.isReadOnly() and dialog.secret.text() == ""
     qtbot.keyClicks(dialog.secret, IT_SECRET)
     qtbot.keyClick(dialog.secret, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: quits == [True], timeout=5000)
@@ -271,6 +273,9 @@ def test_quit_dialog_says_so_when_enter_gives_a_wrong_it_credential(
     assert dialog is not None
     qtbot.waitUntil(dialog.isVisible, timeout=5000)
     qtbot.keyClicks(dialog.secret, "guess")
+    closed: list[int] = []
+    dialog.finished.connect(closed.append)
     qtbot.keyClick(dialog.secret, Qt.Key.Key_Return)
-    assert dialog.isVisible()
-    assert dialog.message.text() == "That is not the IT credential."
+    qtbot.waitUntil(lambda: dialog.message.text() == "That is not the IT credential.",
+                    timeout=5000)
+    assert dialog.isVisible() and closed == []

@@ -131,7 +131,7 @@ def child(out: Path) -> int:
         tray.ask_quit()
         if tray.quit_dialog is not None:
             tray.quit_dialog.secret.setText("guess")
-            tray.quit_dialog._check()
+            tray.quit_dialog._check()  # the answer arrives from its worker thread
             dialogs.append(tray.quit_dialog)
 
     steps = [
