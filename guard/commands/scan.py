@@ -170,7 +170,7 @@ class _Images:
         self._ocr: OcrWorker | None = None
 
     def wants(self, source: str) -> bool:
-        from guard.scan.images import is_image
+        from guard.scan.documents import is_image
 
         try:
             with open(source, "rb") as fh:
@@ -241,19 +241,20 @@ def _scan_one(
     from guard.scan import documents
     from guard.scan.engine import read_error
 
-    findings = _stdin_findings(scanner) if source == "-" else scanner.iter_file(source)
+    batches = _stdin_findings(scanner) if source == "-" else scanner.iter_file_batches(source)
     count = 0
     error: str | None = None
     json_out = _JsonFile(out, source) if table is None else None
     try:
         if json_out is not None:
-            for f in findings:
-                json_out.finding(f)
-                count += 1
+            for found in batches:
+                json_out.findings(found)
+                count += len(found)
         elif table is not None:
-            for f in findings:
-                table.finding(source, f)
-                count += 1
+            for found in batches:
+                for f in found:
+                    table.finding(source, f)
+                count += len(found)
     except _StdinError as exc:
         error = str(exc)
     except (documents.UnreadableFileError, OSError) as exc:
@@ -271,7 +272,7 @@ class _StdinError(Exception):
     """Standard input could not be read to its end (the message is the reason shown)."""
 
 
-def _stdin_findings(scanner: Scanner) -> Iterator[Finding]:
+def _stdin_findings(scanner: Scanner) -> Iterator[list[Finding]]:
     # spooled so that the content decides how it is read, exactly as for a file; the findings
     # stream from the spool as a file's do
     with tempfile.TemporaryFile() as spool:
@@ -280,7 +281,7 @@ def _stdin_findings(scanner: Scanner) -> Iterator[Finding]:
         except OSError as exc:
             raise _StdinError(f"cannot read standard input: {exc.strerror}") from exc
         spool.seek(0)
-        yield from scanner.iter_binary(spool)
+        yield from scanner.iter_binary_batches(spool)
 
 
 _encode = encode_basestring  # json.dumps' own string encoder (in C), the ensure_ascii=False one
@@ -330,19 +331,14 @@ class _JsonFile:
     def __init__(self, out: TextIO, source: str) -> None:
         self._out = out
         self._source = source
-        self._pending: list[str] = []
         self._opened = False
 
-    def finding(self, f: Finding) -> None:
-        self._pending.append(finding_json(f))
-        if len(self._pending) >= self.BATCH:
-            self._write()
+    def findings(self, found: list[Finding]) -> None:
+        """Writes `found` (the findings of one scanned piece), `BATCH` findings per write."""
+        for i in range(0, len(found), self.BATCH):
+            self._write(", ".join(map(finding_json, found[i:i + self.BATCH])))
 
-    def _write(self) -> None:
-        if not self._pending:
-            return
-        text = ", ".join(self._pending)
-        self._pending.clear()
+    def _write(self, text: str) -> None:
         if self._opened:
             self._out.write(", " + text)
         else:
@@ -351,7 +347,6 @@ class _JsonFile:
 
     def close(self, error: str | None) -> None:
         """Ends the object: its findings (maybe none) and, when it failed, its "error"."""
-        self._write()
         if not self._opened:
             if error is not None:
                 self._out.write(f'{{"source": {_encode(self._source)}, "error": '
