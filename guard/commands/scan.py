@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, TextIO
 
@@ -287,35 +287,43 @@ def _stdin_findings(scanner: Scanner) -> Iterator[list[Finding]]:
 _encode = encode_basestring  # json.dumps' own string encoder (in C), the ensure_ascii=False one
 
 
-def finding_json(f: Finding) -> str:
+_HEADS: dict[str, str] = {}
+_CATEGORIES: dict[object, str] = {}
+_CONFIDENCES: dict[float, str] = {}
+
+
+def finding_json(
+    f: Finding, *, _head: Callable[[str], str | None] = _HEADS.get,
+    _category: Callable[[object], str | None] = _CATEGORIES.get,
+    _confidence: Callable[[float], str | None] = _CONFIDENCES.get,
+    _enc: Callable[[str], str] = encode_basestring,
+) -> str:
     """`json.dumps(f.as_dict(), ensure_ascii=False)`, byte for byte, at a fraction of its cost
     (no dict, no encoder object per finding): the JSON output cost as much as the scan before.
 
     The parts that repeat from finding to finding (the type, the category, the few confidence
-    values the detectors give) are encoded once and kept.
+    values the detectors give) are encoded once and kept. The keyword defaults are not for
+    callers: they bind the caches' lookups and the encoder as locals, a sixth of this function's
+    time at ~90 000 findings per 50 MB teller log.
     """
-    head = _HEADS.get(f.type)
+    head = _head(f.type)
     if head is None:
-        head = _HEADS[f.type] = '{"type": ' + _encode(f.type) + ', "start": '
-    category = _CATEGORIES.get(f.category)
+        head = _HEADS[f.type] = '{"type": ' + _enc(f.type) + ', "start": '
+    category = _category(f.category)
     if category is None:
         category = _CATEGORIES[f.category] = (
-            ', "category": ' + _encode(str(f.category)) + ', "hash": ')
-    confidence = _CONFIDENCES.get(f.score)
+            ', "category": ' + _enc(str(f.category)) + ', "hash": ')
+    confidence = _confidence(f.score)
     if confidence is None:
         confidence = repr(round(f.score, 4))  # json.dumps writes a float as its repr
         if len(_CONFIDENCES) < 4096:
             _CONFIDENCES[f.score] = confidence
-    text = (f'{head}{f.start:d}, "end": {f.end:d}, "masked": {_encode(f.masked)}, '
-            f'"confidence": {confidence}{category}{_encode(f.hash)}')
-    if f.box is not None:
-        text += ', "box": [' + ", ".join(f"{v:d}" for v in f.box) + "]"
-    return text + "}"
-
-
-_HEADS: dict[str, str] = {}
-_CATEGORIES: dict[str, str] = {}
-_CONFIDENCES: dict[float, str] = {}
+    if f.box is None:
+        return (f'{head}{f.start:d}, "end": {f.end:d}, "masked": {_enc(f.masked)}, '
+                f'"confidence": {confidence}{category}{_enc(f.hash)}}}')
+    return (f'{head}{f.start:d}, "end": {f.end:d}, "masked": {_enc(f.masked)}, '
+            f'"confidence": {confidence}{category}{_enc(f.hash)}, "box": ['
+            + ", ".join(f"{v:d}" for v in f.box) + "]}")
 
 
 class _JsonFile:
