@@ -327,11 +327,11 @@ def finding_json(
 
 
 class _JsonFile:
-    """One input's JSON Lines object, written finding by finding as the scan goes.
+    """One input's JSON Lines object, written piece by piece as the scan goes.
 
-    Findings are handed to the output `BATCH` at a time (one write, not one per finding: with
-    PYTHONUNBUFFERED each write is a system call), so memory stays bounded by the batch, never by
-    the file.
+    The engine hands over the findings of each scanned piece of the file as one list; they are
+    written `BATCH` at a time (one write, not one per finding: with PYTHONUNBUFFERED each write is
+    a system call), so memory stays bounded by a piece and a batch, never by the file.
     """
 
     BATCH = 256
