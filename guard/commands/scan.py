@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, TextIO
 
@@ -170,7 +170,7 @@ class _Images:
         self._ocr: OcrWorker | None = None
 
     def wants(self, source: str) -> bool:
-        from guard.scan.images import is_image
+        from guard.scan.documents import is_image
 
         try:
             with open(source, "rb") as fh:
@@ -241,19 +241,20 @@ def _scan_one(
     from guard.scan import documents
     from guard.scan.engine import read_error
 
-    findings = _stdin_findings(scanner) if source == "-" else scanner.iter_file(source)
+    batches = _stdin_findings(scanner) if source == "-" else scanner.iter_file_batches(source)
     count = 0
     error: str | None = None
     json_out = _JsonFile(out, source) if table is None else None
     try:
         if json_out is not None:
-            for f in findings:
-                json_out.finding(f)
-                count += 1
+            for found in batches:
+                json_out.findings(found)
+                count += len(found)
         elif table is not None:
-            for f in findings:
-                table.finding(source, f)
-                count += 1
+            for found in batches:
+                for f in found:
+                    table.finding(source, f)
+                count += len(found)
     except _StdinError as exc:
         error = str(exc)
     except (documents.UnreadableFileError, OSError) as exc:
@@ -271,7 +272,7 @@ class _StdinError(Exception):
     """Standard input could not be read to its end (the message is the reason shown)."""
 
 
-def _stdin_findings(scanner: Scanner) -> Iterator[Finding]:
+def _stdin_findings(scanner: Scanner) -> Iterator[list[Finding]]:
     # spooled so that the content decides how it is read, exactly as for a file; the findings
     # stream from the spool as a file's do
     with tempfile.TemporaryFile() as spool:
@@ -280,49 +281,57 @@ def _stdin_findings(scanner: Scanner) -> Iterator[Finding]:
         except OSError as exc:
             raise _StdinError(f"cannot read standard input: {exc.strerror}") from exc
         spool.seek(0)
-        yield from scanner.iter_binary(spool)
+        yield from scanner.iter_binary_batches(spool)
 
 
 _encode = encode_basestring  # json.dumps' own string encoder (in C), the ensure_ascii=False one
 
 
-def finding_json(f: Finding) -> str:
+_HEADS: dict[str, str] = {}
+_CATEGORIES: dict[object, str] = {}
+_CONFIDENCES: dict[float, str] = {}
+
+
+def finding_json(
+    f: Finding, *, _head: Callable[[str], str | None] = _HEADS.get,
+    _category: Callable[[object], str | None] = _CATEGORIES.get,
+    _confidence: Callable[[float], str | None] = _CONFIDENCES.get,
+    _enc: Callable[[str], str] = encode_basestring,
+) -> str:
     """`json.dumps(f.as_dict(), ensure_ascii=False)`, byte for byte, at a fraction of its cost
     (no dict, no encoder object per finding): the JSON output cost as much as the scan before.
 
     The parts that repeat from finding to finding (the type, the category, the few confidence
-    values the detectors give) are encoded once and kept.
+    values the detectors give) are encoded once and kept. The keyword defaults are not for
+    callers: they bind the caches' lookups and the encoder as locals, a sixth of this function's
+    time at ~90 000 findings per 50 MB teller log.
     """
-    head = _HEADS.get(f.type)
+    head = _head(f.type)
     if head is None:
-        head = _HEADS[f.type] = '{"type": ' + _encode(f.type) + ', "start": '
-    category = _CATEGORIES.get(f.category)
+        head = _HEADS[f.type] = '{"type": ' + _enc(f.type) + ', "start": '
+    category = _category(f.category)
     if category is None:
         category = _CATEGORIES[f.category] = (
-            ', "category": ' + _encode(str(f.category)) + ', "hash": ')
-    confidence = _CONFIDENCES.get(f.score)
+            ', "category": ' + _enc(str(f.category)) + ', "hash": ')
+    confidence = _confidence(f.score)
     if confidence is None:
         confidence = repr(round(f.score, 4))  # json.dumps writes a float as its repr
         if len(_CONFIDENCES) < 4096:
             _CONFIDENCES[f.score] = confidence
-    text = (f'{head}{f.start:d}, "end": {f.end:d}, "masked": {_encode(f.masked)}, '
-            f'"confidence": {confidence}{category}{_encode(f.hash)}')
-    if f.box is not None:
-        text += ', "box": [' + ", ".join(f"{v:d}" for v in f.box) + "]"
-    return text + "}"
-
-
-_HEADS: dict[str, str] = {}
-_CATEGORIES: dict[str, str] = {}
-_CONFIDENCES: dict[float, str] = {}
+    if f.box is None:
+        return (f'{head}{f.start:d}, "end": {f.end:d}, "masked": {_enc(f.masked)}, '
+                f'"confidence": {confidence}{category}{_enc(f.hash)}}}')
+    return (f'{head}{f.start:d}, "end": {f.end:d}, "masked": {_enc(f.masked)}, '
+            f'"confidence": {confidence}{category}{_enc(f.hash)}, "box": ['
+            + ", ".join(f"{v:d}" for v in f.box) + "]}")
 
 
 class _JsonFile:
-    """One input's JSON Lines object, written finding by finding as the scan goes.
+    """One input's JSON Lines object, written piece by piece as the scan goes.
 
-    Findings are handed to the output `BATCH` at a time (one write, not one per finding: with
-    PYTHONUNBUFFERED each write is a system call), so memory stays bounded by the batch, never by
-    the file.
+    The engine hands over the findings of each scanned piece of the file as one list; they are
+    written `BATCH` at a time (one write, not one per finding: with PYTHONUNBUFFERED each write is
+    a system call), so memory stays bounded by a piece and a batch, never by the file.
     """
 
     BATCH = 256
@@ -330,19 +339,14 @@ class _JsonFile:
     def __init__(self, out: TextIO, source: str) -> None:
         self._out = out
         self._source = source
-        self._pending: list[str] = []
         self._opened = False
 
-    def finding(self, f: Finding) -> None:
-        self._pending.append(finding_json(f))
-        if len(self._pending) >= self.BATCH:
-            self._write()
+    def findings(self, found: list[Finding]) -> None:
+        """Writes `found` (the findings of one scanned piece), `BATCH` findings per write."""
+        for i in range(0, len(found), self.BATCH):
+            self._write(", ".join(map(finding_json, found[i:i + self.BATCH])))
 
-    def _write(self) -> None:
-        if not self._pending:
-            return
-        text = ", ".join(self._pending)
-        self._pending.clear()
+    def _write(self, text: str) -> None:
         if self._opened:
             self._out.write(", " + text)
         else:
@@ -351,7 +355,6 @@ class _JsonFile:
 
     def close(self, error: str | None) -> None:
         """Ends the object: its findings (maybe none) and, when it failed, its "error"."""
-        self._write()
         if not self._opened:
             if error is not None:
                 self._out.write(f'{{"source": {_encode(self._source)}, "error": '

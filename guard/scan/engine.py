@@ -212,6 +212,15 @@ class Scanner:
         identifier can contain (a Chinese character, a newline, punctuation), so no identifier is
         split, and each piece is scanned with `CONTEXT_CHARS` of the previous one before it.
         """
+        for found in self.scan_chunk_batches(chunks):
+            yield from found
+
+    def scan_chunk_batches(self, chunks: Iterable[str]) -> Iterator[list[Finding]]:
+        """`scan_chunks`' findings, one sorted list per scanned piece (never an empty list).
+
+        For a caller that handles findings many at a time (the CLI's JSON writer): a list per
+        piece instead of one generator step per finding through every layer above.
+        """
         buf = ""
         buf_base = 0  # global offset of buf[0]
         lo = 0  # first position of buf not scanned yet
@@ -227,7 +236,8 @@ class Scanner:
             layout.begin()
             if not self._scan(buf, lo, cut, buf_base, found, layout):
                 found.sort(key=_BY_SPAN)
-            yield from found
+            if found:
+                yield found
             # keep the context, and the lines the structure pass has not looked at yet (a header
             # row may be among them), at most a header look-back's worth
             keep_from = max(0, min(cut - CONTEXT_CHARS,
@@ -241,7 +251,8 @@ class Scanner:
             layout.begin()
             if not self._scan(buf, lo, len(buf), buf_base, found, layout):
                 found.sort(key=_BY_SPAN)
-            yield from found
+            if found:
+                yield found
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -250,7 +261,8 @@ class Scanner:
         source = os.fspath(path)
         findings: list[Finding] = []
         try:
-            findings.extend(self.iter_file(path))
+            for found in self.iter_file_batches(path):
+                findings.extend(found)
         except (documents.UnreadableFileError, OSError) as exc:
             return FileResult(source, [], read_error(exc))
         return FileResult(source, findings)
@@ -261,8 +273,13 @@ class Scanner:
         Raises `documents.UnreadableFileError` or `OSError` (`read_error` words the reason),
         possibly after some findings were given.
         """
+        for found in self.iter_file_batches(path):
+            yield from found
+
+    def iter_file_batches(self, path: str | os.PathLike[str]) -> Iterator[list[Finding]]:
+        """`iter_file`'s findings a list at a time (one per scanned piece of the file)."""
         with open(path, "rb") as fh:
-            yield from self.iter_binary(fh)
+            yield from self.iter_binary_batches(fh)
 
     def scan_stream(self, fh: documents.BinaryFile, source: str) -> FileResult:
         """Scan an open seekable binary file (e.g. standard input spooled to a temporary file)."""
@@ -272,7 +289,10 @@ class Scanner:
             return FileResult(source, [], read_error(exc, "input"))
 
     def _scan_binary(self, fh: documents.BinaryFile) -> list[Finding]:
-        return list(self.iter_binary(fh))
+        findings: list[Finding] = []
+        for found in self.iter_binary_batches(fh):
+            findings.extend(found)
+        return findings
 
     def iter_binary(self, fh: documents.BinaryFile) -> Iterator[Finding]:
         """The findings of an open binary file, streamed (bounded memory for any file size).
@@ -280,16 +300,21 @@ class Scanner:
         Raises `documents.UnreadableFileError` (possibly after some findings were given) or
         `OSError`.
         """
+        for found in self.iter_binary_batches(fh):
+            yield from found
+
+    def iter_binary_batches(self, fh: documents.BinaryFile) -> Iterator[list[Finding]]:
+        """`iter_binary`'s findings a list at a time (one per scanned piece of the file)."""
         kind, encoding = documents.identify(fh)
         if kind != documents.TEXT:
-            yield from self.scan_chunks(documents.extract_chunks(fh, kind))
+            yield from self.scan_chunk_batches(documents.extract_chunks(fh, kind))
             return
         chunks = documents.TextReader(fh, encoding, guessed=True).chunks(CHUNK_CHARS)
         first = next(chunks, "")
         pieces: Iterator[str] = itertools.chain((first,), chunks)
         if documents.looks_like_html(first[:4096]):
             pieces = documents.html_chunks(pieces)
-        yield from self.scan_chunks(pieces)
+        yield from self.scan_chunk_batches(pieces)
 
     # -- engine ---------------------------------------------------------------------------------
 

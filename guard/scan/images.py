@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from guard.model import Finding
+from guard.scan.documents import is_image as is_image  # re-exported (it lives there: no OCR import)
 from guard.scan.ocr import Box, Mode, OcrError, ReadResult, TextLine
 
 if TYPE_CHECKING:
@@ -311,12 +312,6 @@ def scan_image_file(path: str | os.PathLike[str], scanner: Scanner, *, ocr: OcrW
     if data.startswith(b"%PDF-"):
         return scan_pdf_images(data, scanner, ocr=ocr, source=source, mode=mode)
     return scan_image_bytes(data, scanner, ocr=ocr, source=source, mode=mode)
-
-
-def is_image(head: bytes) -> bool:
-    """Whether the first bytes of a file are those of an image format read here."""
-    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")) \
-        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def scan_pdf_images(data: bytes, scanner: Scanner, *, ocr: OcrWorker, source: str = "-",

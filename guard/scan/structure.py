@@ -85,9 +85,24 @@ _FILLER = frozenset({"no", "num", "number", "id", "code", "nbr"})
 
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_WIDE = re.compile(r"[\u1100-\u115f\u2e80-\u303e\u3041-\ua4cf\uac00-\ud7a3\uf900-\ufaff"
-                   r"\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]")
+_CJK = r"[\u3400-\u9fff]"
+_WIDE = (r"[\u1100-\u115f\u2e80-\u303e\u3041-\ua4cf\uac00-\ud7a3\uf900-\ufaff"
+         r"\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]")
+
+
+# These two wide character classes cost ~15 ms to compile (re builds their big charsets in
+# Python): compiled on first use, so a scan whose text never asks (the compiled core without
+# header rows) does not pay for them at start-up.
+@functools.cache
+def _cjk() -> re.Pattern[str]:
+    return re.compile(_CJK)
+
+
+@functools.cache
+def _wide() -> re.Pattern[str]:
+    return re.compile(_WIDE)
+
+
 _FIVE_DIGITS = re.compile(r"[0-9\uff10-\uff19]{5}")
 _ALIGN_GAP = re.compile(r"(?:[ \u3000]{2,}|\t)")
 _BANK_IN_ROW = re.compile(r"银行|支行|分行|信用社|农商行|农信社|储蓄所|\bBank\b|\bBANK\b")
@@ -138,7 +153,7 @@ def classify_key(key: str) -> str | None:
     key = key.strip(_KEY_PUNCT)
     if not key or len(key) > 40:
         return None
-    if _CJK.search(key) is not None:
+    if _cjk().search(key) is not None:
         kind = context.nearest_label(key, len(key), window=len(key))
         if kind is not None:
             return kind
@@ -212,7 +227,7 @@ def _all_names(cells: list[str]) -> bool:
 
 
 def _width(text: str) -> int:
-    return len(text) + len(_WIDE.findall(text))
+    return len(text) + len(_wide().findall(text))
 
 
 def _header_of(line: str) -> _Header | None:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from guard.platforms._linux.keyboard import keyboard_hook
+from typing import TYPE_CHECKING
+
 from guard.platforms._linux.machine import (
     FlockDataDirLock,
     LinuxMachinePaths,
     NoRegistry,
     ProcTable,
 )
-from guard.platforms._linux.password import PamPasswordChecker
-from guard.platforms._linux.session import LinuxPlatform
-from guard.platforms._pynput_hook import PynputKeyboardHook
 from guard.platforms.base import ErrorHandler, Machine, Session
+
+if TYPE_CHECKING:
+    from guard.platforms._pynput_hook import PynputKeyboardHook
 
 
 def make_session(display: str | None = None) -> Session:
     """The teller's X11 session (`display` defaults to DISPLAY, read when first used)."""
+    # imported here, not with the package: the machine side (the service, `teller-guard scan`
+    # finding its data directory) needs none of the desktop's parts (PAM by ctypes, the X
+    # session, the keyboard hook: ~13 ms of start-up)
+    from guard.platforms._linux.keyboard import keyboard_hook
+    from guard.platforms._linux.password import PamPasswordChecker
+    from guard.platforms._linux.session import LinuxPlatform
+
     desk = LinuxPlatform(display=display)
 
     def keyboard(on_error: ErrorHandler | None = None) -> PynputKeyboardHook:

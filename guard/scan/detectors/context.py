@@ -154,9 +154,15 @@ def _variants(word: str) -> set[str]:
 # The words are reversed and searched in the reversed window: the first match is then the label
 # that ends nearest to the candidate, and the trie's greedy continuation prefers the longest word
 # ending there (证件编号 over 编号).
-_LABEL_REV = re.compile(
-    _trie_pattern(sorted({v[::-1] for ws in WORDS.values() for w in ws for v in _variants(w)}))
-)
+# Compiled on first use, not at import (~20 ms): with the compiled core (which has its own copy of
+# the words) a text without header rows never asks for a label here.
+@functools.cache
+def _label_rev() -> re.Pattern[str]:
+    return re.compile(
+        _trie_pattern(sorted({v[::-1] for ws in WORDS.values() for w in ws for v in _variants(w)}))
+    )
+
+
 _LONG_DIGITS = re.compile(r"[0-9\uff10-\uff19]{5}")
 _TIGHT_GAP = re.compile(r"[ \t\u3000:：=#.\-'\"“”‘’（）()\[\]【】<>《》,，、/|是为码]*")
 
@@ -170,8 +176,9 @@ def nearest_label(text: str, start: int, window: int = WINDOW) -> str | None:
     lo = max(0, start - window)
     rev = text[lo:start][::-1]
     pos = 0
+    label_rev = _label_rev()
     while True:
-        m = _LABEL_REV.search(rev, pos)
+        m = label_rev.search(rev, pos)
         if m is None:
             return None
         w_end = start - m.start()  # the word is text[w_start:w_end]

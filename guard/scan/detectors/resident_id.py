@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import importlib.resources
+import importlib.util
+import os
 import re
 import time
 
@@ -86,7 +88,7 @@ def _county_table() -> dict[str, str] | None:
     """Region code (6 digits) -> its `county` entry in stdnum's table; None when the table is not
     laid out as read here (another stdnum version), and stdnum's own walk is used."""
     try:
-        raw = importlib.resources.files("stdnum").joinpath("cn/loc.dat").read_text("utf-8")
+        raw = _loc_dat()
     except (OSError, ModuleNotFoundError):
         return None
     table: dict[str, str] = {}
@@ -108,6 +110,21 @@ def _county_table() -> dict[str, str] | None:
         else:
             return None
     return table
+
+
+def _loc_dat() -> str:
+    """stdnum's `cn/loc.dat`, found without importing the `stdnum` package: its `__init__`
+    imports `stdnum.util`, which pulls in ssl and pydoc (~20 ms of a scan's start-up)."""
+    spec = importlib.util.find_spec("stdnum")  # finds the package without running it
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    for folder in folders:
+        try:
+            with open(os.path.join(folder, "cn", "loc.dat"), encoding="utf-8") as fh:
+                return fh.read()
+        except OSError:
+            continue
+    # a packaging that keeps it elsewhere (a zip, a frozen build): ask importlib's own reader
+    return importlib.resources.files("stdnum").joinpath("cn/loc.dat").read_text("utf-8")
 
 
 def _place_known_by_stdnum(region_and_year: str) -> bool:

@@ -31,19 +31,33 @@ def _findings(n: int, seed: int = 3) -> list[Finding]:
     return out
 
 
+def _pieces(findings: list[Finding], seed: int) -> list[list[Finding]]:
+    """`findings` cut as the engine hands them over, one list per scanned piece of the text:
+    pieces of every size, below, at and above a write's batch."""
+    r = random.Random(seed)
+    pieces: list[list[Finding]] = []
+    i = 0
+    while i < len(findings):
+        n = r.choice([1, 2, _JsonFile.BATCH - 1, _JsonFile.BATCH, _JsonFile.BATCH + 1, 700])
+        pieces.append(findings[i:i + n])
+        i += n
+    return pieces
+
+
 def test_each_finding_is_written_as_json_dumps_wrote_it() -> None:
     for f in _findings(2000):
         assert finding_json(f) == json.dumps(f.as_dict(), ensure_ascii=False)
 
 
-@pytest.mark.parametrize("n", [0, 1, _JsonFile.BATCH - 1, _JsonFile.BATCH, 3 * _JsonFile.BATCH + 7])
+@pytest.mark.parametrize("n", [0, 1, _JsonFile.BATCH - 1, _JsonFile.BATCH, 3 * _JsonFile.BATCH + 7,
+                               5000])
 @pytest.mark.parametrize("error", [None, "damaged xlsx file, not scanned (KeyError)"])
 def test_a_file_object_is_the_record_json_dumps_wrote(n: int, error: str | None) -> None:
     findings = _findings(n, seed=n)
     out = io.StringIO()
     writer = _JsonFile(out, "客户/清单 \"1\".csv")
-    for f in findings:
-        writer.finding(f)
+    for piece in _pieces(findings, seed=n):
+        writer.findings(piece)
     writer.close(error)
     # what the command wrote when it held the whole record: source, findings (left out when the
     # file failed before any finding), error
@@ -59,8 +73,7 @@ def test_findings_reach_the_output_before_the_file_ends() -> None:
     # streamed: a dense file's findings do not wait in memory for its end
     out = io.StringIO()
     writer = _JsonFile(out, "big.log")
-    for f in _findings(_JsonFile.BATCH):
-        writer.finding(f)
+    writer.findings(_findings(_JsonFile.BATCH))
     assert out.getvalue().count('"type"') == _JsonFile.BATCH
     writer.close(None)
     assert json.loads(out.getvalue())["source"] == "big.log"

@@ -4,6 +4,9 @@ a wrong value says what is valid; an unsupported system and a failed import say 
 from __future__ import annotations
 
 import builtins
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -58,6 +61,17 @@ def test_a_failed_import_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(platforms.PlatformUnavailable,
                        match=r"linux platform backend cannot load .*make sure DISPLAY is set"):
         platforms.current_machine()
+
+
+def test_the_machine_side_loads_none_of_the_desktop_parts() -> None:
+    # the service and `teller-guard scan` (its data directory) start without PAM, X or the hook
+    code = ("import sys; from guard import platforms; m = platforms.current_machine(); "
+            "print(m.name, sorted(n for n in sys.modules if n.startswith('guard.platforms._')))")
+    env = {**os.environ, platforms.ENV_PLATFORM: "linux", "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout
+    assert out.split(" ", 1) == ["linux", "['guard.platforms._linux', "
+                                          "'guard.platforms._linux.machine']\n"]
 
 
 def test_windows_backend_on_linux_says_why() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,24 @@ def test_chunked_scan_equals_whole_scan(seed: int, monkeypatch: pytest.MonkeyPat
     whole = [_key(f) for f in SCANNER.scan_text(text)]
     chunked = [_key(f) for f in SCANNER.scan_chunks(pieces)]
     assert chunked == whole and len(whole) > 50
+
+
+def test_batches_are_the_stream_a_list_per_piece(tmp_path: Path) -> None:
+    # the CLI reads findings a list at a time: the same findings, in order, no empty list
+    s = SCANNER
+    text = _text(7, n=70000)  # 1.5 MB: more than one 1 MiB read of the file
+    pieces = [text[i:i + 5000] for i in range(0, len(text), 5000)]
+    batches = list(s.scan_chunk_batches(pieces))
+    assert len(batches) > 1 and all(batches)
+    assert [_key(f) for b in batches for f in b] == [_key(f) for f in s.scan_chunks(pieces)]
+    path = tmp_path / "export.txt"
+    path.write_text(text, encoding="utf-8")
+    file_batches = list(s.iter_file_batches(path))
+    assert all(file_batches)
+    flat = [_key(f) for b in file_batches for f in b]
+    assert flat == [_key(f) for f in s.iter_file(path)] == [_key(f) for f in s.scan_text(text)]
+    assert flat == [_key(f) for f in s.scan_file(path).findings]
+    assert len(file_batches) > 1
 
 
 def test_chunk_cut_never_splits_an_identifier(monkeypatch: pytest.MonkeyPatch) -> None:

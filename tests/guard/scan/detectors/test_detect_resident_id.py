@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import subprocess
+import sys
 
 import pytest
 from stdnum.cn import ric
@@ -131,6 +134,17 @@ def test_the_region_index_answers_as_stdnums_birth_place_lookup() -> None:
             assert resident_id._place_known.__wrapped__(key) == stdnum_says(key), key
             checked += 1
     assert checked > 10000
+
+
+def test_the_county_table_is_read_without_importing_stdnum() -> None:
+    # stdnum's package imports ssl and pydoc: the scan's start-up reads its table file directly
+    code = ("import sys; from guard.scan.detectors import resident_id; "
+            "t = resident_id._county_table(); "
+            "print(len(t or ()), sorted(m for m in sys.modules if m.split('.')[0] == 'stdnum'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    size, modules = out.stdout.split(" ", 1)
+    assert int(size) > 3000 and modules.strip() == "[]"
 
 
 def test_the_check_character_is_stdnums() -> None:
