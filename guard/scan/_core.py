@@ -10,8 +10,9 @@ of `resident_id`, the packaged BIN table of `bank_card`, the engine's glued labe
 groupings, the context words of `context`), passed in here at construction: there is one copy of
 each. The answers only a library knows (phonenumbers' number plan, stdnum's county table) are asked
 through the detectors' own cached functions, once per prefix. The document structure is computed in
-the core on the `structure.Layout`'s own state; a header-like line is classified by
-`structure._header_of`, once per line.
+the core on the `structure.Layout`'s own state, the key before a `key: value` pair included; a
+header-like line is classified by `structure._header_of` (once per line) and a key by
+`structure._key_kind` (once per distinct key).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def make(
                 for v in context._variants(w)}),
         dict(context._KIND_OF),
         structure._header_of,  # a header row's classification, asked once per header-like line
+        structure._key_kind,  # a key's kind (the key pattern runs in the core), once per key
     )
     return core
 
