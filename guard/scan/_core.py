@@ -75,10 +75,30 @@ def make(
     key: bytes, thresholds: Mapping[str, float], glued: Mapping[str, str],
     groupings: Collection[tuple[int, ...]],
 ) -> Core | None:
-    """A compiled core for one scanner, or None when the Python path is to run."""
+    """A compiled core for one scanner, or None when the Python path is to run.
+
+    A core built from other sources than this package's (its constructor takes other tables) is
+    set aside for the process, with one log line: the Python path runs instead of every scanner
+    failing to start.
+    """
+    global _module
     module = _load()
     if module is None:
         return None
+    try:
+        return _construct(module, key, thresholds, glued, groupings)
+    except TypeError as exc:
+        log.warning("scan engine: the compiled core at %s does not fit this package (%s); using "
+                    "the Python path (rebuild it: scripts/setup.sh)",
+                    getattr(module, "__file__", "?"), exc)
+        _module = None
+        return None
+
+
+def _construct(
+    module: Any, key: bytes, thresholds: Mapping[str, float], glued: Mapping[str, str],
+    groupings: Collection[tuple[int, ...]],
+) -> Core:
     core: Core = module.Core(
         key,
         dict(thresholds),
