@@ -12,7 +12,9 @@
 //! Every element of a key is decided by its first character (an escape starts with `\`, which no
 //! class holds), and no character that may follow a key can continue it, so the regex's
 //! backtracking never tries a shorter key that could succeed: at each start the match, and its
-//! group, is the one chain of elements, checked against the fixed tail. `\w` and `\s` are
+//! group, is the one chain of elements, checked against the fixed tail. The two branches end in
+//! different characters (`>` and blanks; a separator and quotes, brackets and blanks), so the end
+//! says which one to try, and from which starts. `\w` and `\s` are
 //! Python's (`str.isalnum` or `_`, `str.isspace`), asked as the rest of the core asks them. The
 //! key's classification stays in Python (`structure._key_kind`), asked once per distinct key.
 
@@ -113,21 +115,85 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         c == 0x3E && blanks_to_end(q + 1)
     }
 
+    /// `[\w.\-()（）]`: a key's character after its first (escapes aside).
+    #[inline]
+    fn key_char(&self, c: u32) -> PyResult<bool> {
+        Ok(matches!(c, 0x2E | 0x2D | 0x28 | 0x29 | 0xFF08 | 0xFF09) || self.word(c)?)
+    }
+
     /// `_KEY_BEFORE.search(text, max(ls, e - KEY_WINDOW), e)`: the span of its key group.
+    ///
+    /// The text before `e` says which branch can match: a `>` before the closing blanks, the
+    /// element; else a separator before the closing quotes and blanks, the key. Only the starts
+    /// from which that branch can reach its tail are tried, leftmost first (as the search does).
     pub(crate) fn key_pattern(&self, ls: usize, e: usize) -> PyResult<Option<(usize, usize)>> {
         let pos = ls.max(e.saturating_sub(KEY_WINDOW));
-        let n = e - pos;
-        // chain_end[i] / chain_len[i]: where the run of key elements (escapes, `[\w.\-()（）]`)
-        // starting at pos + i ends, and how many it has (41 stands for "more than 40")
+        let mut g = e;
+        while g > pos && blank(self.at(g - 1)) {
+            g -= 1;
+        }
+        if g > pos && self.at(g - 1) == 0x3E {
+            // `<name ...>`: neither a name nor its attributes hold a `<`, so the element starts at
+            // the last `<` before its `>`
+            let mut s = g - 1;
+            loop {
+                if s == pos {
+                    return Ok(None);
+                }
+                s -= 1;
+                if self.at(s) == 0x3C {
+                    break;
+                }
+            }
+            if s + 1 < e && (is_ascii_letter(self.at(s + 1)) || self.at(s + 1) == 0x5F) {
+                let mut q = s + 2;
+                while q < e && q - (s + 2) < MAX_REST as usize {
+                    let d = self.at(q);
+                    if !(matches!(d, 0x2E | 0x2D | 0x3A) || self.word(d)?) {
+                        break;
+                    }
+                    q += 1;
+                }
+                if self.element_tail(q, e) {
+                    return Ok(Some((s + 1, q)));
+                }
+            }
+            return Ok(None);
+        }
+        // `key": "`: the separator is the last one (what follows it holds none), the key ends
+        // before the quote and blanks before it, and it starts in the run of key characters (and
+        // escapes) there, or at the quote before that run
+        let mut j = e;
+        while j > pos && matches!(self.at(j - 1), 0x20 | 0x09 | 0x22 | 0x27 | 0x5B | 0x60) {
+            j -= 1;
+        }
+        if j == pos || !matches!(self.at(j - 1), 0x3A | 0x3D | 0xFF1A) {
+            return Ok(None);
+        }
+        let mut lo = j - 1;
+        while lo > pos && blank(self.at(lo - 1)) {
+            lo -= 1;
+        }
+        if lo > pos && quote(self.at(lo - 1)) {
+            lo -= 1;
+        }
+        while lo > pos && (self.at(lo - 1) == 0x5C || self.key_char(self.at(lo - 1))?) {
+            lo -= 1;
+        }
+        if lo > pos && quote(self.at(lo - 1)) {
+            lo -= 1;
+        }
+        // chain_end[i] / chain_len[i]: where the run of key elements (escapes, key characters)
+        // starting at lo + i ends, and how many it has (41 stands for "more than 40")
+        let n = e - lo;
         let mut chain_end = [0usize; KEY_WINDOW + 1];
         let mut chain_len = [0u8; KEY_WINDOW + 1];
         chain_end[n] = e;
         for i in (0..n).rev() {
-            let b = pos + i;
-            let c = self.at(b);
+            let b = lo + i;
             let step = if self.escape_at(b, e) {
                 6
-            } else if matches!(c, 0x2E | 0x2D | 0x28 | 0x29 | 0xFF08 | 0xFF09) || self.word(c)? {
+            } else if self.key_char(self.at(b))? {
                 1
             } else {
                 0
@@ -140,25 +206,8 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
                 chain_len[i] = (chain_len[i + step] + 1).min(MAX_REST + 1);
             }
         }
-        for s in pos..e {
+        for s in lo..e {
             let c = self.at(s);
-            if c == 0x3C {
-                // `<name ...>`
-                if s + 1 < e && (is_ascii_letter(self.at(s + 1)) || self.at(s + 1) == 0x5F) {
-                    let mut q = s + 2;
-                    while q < e && q - (s + 2) < MAX_REST as usize {
-                        let d = self.at(q);
-                        if !(matches!(d, 0x2E | 0x2D | 0x3A) || self.word(d)?) {
-                            break;
-                        }
-                        q += 1;
-                    }
-                    if self.element_tail(q, e) {
-                        return Ok(Some((s + 1, q)));
-                    }
-                }
-                continue;
-            }
             let k0 = if quote(c) { s + 1 } else { s };
             if k0 >= e {
                 continue;
@@ -170,7 +219,7 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
             } else {
                 continue;
             };
-            let i = h - pos;
+            let i = h - lo;
             if chain_len[i] <= MAX_REST && self.key_tail(chain_end[i], e) {
                 return Ok(Some((k0, chain_end[i])));
             }
