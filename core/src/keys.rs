@@ -54,7 +54,10 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
     /// `\\u[0-9a-fA-F]{4}` at text[i..], within text[..e].
     #[inline]
     fn escape_at(&self, i: usize, e: usize) -> bool {
-        i + 6 <= e && self.at(i) == 0x5C && self.at(i + 1) == 0x75 && (i + 2..i + 6).all(|j| hex(self.at(j)))
+        i + 6 <= e
+            && self.at(i) == 0x5C
+            && self.at(i + 1) == 0x75
+            && (i + 2..i + 6).all(|j| hex(self.at(j)))
     }
 
     /// `\w` as Python's str pattern reads it.
@@ -229,7 +232,9 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
 
     /// `structure._key_kind` of text[a..b], cached per key.
     pub(crate) fn key_kind(&self, a: usize, b: usize) -> PyResult<Label> {
-        let key: String = (a..b).map(|i| char::from_u32(self.at(i)).unwrap_or('\u{FFFD}')).collect();
+        // a key's characters are word characters, escapes and punctuation: never a surrogate
+        let key: String =
+            (a..b).map(|i| char::from_u32(self.at(i)).unwrap_or('\u{FFFD}')).collect();
         if let Some(&kind) = self.c.key_kinds.lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(kind);
         }

@@ -13,10 +13,10 @@
 //! the `structure.Layout` the engine passes in, read when a scan starts and written back when it
 //! ends. What stays in Python, asked once per line, key or prefix and not per candidate:
 //! classifying a header-like line (`structure._header_of`), classifying a key
-//! (`structure._key_kind`), and the few answers only a library knows (the mobile number plan of phonenumbers, the county table of python-stdnum),
-//! remembered here. The tables (provinces, BINs, glued labels, card groupings, context words) are
-//! passed in at construction from the same sources the Python engine reads, so there is one copy
-//! of each.
+//! (`structure._key_kind`), and the few answers only a library knows (the mobile number plan of
+//! phonenumbers, the county table of python-stdnum), remembered here. The tables (provinces,
+//! BINs, glued labels, card groupings, context words) are passed in at construction from the same
+//! sources the Python engine reads, so there is one copy of each.
 //!
 //! Findings are built as the frozen dataclass builds them, straight into `Finding`'s slots, left
 //! untracked by the cycle collector (they hold no container), with the collector paused while
