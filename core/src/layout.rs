@@ -6,7 +6,7 @@
 //! when a scan starts and written back when it ends, so the two engines can share one `Layout` per
 //! document (and a streamed document keeps its header from piece to piece). What stays in Python,
 //! called once per line and not per candidate: classifying a header row (`structure._header_of`,
-//! with its key words and context words), and the key pattern before a `key: value` candidate.
+//! with its key words and context words). The key before a `key: value` candidate is keys.rs's.
 
 use std::rc::Rc;
 

@@ -9,19 +9,20 @@
 //!
 //! The document structure runs here too (layout.rs: the current line, its table cells, the column
 //! header over a cell or an aligned column, the record's bank / name / payment hints; labels.rs:
-//! the context words), on the state of the `structure.Layout` the engine passes in, read when a
-//! scan starts and written back when it ends. What stays in Python, asked once per line or per
-//! prefix and not per candidate: classifying a header-like line (`structure._header_of`), the key
-//! pattern before a `key: value` candidate whose cheap test passed, and the few answers only a
-//! library knows (the mobile number plan of phonenumbers, the county table of python-stdnum),
-//! remembered here. The tables (provinces, BINs, glued labels, card groupings, context words) are
-//! passed in at construction from the same sources the Python engine reads, so there is one copy
-//! of each.
+//! the context words; keys.rs: the key written before a `key: value` candidate), on the state of
+//! the `structure.Layout` the engine passes in, read when a scan starts and written back when it
+//! ends. What stays in Python, asked once per line, key or prefix and not per candidate:
+//! classifying a header-like line (`structure._header_of`), classifying a key
+//! (`structure._key_kind`), and the few answers only a library knows (the mobile number plan of
+//! phonenumbers, the county table of python-stdnum), remembered here. The tables (provinces,
+//! BINs, glued labels, card groupings, context words) are passed in at construction from the same
+//! sources the Python engine reads, so there is one copy of each.
 //!
 //! Findings are built as the frozen dataclass builds them, straight into `Finding`'s slots, left
 //! untracked by the cycle collector (they hold no container), with the collector paused while
 //! the scan runs; `scan` says whether it appended them in order, so the engine sorts only then.
 
+mod keys;
 mod labels;
 mod layout;
 
@@ -368,10 +369,8 @@ fn passport_format(v: &[u8]) -> bool {
 
 // -- the core ------------------------------------------------------------------------------------
 
-/// Caller-side state of one scan: the layout's key test, the header classifier and the output.
+/// Caller-side state of one scan: the header classifier and the output.
 struct Calls<'py> {
-    text: Bound<'py, PyString>,
-    key_before: Bound<'py, PyAny>,
     header_of: Bound<'py, PyAny>,
     out: Bound<'py, PyList>,
     base: usize,
@@ -403,6 +402,9 @@ struct Core {
     places: Mutex<FxMap<u64, bool>>,
     domain: Regex,
     header_of: Py<PyAny>,
+    /// `structure._key_kind`: the label kind of a key before its value (asked once per key).
+    key_kind: Py<PyAny>,
+    key_kinds: Mutex<FxMap<String, Label>>,
     /// Python's own answers for `str.isalnum` / `str.isdigit` of BMP characters, asked once each
     /// (bit 1: known, 2: alnum, 4: digit), so `\b` and `isalnum` here are Python's exactly.
     pychars: Vec<AtomicU8>,
@@ -464,7 +466,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (key, thresholds, finding_cls, categories, provinces, authority, org_type,
                         bins, glued, groupings, mobile_verdict, mobile_ask, place_known,
-                        label_words, label_kinds, header_of))]
+                        label_words, label_kinds, header_of, key_kind))]
     fn new(
         py: Python<'_>,
         key: &[u8],
@@ -483,6 +485,7 @@ impl Core {
         label_words: Vec<String>,
         label_kinds: HashMap<String, String>,
         header_of: Py<PyAny>,
+        key_kind: Py<PyAny>,
     ) -> PyResult<Self> {
         let mac = HmacSha256::new_from_slice(key)
             .map_err(|e| PyValueError::new_err(format!("bad hash key: {e}")))?;
@@ -581,6 +584,8 @@ impl Core {
             places: Mutex::new(FxMap::default()),
             domain,
             header_of,
+            key_kind,
+            key_kinds: Mutex::new(FxMap::default()),
             pychars: (0..0x10000).map(|_| AtomicU8::new(0)).collect(),
             bank_words: ["银行", "支行", "分行", "信用社", "农商行", "农信社", "储蓄所"]
                 .iter().map(|w| w.chars().map(|c| c as u32).collect()).collect(),
@@ -609,8 +614,6 @@ impl Core {
         today: &str,
     ) -> PyResult<bool> {
         let calls = Calls {
-            text: text.clone(),
-            key_before: layout.getattr("_key_before")?,
             header_of: self.header_of.bind(text.py()).clone(),
             out: out.clone(),
             base,
@@ -636,6 +639,41 @@ impl Core {
         }
         lay.borrow().write(layout)?;
         done
+    }
+
+    /// The span of the key group of `structure._KEY_BEFORE.search(text, max(ls, end - 100),
+    /// end)`, or None: the key pattern alone, for the differential test (`scan` uses it inside).
+    fn key_span<'py>(
+        &self,
+        text: &Bound<'py, PyString>,
+        ls: usize,
+        end: usize,
+        layout: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<(usize, usize)>> {
+        let py = text.py();
+        let calls = Calls {
+            header_of: self.header_of.bind(py).clone(),
+            out: PyList::empty(py),
+            base: 0,
+            today: 0,
+        };
+        // SAFETY: as in `scan`: the str is immutable and `text` keeps it alive for this call.
+        let data = unsafe { text.data()? };
+        let lay = RefCell::new(layout::Lay::read(layout)?);
+        let n = match data {
+            pyo3::types::PyStringData::Ucs1(s) => s.len(),
+            pyo3::types::PyStringData::Ucs2(s) => s.len(),
+            pyo3::types::PyStringData::Ucs4(s) => s.len(),
+        };
+        if ls > end || end > n {
+            return Err(PyValueError::new_err(format!(
+                "key_span: need ls <= end <= len(text), got {ls}, {end}, {n}")));
+        }
+        match data {
+            pyo3::types::PyStringData::Ucs1(s) => Scan::new(self, s, &calls, &lay, true).key_pattern(ls, end),
+            pyo3::types::PyStringData::Ucs2(s) => Scan::new(self, s, &calls, &lay, true).key_pattern(ls, end),
+            pyo3::types::PyStringData::Ucs4(s) => Scan::new(self, s, &calls, &lay, true).key_pattern(ls, end),
+        }
     }
 }
 
@@ -1186,7 +1224,7 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
 
     /// `Layout._key_before`: the kind of the key written straight before the value. The cheap
     /// test first (a separator among the few quote/space characters before the value); only then
-    /// the key pattern (Python, its classification cached per key).
+    /// the key pattern (keys.rs) and the key's kind (Python, cached per key).
     fn key_before(&self, ls: usize, start: usize) -> PyResult<Label> {
         if start > 0 && key_end(self.at(start - 1)) {
             let mut p = start - 1;
@@ -1194,7 +1232,9 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
                 p -= 1;
             }
             if matches!(self.at(p), 0x3A | 0x3D | 0xFF1A | 0x3E) {
-                return label_of(&self.k.key_before.call1((&self.k.text, ls, start))?);
+                if let Some((a, b)) = self.key_pattern(ls, start)? {
+                    return self.key_kind(a, b);
+                }
             }
         }
         Ok(None)
@@ -1246,7 +1286,7 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         if start == 0 || !key_end(self.at(start - 1)) {
             return Ok(None); // `Layout.key` answers None here without looking further
         }
-        // `Layout.key` is `_key_before(text, 0, start)`: its cheap test here, the pattern in Python
+        // `Layout.key` is `_key_before(text, 0, start)`
         self.key_before(0, start)
     }
     fn column(&self, start: usize) -> PyResult<Label> {

@@ -10,8 +10,9 @@ of `resident_id`, the packaged BIN table of `bank_card`, the engine's glued labe
 groupings, the context words of `context`), passed in here at construction: there is one copy of
 each. The answers only a library knows (phonenumbers' number plan, stdnum's county table) are asked
 through the detectors' own cached functions, once per prefix. The document structure is computed in
-the core on the `structure.Layout`'s own state; a header-like line is classified by
-`structure._header_of`, once per line.
+the core on the `structure.Layout`'s own state, the key before a `key: value` pair included; a
+header-like line is classified by `structure._header_of` (once per line) and a key by
+`structure._key_kind` (once per distinct key).
 """
 
 from __future__ import annotations
@@ -74,10 +75,30 @@ def make(
     key: bytes, thresholds: Mapping[str, float], glued: Mapping[str, str],
     groupings: Collection[tuple[int, ...]],
 ) -> Core | None:
-    """A compiled core for one scanner, or None when the Python path is to run."""
+    """A compiled core for one scanner, or None when the Python path is to run.
+
+    A core built from other sources than this package's (its constructor takes other tables) is
+    set aside for the process, with one log line: the Python path runs instead of every scanner
+    failing to start.
+    """
+    global _module
     module = _load()
     if module is None:
         return None
+    try:
+        return _construct(module, key, thresholds, glued, groupings)
+    except TypeError as exc:
+        log.warning("scan engine: the compiled core at %s does not fit this package (%s); using "
+                    "the Python path (rebuild it: scripts/setup.sh)",
+                    getattr(module, "__file__", "?"), exc)
+        _module = None
+        return None
+
+
+def _construct(
+    module: Any, key: bytes, thresholds: Mapping[str, float], glued: Mapping[str, str],
+    groupings: Collection[tuple[int, ...]],
+) -> Core:
     core: Core = module.Core(
         key,
         dict(thresholds),
@@ -97,6 +118,7 @@ def make(
                 for v in context._variants(w)}),
         dict(context._KIND_OF),
         structure._header_of,  # a header row's classification, asked once per header-like line
+        structure._key_kind,  # a key's kind (the key pattern runs in the core), once per key
     )
     return core
 

@@ -457,11 +457,15 @@ class Layout:
         m = _KEY_BEFORE.search(text, max(ls, start - _KEY_WINDOW), start)
         if m is None:
             return None
-        key = m.group(1) or m.group(2)
-        kind = classify_key(key)
-        if kind in (NAME, BANK, context.EMAIL):
-            return None
-        return kind
+        return _key_kind(m.group(1) or m.group(2))
+
+
+def _key_kind(key: str) -> str | None:
+    """The label kind a key gives the value after it: a name, bank or e-mail key gives none."""
+    kind = classify_key(key)
+    if kind in (NAME, BANK, context.EMAIL):
+        return None
+    return kind
 
 
 __all__ = ["BANK", "HEADER_LOOKBACK", "NAME", "Layout", "RowHints", "classify_key"]

@@ -1,13 +1,15 @@
 """Benchmark of the scanning engine against the regex floor, and its memory on a 500 MB file.
 
-    .venv/bin/python tests/bench/bench_scan.py [--mb 50] [--big-mb 500] [--cli-mb 50]
+    .venv/bin/python tests/bench/bench_scan.py [--mb 50] [--json-mb 10] [--big-mb 500] [--cli-mb 50]
                                                [--cli-dense-mb 200] [--xlsx-rows 1000000]
 
 1. generates ~50 MB (UTF-8) of teller-like text, every line unique: notices and notes, system log
    lines (timestamps, session ids, serial numbers, versions), and customer lines (log records,
    CSV rows, transfers) with resident IDs, cards (compact and grouped), mobiles, e-mails, serial
    numbers, timestamps, amounts and landlines; twice: a mixed text where 1 line in 4 carries
-   customer data, and a dense customer export where every line does;
+   customer data, and a dense customer export where every line does; and ~10 MB (`--json-mb`) of
+   a JSON-lines export (`{"idNo": "…", "acctNo": "…"}`, keys in camelCase, snake_case, pinyin and
+   Chinese, some `\\uXXXX`-escaped), where every value's label is the key before it;
 2. times (best of 3) `Scanner.scan_text` over each and, in the same run on the same text, the floor
    `re.finditer(r"\\d{11,}")`, with the compiled core and with the Python reference engine
    (`engine="python"`, as TELLER_GUARD_ENGINE=python selects it), and prints the throughputs and
@@ -26,6 +28,7 @@ A script, not a test: it prints figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -34,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -116,24 +120,52 @@ def line(r: random.Random, customer_share: float = 1.0) -> str:
     return "备注：客户来电咨询理财产品，已告知风险等级与赎回规则，客户表示理解，无异常情况。"
 
 
+_JSON_KEYS = [  # how exports spell the same fields: camelCase, snake_case, pinyin, Chinese
+    ("custName", "idNo", "acctNo", "mobile", "amount", "txnTime", "serialNo"),
+    ("cust_name", "id_card_no", "card_no", "phone", "amt", "trade_time", "trace_no"),
+    ("khmc", "sfzh", "zh", "sjhm", "je", "jysj", "lsh"),
+    ("户名", "证件号码", "账号", "手机号码", "金额", "交易时间", "流水号"),
+]
+
+
+def json_line(r: random.Random) -> str:
+    """One record of a JSON-lines export: each value straight after its key (`"idNo": "…"`)."""
+    name, id_no, acct, phone, amt, when, trace = r.choice(_JSON_KEYS)
+    return json.dumps({
+        "seq": r.randint(1, 10**6), name: r.choice(NAMES), id_no: resident_id(r),
+        acct: card(r), phone: mobile(r), amt: f"{r.randint(1, 500000)}.{r.randint(0, 99):02d}",
+        when: ts(r), trace: serial(r), "branch": f"{r.randint(100, 999)}",
+        "biz": r.choice(BIZ),
+    }, ensure_ascii=r.random() < 0.2)  # some exporters write \uXXXX escapes
+
+
 def teller_text(target_bytes: int, customer_share: float, seed: int = 7) -> str:
     """Unique generated lines (no repeats, so no cache can flatter the engine)."""
+    return generated_text(target_bytes, lambda r: line(r, customer_share), seed)
+
+
+def generated_text(target_bytes: int, make: Callable[[random.Random], str], seed: int = 7) -> str:
+    """Lines from `make` (each a fresh draw) up to `target_bytes` of UTF-8."""
     r = random.Random(seed)
     lines: list[str] = []
     size = 0
     while size < target_bytes:
-        s = line(r, customer_share)
+        s = make(r)
         lines.append(s)
         size += len(s.encode("utf-8")) + 1
     return "\n".join(lines) + "\n"
 
 
-def bench_throughput(mb: int, customer_share: float, title: str) -> None:
+def bench_throughput(mb: int, customer_share: float, title: str,
+                     make: Callable[[random.Random], str] | None = None) -> None:
     from guard.model import Finding
     from guard.scan.engine import Scanner
 
     print(f"== {title}")
-    text = teller_text(mb * 1024 * 1024, customer_share)
+    if make is None:
+        text = teller_text(mb * 1024 * 1024, customer_share)
+    else:
+        text = generated_text(mb * 1024 * 1024, make)
     size_mb = len(text.encode("utf-8")) / 1e6
     engines = {"core": Scanner(key=b"bench-key"), "python": Scanner(key=b"bench-key",
                                                                     engine="python")}
@@ -321,6 +353,7 @@ def bench_xlsx(rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=50)
+    parser.add_argument("--json-mb", type=int, default=10)
     parser.add_argument("--big-mb", type=int, default=500)
     parser.add_argument("--cli-mb", type=int, default=50)
     parser.add_argument("--cli-dense-mb", type=int, default=200)
@@ -344,6 +377,8 @@ def main() -> None:
     bench_throughput(args.mb, 0.25, "mixed teller text: notices, notes, system logs, 1 line in 4 "
                      "with customer data")
     bench_throughput(args.mb, 1.0, "dense customer export: every line carries customer data")
+    bench_throughput(args.json_mb, 1.0, "JSON-lines export: every value after its key "
+                     '(`"idNo": "…"`)', make=json_line)
     if args.cli_mb:
         bench_cli(args.cli_mb)
     if args.cli_dense_mb:

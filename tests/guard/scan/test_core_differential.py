@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guard.scan import _core
+from guard.scan import _core, structure
 from guard.scan.engine import Scanner
 from tests.guard.scan.test_fuzz import ALPHABET, PIECES, texts
 
@@ -237,3 +237,134 @@ def test_every_offset_of_a_skipped_block(mark: str) -> None:
         for filler in ("张", "a", " "):
             same("户名  账号  备注\n" + filler * k + mark + "62148301234567" + filler * 3
                  + " 中国银行\n付款 6222021234567890128\n")
+
+
+# -- the key before a value, matched in the core (core/src/keys.rs) -----------------------------
+# `structure._KEY_BEFORE.search` is the reference: the core's key span is compared with it at
+# every end position of fuzzed JSON, XML, key=value and key：value text (full-width, quoted,
+# escaped, nested, over-long keys, odd Unicode for `\w` and `\s`), and the findings after them.
+
+_KEY_WORDS = ["idNo", "acctNo", "id_card_no", "cardNo", "mobile", "phone", "orderNo", "serialNo",
+              "custName", "email", "zjhm", "sfzh", "账号", "证件号码", "身份证号", "手机号码",
+              "流水号", "户名", "开户行", "acct.no", "acct-no", "Acct(No)", "账号（卡号）",
+              "payerAcctNo", "x", "_", "ns:acctNo", "CertNo", "a" * 41, "b" * 42]
+_KEY_CHARS = "aZx_09.-()（）中账号é²\u0663\U00020000\\u"
+_VALUES = ["62148301234567", "6222021234567890128", "11010519491231002X", "13812345678",
+           "20261124103512", "１３８１２３４５６７８", "6222 0212 3456 7890 128", "abc", ""]
+_FORMS = ['"{k}": "{v}"', '"{k}":"{v}"', "'{k}' : '{v}'", "{k}={v}", '{k} = "{v}"', "{k}：{v}",
+          "{k}\t:\t[{v}]", '"{k}": ["{v}"]', "{k}=`{v}", "{k}: '{v}", '{k}:"  `{v}',
+          "<{k}>{v}</{k}>", '<{k} type="x">{v}</{k}>', "<{k}\u3000a=1>{v}", "<{k}>  {v}",
+          "<{k}\n" + "a" * 79 + ">{v}", "<{k} " + "a" * 80 + ">{v}", "<{k}<>{v}",
+          '{{"outer": {{"{k}": "{v}"}}}}', '{{"{k}": {{"inner": "{v}"}}}}', "{k}：：{v}",
+          '"{k}" "{v}"', "{k}:\u00a0{v}", '"{k}\\": "{v}"']
+
+
+def _escaped(word: str, how: int) -> str:
+    """The key as an exporter writes it: as is, non-ASCII as \\uXXXX, or every character so."""
+    if how == 0:
+        return word
+    hexed = "\\u{:04X}" if how == 3 else "\\u{:04x}"
+    return "".join(hexed.format(ord(c)) if (how >= 2 or not c.isascii()) and ord(c) < 0x10000
+                   else c for c in word)
+
+
+keys = st.one_of(
+    st.builds(_escaped, st.sampled_from(_KEY_WORDS), st.integers(0, 3)),
+    st.builds(_widen, st.sampled_from(_KEY_WORDS), st.lists(st.booleans(), max_size=3)),
+    st.text(alphabet=_KEY_CHARS, min_size=1, max_size=50),
+)
+keyed_texts = st.lists(
+    st.builds(lambda sep, form, k, v: sep + form.format(k=k, v=v),
+              st.sampled_from([", ", "\n", " ", "&", "; ", "", "{", "}", "\u3000", "\r\n"]),
+              st.sampled_from(_FORMS), keys, st.sampled_from(_VALUES)),
+    min_size=1, max_size=6,
+).map("".join)
+key_noise = st.text(alphabet="\"'`:=：<>[] \t\u3000\u0085\u2028\n\\u0aF_.-()（）中A1²\U00020000",
+                    max_size=160)
+
+
+def reference_span(text: str, ls: int, end: int) -> tuple[int, int] | None:
+    m = structure._KEY_BEFORE.search(text, max(ls, end - structure._KEY_WINDOW), end)
+    if m is None:
+        return None
+    return m.span(1) if m.group(1) is not None else m.span(2)
+
+
+def same_keys(text: str) -> int:
+    """The core's key span equals the reference's at every end; returns how many were keys."""
+    core = CORE._core
+    assert core is not None
+    found = 0
+    for end in range(len(text) + 1):
+        ls = text.rfind("\n", 0, end) + 1
+        for lo in {0, ls}:  # `Layout.key` searches from 0, `Layout.label` from the line start
+            want = reference_span(text, lo, end)
+            assert core.key_span(text, lo, end, structure.Layout()) == want, (text, lo, end)
+            found += want is not None
+    return found
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keyed_texts)
+def test_key_spans(text: str) -> None:
+    same_keys(text)
+    same_keys(_widen(text, [True, False, False]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key_noise)
+def test_key_spans_of_noise(text: str) -> None:
+    same_keys(text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keyed_texts)
+def test_keyed_text(text: str) -> None:
+    same(text)
+    same(_widen(text, [True, False]))
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('{"idNo": "', "idNo"),
+    ("{'acct.no' : '", "acct.no"),
+    ('"\\u8d26\\u53f7":"', "\\u8d26\\u53f7"),
+    ("\\u8D26\\u53F7=", "\\u8D26\\u53F7"),
+    ("账号（卡号）：", "账号（卡号）"),
+    ("x" + "a" * 40 + "=", "x" + "a" * 40),  # 41 characters: the longest key
+    ("y" + "a" * 41 + "=", "a" * 41),  # 42: the leftmost key that fits is a shorter one
+    ("12ab=", "ab"),  # a key starts with a letter, `_`, CJK or an escape
+    ('<ns:CertNo type="x">', "ns:CertNo"),
+    ("<CertNo\u3000a=1>  ", "CertNo"),
+    ('"k": [ `', "k"),
+    ("\u00e9\u00b2\U00020000=", None),  # Python's \w holds them, but a key cannot start so
+    ("a\u00e9\u00b2\U00020000=", "a\u00e9\u00b2\U00020000"),
+    ("<a " + "b" * 80 + ">", "a"),
+    ("<a " + "b" * 81 + ">", None),  # attributes longer than 80
+    ("<a\u2028b>", "a"),  # Python's \s
+    ("k : : ", None),
+    ("k=\n", None),
+])
+def test_key_table(text: str, key: str | None) -> None:
+    end = len(text)
+    want = reference_span(text, 0, end)
+    assert (text[want[0]:want[1]] if want else None) == key
+    assert CORE._core.key_span(text, 0, end, structure.Layout()) == want  # type: ignore[attr-defined]
+    same(text + "62148301234567")
+
+
+def _decoded(data: bytes) -> str:
+    """A corpus document's text: UTF-16 by its BOM, else UTF-8, else GB18030 (its exporters')."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("gb18030")
+
+
+def test_key_spans_of_the_document_corpus() -> None:
+    found = 0
+    for kind in ("json", "kv", "xml"):
+        for path in sorted(p for p in (DOCUMENTS / kind).iterdir() if p.is_file()):
+            found += same_keys(_decoded(path.read_bytes())[:3000])
+    assert found > 50
