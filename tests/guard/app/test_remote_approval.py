@@ -15,21 +15,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from guard.credentials import hash_secret
-from guard.ipc.status import STATUS_FILE
 from guard.pipeline.approval import ApprovalRequest, ApprovalResult, Check
 from guard.pipeline.prompt import PromptAnswer, PromptRequest, ScriptedPrompter
+from tests.guard.watchers.real_service import REPO, RealService, cups_skip_reason
+from tests.guard.watchers.real_service import eventually as _eventually
 
-REPO = Path(__file__).resolve().parents[3]
-WAIT_S = 60.0
 RID = "11010519491231002X"
 SUP_SECRET = "wang-0420-sup"
 OWN_SECRET = "teller-own-secret"
@@ -66,32 +63,6 @@ action = "confirm"
 Try = tuple[str, str, str]  # (method, supervisor id, secret), as typed in the dialog
 
 
-def _eventually(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _skip_reason() -> str | None:
-    from tests.support.cups import missing_tools
-
-    if sys.platform != "linux":
-        return "CUPS tests run on Linux"
-    if os.geteuid() != 0:
-        return "the machine service and useradd need root (CI runs as root)"
-    try:
-        import cups  # noqa: F401
-    except ImportError:
-        return "pycups is not installed (pip install pycups; apt-get install libcups2-dev)"
-    missing = missing_tools()
-    return f"not installed: {', '.join(missing)}" if missing else None
-
-
 class ScriptedSupervisor(ScriptedPrompter):
     """The agent's prompter with the supervisor dialog: each approval types the next scripted
     tries into `check` (as `ui.prompt.SupervisorDialog` does), stops at the first that
@@ -116,34 +87,18 @@ class ScriptedSupervisor(ScriptedPrompter):
         return None
 
 
-class ServiceUnderTest:
+class ServiceUnderTest(RealService):
     """The real service for one private cupsd, collector and printing user; the agent side is
     started by the test (`start_agent`), so a test can print before it connects."""
 
     def __init__(self, cups: Any, user: str, root: Path, collector: Any) -> None:
-        self.cups, self.user, self.root, self.collector = cups, user, root, collector
-        self.data = root / "data"
-        self.sock = root / "s.sock"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.sink: Any = None
+        super().__init__(root, collector, user, env=cups.env)
+        self.cups, self.user = cups, user
         self.home = Path(os.path.expanduser(f"~{user}"))
         self.printed = 0
 
     def start(self) -> None:
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-        env = {**self.cups.env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
-               "TELLER_GUARD_PLATFORM": "linux"}
-        for k in ("TELLER_GUARD_ENDPOINT", "TELLER_GUARD_POLICY", "TELLER_GUARD_SOCKET"):
-            env.pop(k, None)
-        self.log = open(self.root / "service.log", "ab")
-        token_file = self.root / "enroll-token"
-        token_file.write_text(self.collector.enroll_token, encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "guard.cli", "service", "--data-dir", str(self.data),
-             "--socket", str(self.sock), "--endpoint", str(self.collector),
-             "--enroll-token-file", str(token_file)],
-            env=env, cwd=REPO, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        _eventually("the service's socket", lambda: self.sock.exists() or self._died())
+        self.start_service()
         _eventually("the queue guarded", lambda: "Office_tg_release" in self.cups.run(
             ["lpstat", "-p"]).stdout)
         try:
@@ -152,13 +107,6 @@ class ServiceUnderTest:
         except pytest.fail.Exception:
             pytest.fail(f"the service did not apply the policy: {self.status()}\n"
                         f"{self.service_log()}")
-
-    def status(self) -> dict[str, Any]:
-        try:
-            loaded = json.loads((self.data / STATUS_FILE).read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
 
     def start_agent(self, prompter: ScriptedPrompter) -> Any:
         """The agent's side of the channel, for the printing user (root may name the teller)."""
@@ -170,22 +118,6 @@ class ServiceUnderTest:
                                prompter=prompter, flush_every_s=0.2)
         assert self.sink is not None, self.service_log()
         return self.sink
-
-    def _died(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            pytest.fail(f"service exited {self.proc.returncode}:\n{self.service_log()}")
-        return False
-
-    def service_log(self) -> str:
-        return (self.root / "service.log").read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.sink is not None:
-            self.sink.close()
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
-            self.log.close()
 
     def lp(self, data: bytes) -> int:
         self.printed += 1
@@ -201,13 +133,6 @@ class ServiceUnderTest:
         out = self.cups.run(["lpstat", "-o"]).stdout
         return any(line.split() and line.split()[0].endswith(f"-{job}")
                    for line in out.splitlines())
-
-    def events(self, type_: str) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.collector}/api/v1/events", params={"type": type_, "limit": "1000"},
-                      headers={"Authorization": f"Bearer {self.collector.admin_token}"},
-                      timeout=10.0)
-        assert r.status_code == 200, r.text
-        return sorted(r.json()["events"], key=lambda e: e["time"])
 
     def wait_events(self, type_: str, n: int) -> list[dict[str, Any]]:
         return _eventually(f"{n} {type_} event(s) at the collector",
@@ -226,7 +151,7 @@ class ServiceUnderTest:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Callable[[str], ServiceUnderTest]]:
-    reason = _skip_reason()
+    reason = cups_skip_reason()
     if reason:
         pytest.skip(reason)
     from guard.platforms._linux.cups import CUPS_POLICY

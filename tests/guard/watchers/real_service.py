@@ -4,6 +4,7 @@ a session agent's side of the local channel answering for the teller from a scri
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from guard.ipc.status import STATUS_FILE
 from guard.pipeline.prompt import ScriptedPrompter
 
 REPO = Path(__file__).resolve().parents[3]
@@ -31,6 +33,22 @@ def eventually(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def cups_skip_reason() -> str | None:
+    """Why the real CUPS + service tests cannot run here, or None."""
+    from tests.support.cups import missing_tools
+
+    if sys.platform != "linux":
+        return "CUPS tests run on Linux"
+    if os.geteuid() != 0:
+        return "the machine service and useradd need root (CI runs as root)"
+    try:
+        import cups  # noqa: F401
+    except ImportError:
+        return "pycups is not installed (pip install pycups; apt-get install libcups2-dev)"
+    missing = missing_tools()
+    return f"not installed: {', '.join(missing)}" if missing else None
 
 
 class RealService:
@@ -55,7 +73,9 @@ class RealService:
 
     def start_service(self) -> None:
         """The service process, once its socket is there (no agent yet)."""
-        env = {**self.env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
+        # this tree first; what the caller put on the path after it (a compiled core elsewhere)
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**self.env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
                "TELLER_GUARD_PLATFORM": "linux"}
         for k in ("TELLER_GUARD_ENDPOINT", "TELLER_GUARD_POLICY", "TELLER_GUARD_SOCKET"):
             env.pop(k, None)
@@ -84,6 +104,14 @@ class RealService:
         if self.proc is not None and self.proc.poll() is not None:
             pytest.fail(f"service exited {self.proc.returncode}:\n{self.service_log()}")
         return False
+
+    def status(self) -> dict[str, Any]:
+        """The service's status file (device id, policy version ...), or {} before it exists."""
+        try:
+            loaded = json.loads((self.data / STATUS_FILE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
 
     def service_log(self) -> str:
         return (self.root / "service.log").read_text(errors="replace")[-4000:]

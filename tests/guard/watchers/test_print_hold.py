@@ -9,7 +9,6 @@ import json
 import os
 import pwd
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from guard.model import Action, Outcome
 from guard.pipeline.prompt import PromptAnswer, ScriptedPrompter
 from guard.platforms._fake import FakeSpooler
 from guard.watchers.print_hold import PrintHold, read_document
-from tests.guard.watchers.real_service import WAIT_S, RealService
+from tests.guard.watchers.real_service import WAIT_S, RealService, cups_skip_reason
 from tests.guard.watchers.real_service import eventually as _eventually
 from tests.support.core import Core
 
@@ -172,21 +171,6 @@ def test_read_document_pdf_postscript_and_bounds(tmp_path: Path) -> None:
 # The real thing.
 
 
-def _skip_reason() -> str | None:
-    from tests.support.cups import missing_tools
-
-    if sys.platform != "linux":
-        return "CUPS tests run on Linux"
-    if os.geteuid() != 0:
-        return "the machine service and useradd need root (CI runs as root)"
-    try:
-        import cups  # noqa: F401
-    except ImportError:
-        return "pycups is not installed (pip install pycups; apt-get install libcups2-dev)"
-    missing = missing_tools()
-    return f"not installed: {', '.join(missing)}" if missing else None
-
-
 class RealPrint(RealService):
     """A private cupsd with a guarded queue and an exempt one, the real machine service and a
     session agent side answering for the printing user from a script."""
@@ -224,7 +208,7 @@ class RealPrint(RealService):
 
 @pytest.fixture
 def real_print(tmp_path: Path) -> Iterator[Callable[[str], RealPrint]]:
-    reason = _skip_reason()
+    reason = cups_skip_reason()
     if reason:
         pytest.skip(reason)
     from guard.platforms._linux.cups import CUPS_POLICY
