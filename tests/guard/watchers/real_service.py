@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,15 @@ import pytest
 
 from guard.ipc.status import STATUS_FILE
 from guard.pipeline.prompt import ScriptedPrompter
+from tests.support.waiting import eventually as _eventually
 
 REPO = Path(__file__).resolve().parents[3]
 WAIT_S = 60.0
 
 
 def eventually(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    """Poll `check` until it returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    """`tests.support.waiting.eventually` with this harness's longer bound (a service start)."""
+    return _eventually(what, check, timeout)
 
 
 def cups_skip_reason() -> str | None:
