@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -381,6 +381,16 @@ EVENT_FILTERS: tuple[str, ...] = (
 PAGE_SIZE = 50
 
 
+def _pager(path: str, page: int, has_next: bool, query: Callable[[int], str]) -> str:
+    """The previous/next links of a paged list (`query(n)`: the query string of page n)."""
+    prev_link = (f'<a class="button light" rel="prev" href="{path}?'
+                 f'{escape(query(page - 1))}">上一页 Previous</a>' if page > 1 else "")
+    next_link = (f'<a class="button light" rel="next" href="{path}?'
+                 f'{escape(query(page + 1))}">下一页 Next</a>' if has_next else "")
+    return (f'<div class="pager">{prev_link}<span>第 {page} 页 Page {page} · '
+            f"每页 {PAGE_SIZE} 条 {PAGE_SIZE} per page</span>{next_link}</div>")
+
+
 def _type_label(code: str) -> str:
     zh = TYPES.get(code)
     return f"{zh} {code}" if zh else code
@@ -457,14 +467,7 @@ def events_page(rows: list[StoredEvent], filters: Mapping[str, str], page: int, 
         table = "".join(out)
     else:
         table = '<div class="empty">没有符合条件的事件 No events match</div>'
-    prev_link = (f'<a class="button light" rel="prev" href="/events?'
-                 f'{escape(query_string(f, page=page - 1))}">上一页 Previous</a>'
-                 if page > 1 else "")
-    next_link = (f'<a class="button light" rel="next" href="/events?'
-                 f'{escape(query_string(f, page=page + 1))}">下一页 Next</a>'
-                 if has_next else "")
-    pager = (f'<div class="pager">{prev_link}<span>第 {page} 页 Page {page} · '
-             f"每页 {PAGE_SIZE} 条 {PAGE_SIZE} per page</span>{next_link}</div>")
+    pager = _pager("/events", page, has_next, lambda n: query_string(f, page=n))
     body = (f"{_header('events')}</header><main>"
             '<section class="card w12"><h2>事件查询<small>Events · 最新在前 newest first'
             f"</small></h2>{form}{note}</section>"
@@ -618,14 +621,7 @@ def codes_page(rows: list[IssuedCode], filters: Mapping[str, str], page: int, ha
         table = "".join(out)
     else:
         table = '<div class="empty">没有符合条件的授权码 No codes match</div>'
-    prev_link = (f'<a class="button light" rel="prev" href="/codes?'
-                 f'{escape(_code_query_string(f, page=page - 1))}">上一页 Previous</a>'
-                 if page > 1 else "")
-    next_link = (f'<a class="button light" rel="next" href="/codes?'
-                 f'{escape(_code_query_string(f, page=page + 1))}">下一页 Next</a>'
-                 if has_next else "")
-    pager = (f'<div class="pager">{prev_link}<span>第 {page} 页 Page {page} · '
-             f"每页 {PAGE_SIZE} 条 {PAGE_SIZE} per page</span>{next_link}</div>")
+    pager = _pager("/codes", page, has_next, lambda n: _code_query_string(f, page=n))
     body = (f"{_header('codes')}</header><main>"
             '<section class="card w12"><h2>一次性授权码<small>One-time approval codes · '
             "签发、使用、过期与重复使用 issued, spent, expired and reused · 不显示授权码本身 "
