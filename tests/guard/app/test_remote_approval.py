@@ -10,7 +10,6 @@ try is judged in the service.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 from guard.credentials import hash_secret
 from guard.pipeline.approval import ApprovalRequest, ApprovalResult, Check
 from guard.pipeline.prompt import PromptAnswer, PromptRequest, ScriptedPrompter
-from tests.guard.watchers.real_service import REPO, RealService, cups_skip_reason
+from tests.guard.watchers.real_service import REPO, RealService, print_lab
 from tests.guard.watchers.real_service import eventually as _eventually
 
 RID = "11010519491231002X"
@@ -151,29 +150,14 @@ class ServiceUnderTest(RealService):
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Callable[[str], ServiceUnderTest]]:
-    reason = cups_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from guard.platforms._linux.cups import CUPS_POLICY
-    from tests.support.cups import private_cups, test_user
-    from tests.support.servers import run_collector
-
-    root = Path(os.path.realpath(tmp_path))
-    os.chmod(root, 0o755)
-    with contextlib.ExitStack() as stack:
-        cups = stack.enter_context(private_cups(CUPS_POLICY))
-        user = stack.enter_context(test_user())
-        cups.add_pdf_queue("Office")
+    with print_lab(tmp_path, ("Office",)) as lab:
 
         def make(policy: str) -> ServiceUnderTest:
-            text = policy.format(sup_hash=hash_secret(SUP_SECRET), own_hash=hash_secret(
-                OWN_SECRET), teller=user)
-            (root / "policy.toml").write_text(text, encoding="utf-8")
-            collector = stack.enter_context(run_collector(
-                f"sqlite:///{root}/collector.db", extra_args=["--policy",
-                                                              str(root / "policy.toml")]))
-            sut = ServiceUnderTest(cups, user, root, collector)
-            stack.callback(sut.stop)
+            collector = lab.collector_serving(policy.format(
+                sup_hash=hash_secret(SUP_SECRET), own_hash=hash_secret(OWN_SECRET),
+                teller=lab.user))
+            sut = ServiceUnderTest(lab.cups, lab.user, lab.root, collector)
+            lab.stack.callback(sut.stop)
             sut.start()
             return sut
 

@@ -4,11 +4,13 @@ a session agent's side of the local channel answering for the teller from a scri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,46 @@ def cups_skip_reason() -> str | None:
         return "pycups is not installed (pip install pycups; apt-get install libcups2-dev)"
     missing = missing_tools()
     return f"not installed: {', '.join(missing)}" if missing else None
+
+
+@dataclass(frozen=True)
+class PrintLab:
+    """A private cupsd under the `teller-guard` policy with PDF queues, an ordinary login, and a
+    world-readable folder (the service and `lp` run as different users)."""
+
+    stack: contextlib.ExitStack
+    cups: Any
+    user: str
+    root: Path
+
+    def collector_serving(self, policy: str) -> Any:
+        """A real collector on loopback serving `policy` (the central layer wins over the
+        machine file), stopped with the lab."""
+        from tests.support.servers import run_collector
+
+        (self.root / "policy.toml").write_text(policy, encoding="utf-8")
+        return self.stack.enter_context(run_collector(
+            f"sqlite:///{self.root}/collector.db",
+            extra_args=["--policy", str(self.root / "policy.toml")]))
+
+
+@contextlib.contextmanager
+def print_lab(tmp_path: Path, queues: tuple[str, ...]) -> Iterator[PrintLab]:
+    """A `PrintLab` with `queues`, or the test skipped with the reason it cannot run here."""
+    reason = cups_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from guard.platforms._linux.cups import CUPS_POLICY
+    from tests.support.cups import private_cups, test_user
+
+    root = Path(os.path.realpath(tmp_path))
+    os.chmod(root, 0o755)
+    with contextlib.ExitStack() as stack:
+        cups = stack.enter_context(private_cups(CUPS_POLICY))
+        user = stack.enter_context(test_user())
+        for queue in queues:
+            cups.add_pdf_queue(queue)
+        yield PrintLab(stack, cups, user, root)
 
 
 class RealService:

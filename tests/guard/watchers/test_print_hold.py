@@ -4,7 +4,6 @@ user printing with `lp` who cannot lift the hold."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
@@ -22,7 +21,7 @@ from guard.model import Action, Outcome
 from guard.pipeline.prompt import PromptAnswer, ScriptedPrompter
 from guard.platforms._fake import FakeSpooler
 from guard.watchers.print_hold import PrintHold, read_document
-from tests.guard.watchers.real_service import WAIT_S, RealService, cups_skip_reason
+from tests.guard.watchers.real_service import WAIT_S, RealService, print_lab
 from tests.guard.watchers.real_service import eventually as _eventually
 from tests.support.core import Core
 
@@ -208,29 +207,12 @@ class RealPrint(RealService):
 
 @pytest.fixture
 def real_print(tmp_path: Path) -> Iterator[Callable[[str], RealPrint]]:
-    reason = cups_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from guard.platforms._linux.cups import CUPS_POLICY
-    from tests.support.cups import private_cups, test_user
-    from tests.support.servers import run_collector
-
-    root = Path(os.path.realpath(tmp_path))
-    os.chmod(root, 0o755)
-    with contextlib.ExitStack() as stack:
-        cups = stack.enter_context(private_cups(CUPS_POLICY))
-        user = stack.enter_context(test_user())
-        cups.add_pdf_queue("Office")
-        cups.add_pdf_queue("Receipts")
+    with print_lab(tmp_path, ("Office", "Receipts")) as lab:
 
         def make(policy: str) -> RealPrint:
-            # The collector serves the policy (the central layer wins over the machine file).
-            (root / "policy.toml").write_text(policy, encoding="utf-8")
-            collector = stack.enter_context(run_collector(
-                f"sqlite:///{root}/collector.db",
-                extra_args=["--policy", str(root / "policy.toml")]))
-            rp = RealPrint(cups, user, root, policy, collector)
-            stack.callback(rp.stop)
+            collector = lab.collector_serving(policy)
+            rp = RealPrint(lab.cups, lab.user, lab.root, policy, collector)
+            lab.stack.callback(rp.stop)
             rp.start()
             return rp
 
