@@ -381,6 +381,14 @@ EVENT_FILTERS: tuple[str, ...] = (
 PAGE_SIZE = 50
 
 
+def _list_page(name: str, title: str, subtitle: str, filters: str, listing: str) -> str:
+    """A filtered list page: the header with `name` current, the filter card, the list card."""
+    body = (f"{_header(name)}</header><main>"
+            f'<section class="card w12"><h2>{title}<small>{subtitle}</small></h2>{filters}'
+            f'</section><section class="card w12">{listing}</section></main>')
+    return _page(f"柜面隐私卫士 · {title}", body, refresh=False)
+
+
 def _pager(path: str, page: int, has_next: bool, query: Callable[[int], str]) -> str:
     """The previous/next links of a paged list (`query(n)`: the query string of page n)."""
     prev_link = (f'<a class="button light" rel="prev" href="{path}?'
@@ -468,11 +476,8 @@ def events_page(rows: list[StoredEvent], filters: Mapping[str, str], page: int, 
     else:
         table = '<div class="empty">没有符合条件的事件 No events match</div>'
     pager = _pager("/events", page, has_next, lambda n: query_string(f, page=n))
-    body = (f"{_header('events')}</header><main>"
-            '<section class="card w12"><h2>事件查询<small>Events · 最新在前 newest first'
-            f"</small></h2>{form}{note}</section>"
-            f'<section class="card w12">{table}{pager}</section></main>')
-    return _page("柜面隐私卫士 · 事件查询", body, refresh=False)
+    return _list_page("events", "事件查询", "Events · 最新在前 newest first", form + note,
+                      table + pager)
 
 
 def event_detail_page(row: StoredEvent) -> str:
@@ -622,9 +627,7 @@ def codes_page(rows: list[IssuedCode], filters: Mapping[str, str], page: int, ha
     else:
         table = '<div class="empty">没有符合条件的授权码 No codes match</div>'
     pager = _pager("/codes", page, has_next, lambda n: _code_query_string(f, page=n))
-    body = (f"{_header('codes')}</header><main>"
-            '<section class="card w12"><h2>一次性授权码<small>One-time approval codes · '
-            "签发、使用、过期与重复使用 issued, spent, expired and reused · 不显示授权码本身 "
-            f"the codes themselves are never shown</small></h2>{form}{note}</section>"
-            f'<section class="card w12">{table}{pager}</section></main>')
-    return _page("柜面隐私卫士 · 一次性授权码", body, refresh=False)
+    return _list_page("codes", "一次性授权码", "One-time approval codes · "
+                      "签发、使用、过期与重复使用 issued, spent, expired and reused · "
+                      "不显示授权码本身 the codes themselves are never shown",
+                      form + note, table + pager)

@@ -41,6 +41,24 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
             "schema": schema}
 
 
+def _html_list(operation_id: str, summary: str, what: str,
+               filters: tuple[str, ...]) -> dict[str, Any]:
+    """A signed-in HTML list page filtered by optional string query parameters."""
+    html = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": [{"name": n, "in": "query", "required": False,
+                        "schema": {"type": "string"}} for n in filters],
+        "responses": {
+            "200": {"description": what, "content": html},
+            "400": {"description": "a filter is not valid: the page says which", "content": html},
+            "401": {"description": "sign-in page", "content": html},
+            "503": _error("database unavailable"),
+        },
+    }
+
+
 def _schemas() -> dict[str, Any]:
     event = Event.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
     defs = event.pop("$defs", {})
@@ -375,41 +393,15 @@ def spec() -> dict[str, Any]:
                     "503": _error("database unavailable"),
                 },
             }},
-            "/events": {"get": {
-                "operationId": "eventsPage",
-                "summary": "the events page for compliance staff (HTML, newest first; session "
-                           "cookie or bearer token)",
-                "parameters": [
-                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                    for n in ("since", "until", "branch", "device", "teller", "channel", "type",
-                              "outcome", "page")],
-                "responses": {
-                    "200": {"description": "one page of events",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "400": {"description": "a filter is not valid: the page says which",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "401": {"description": "sign-in page",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "503": _error("database unavailable"),
-                },
-            }},
-            "/codes": {"get": {
-                "operationId": "codesPage",
-                "summary": "the one-time codes issued, for IT and compliance (HTML, newest "
-                           "first; session cookie or bearer token)",
-                "parameters": [
-                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                    for n in ("status", "device", "channel", "page")],
-                "responses": {
-                    "200": {"description": "one page of codes",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "400": {"description": "a filter is not valid: the page says which",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "401": {"description": "sign-in page",
-                            "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "503": _error("database unavailable"),
-                },
-            }},
+            "/events": {"get": _html_list(
+                "eventsPage", "the events page for compliance staff (HTML, newest first; "
+                "session cookie or bearer token)", "one page of events",
+                ("since", "until", "branch", "device", "teller", "channel", "type", "outcome",
+                 "page"))},
+            "/codes": {"get": _html_list(
+                "codesPage", "the one-time codes issued, for IT and compliance (HTML, newest "
+                "first; session cookie or bearer token)", "one page of codes",
+                ("status", "device", "channel", "page"))},
             "/events.csv": {"get": {
                 "operationId": "eventsExport",
                 "summary": "the events of the page's filters as CSV (masked, up to 10,000)",
