@@ -86,28 +86,27 @@ def test_every_size_round_trips(keys: tuple[Path, str], tmp_path: Path, size: in
     assert out.read_bytes() == body
 
 
-def test_another_key_is_a_clear_error_and_writes_nothing(keys: tuple[Path, str],
-                                                         tmp_path: Path) -> None:
-    _, public = keys
+def _quarantined_and_another_key(tmp_path: Path, public: str) -> tuple[Path, q.PrivateKey]:
+    """A customer file quarantined to `public`, and a private key of another pair."""
     src, _ = customer_file(tmp_path / "in", size=1000)
     moved = Quarantine(tmp_path / "q", public_key=public).move(src, "in/x.csv")
     other_pem, _ = generate_keypair()
     (tmp_path / "other.pem").write_bytes(other_pem)
-    other = q.load_private_key(tmp_path / "other.pem")
+    return tmp_path / "q" / moved.name, q.load_private_key(tmp_path / "other.pem")
+
+
+def test_another_key_is_a_clear_error_and_writes_nothing(keys: tuple[Path, str],
+                                                         tmp_path: Path) -> None:
+    path, other = _quarantined_and_another_key(tmp_path, keys[1])
     with pytest.raises(WrongKeyError, match=r"encrypted to key .* not to the given key"):
-        restore(tmp_path / "q" / moved.name, other, tmp_path / "out")
+        restore(path, other, tmp_path / "out")
     assert not any((tmp_path / "out").iterdir())
 
 
 def test_a_header_edited_to_name_another_key_still_does_not_open(keys: tuple[Path, str],
                                                                  tmp_path: Path) -> None:
     _, public = keys
-    src, _ = customer_file(tmp_path / "in", size=1000)
-    moved = Quarantine(tmp_path / "q", public_key=public).move(src, "in/x.csv")
-    other_pem, _ = generate_keypair()
-    (tmp_path / "other.pem").write_bytes(other_pem)
-    other = q.load_private_key(tmp_path / "other.pem")
-    path = tmp_path / "q" / moved.name
+    path, other = _quarantined_and_another_key(tmp_path, public)
     data = path.read_bytes()
     path.write_bytes(data.replace(q.fingerprint(q.parse_public_key(public)).encode(),
                                   other.fingerprint.encode()))
