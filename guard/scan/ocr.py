@@ -11,13 +11,16 @@ How a screen is read (`OcrEngine.read`, mode ``fast``):
    (table grids, input-box outlines) removed, then characters joined horizontally by a closing
    sized from the median glyph height; each connected blob is a line box (~20 ms on 1080p);
 2. keep the boxes that can hold an identifier: wide enough for 9+ narrow glyphs and made of at
-   least 6 digit-shaped glyphs (tall, narrow, of one height), plus the label box just left of each
-   of them on the same screen line (context words); an image with few lines (a photographed card)
-   has every line recognised;
+   least 9 digit-shaped glyphs (tall, narrow, of one height); an image with few lines (a
+   photographed card) has every line recognised;
 3. recognise only those crops with the recognition model (no detection model, no orientation
    classifier), its element-wise operators fused in memory (`guard.scan.ocr_graph`), each crop
    at its own width, two at a time on two cores (`Recogniser`), reusing the text of any crop
-   whose pixels were already seen (`TileCache`, keyed by a hash of the crop);
+   whose pixels were already seen (`TileCache`, keyed by a hash of the crop); then, in a second
+   round, the label box just left of a value on the same screen line (its context words), only
+   for a value whose text holds a number only a label can say the type of (`needs_context`:
+   accounts, passports, legacy IDs, unlabelled runs; not an ID with its check character, a
+   mobile, a card on a known issuer range with its Luhn digit);
 4. return `TextLine`s: text, box in image pixels, recognition score.
 
 Mode ``full`` is the engine's own pipeline over the whole image (detection model, orientation
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import util as importlib_util
@@ -254,15 +258,71 @@ def _left_label(boxes: tuple[Box, ...], i: int) -> int | None:
 
 
 def pick(regions: Regions) -> list[int]:
-    """Indexes of the boxes to recognise: identifier candidates and their labels, or all."""
+    """Indexes of the boxes that may be recognised: identifier candidates and their labels, or all.
+
+    `OcrEngine.read` recognises the candidates first and a label only when its value needs it
+    (`plan`, `needs_context`); this is the most it can read.
+    """
+    first, labels = plan(regions)
+    return sorted(set(first) | set(labels.values()))
+
+
+def plan(regions: Regions) -> tuple[list[int], dict[int, int]]:
+    """The boxes to recognise first, and for each candidate value the label box left of it.
+
+    An image with few lines has every line read at once (no labels left for later).
+    """
     if len(regions.boxes) <= SMALL_IMAGE_LINES:
-        return list(range(len(regions.boxes)))
-    chosen = set(regions.candidates)
-    for i in regions.candidates:
+        return list(range(len(regions.boxes))), {}
+    labels: dict[int, int] = {}
+    for i in sorted(regions.candidates):
         j = _left_label(regions.boxes, i)
-        if j is not None:
-            chosen.add(j)
-    return sorted(chosen)
+        if j is not None and j not in regions.candidates:
+            labels[i] = j
+    return sorted(regions.candidates), labels
+
+
+_RUN = re.compile(r"[0-9A-Za-z]+(?:[ \-]{1,2}[0-9A-Za-z]{3,})*"
+                  r"(?:[ \-]{1,2}[0-9A-Za-z]{1,2}(?![0-9A-Za-z]))?")
+"""A run of letters and digits, maybe in groups of 3+ after one or two spaces or hyphens and a
+short last group, as the scanner joins groups (`guard.scan.engine.CANDIDATE`); joining more here
+than it does would only ask for more labels."""
+SELF_EVIDENT = 0.85
+"""A value the detectors score at least this high without a label is found without its label."""
+
+
+def needs_context(text: str) -> bool:
+    """Whether the field label beside a value recognised as `text` can change what is found in it.
+
+    No: when the text holds no run of 7+ digits (nothing any detector reports), or when every
+    such run is an identifier by its own digits: a resident ID with its check character, a mobile
+    number, a card on a known issuer range with its Luhn digit. Yes for anything else (account
+    numbers, passports, legacy 15-digit IDs, letter codes, unlabelled runs): only a label says
+    what those are. Asked for each value before its label is recognised (`OcrEngine.read`).
+    """
+    from guard.scan.detectors import bank_card, mobile, resident_id
+    from guard.scan.normalize import FOLD_TABLE
+
+    for m in _RUN.finditer(text.translate(FOLD_TABLE)):
+        run = m.group()
+        compact = run.replace(" ", "").replace("-", "").upper()
+        digits = compact[:-1] if compact.endswith("X") else compact
+        if sum(c.isdigit() for c in compact) < 7:
+            continue
+        if not digits.isdigit():
+            return True  # letters in it: a passport, a USCC or a code; the label decides
+        n = len(compact)
+        if n == 18 and (resident_id.score(compact, None) or 0.0) >= SELF_EVIDENT:
+            continue
+        if compact != digits:
+            return True  # an X that is not a valid ID's check character
+        if n == 11 and mobile.is_mobile(compact):
+            continue
+        grouped = " " in run or "-" in run
+        if 13 <= n <= 19 and (bank_card.score(compact, None, grouped) or 0.0) >= SELF_EVIDENT:
+            continue
+        return True
+    return False
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -395,12 +455,37 @@ class OcrEngine:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         regions = find_regions(gray)
         t_regions = time.perf_counter() - t0
-        chosen = pick(regions)
-        crops, keys, todo = [], [], []
+        first, labels = plan(regions)
         texts: dict[int, tuple[str, float]] = {}
-        ih, iw = gray.shape[:2]
+        recognised = self._recognise(bgr, regions.boxes, first, texts)
+        # a label is read only for a value whose reading it can change (see `needs_context`)
+        wanted = sorted({j for i, j in labels.items()
+                         if j not in texts and needs_context(texts[i][0])})
+        recognised += self._recognise(bgr, regions.boxes, wanted, texts)
+        chosen = sorted(texts)
+        lines = tuple(
+            TextLine(texts[i][0], regions.boxes[i], texts[i][1])
+            for i in chosen if texts[i][0].strip()
+        )
+        stats: dict[str, int | float] = {
+            "regions": len(regions.boxes), "candidates": len(regions.candidates),
+            "recognised": recognised, "cached": len(chosen) - recognised,
+            "labels": len(wanted), "labels_skipped": len(set(labels.values())) - len(wanted),
+            "regions_s": round(t_regions, 4), "total_s": round(time.perf_counter() - t0, 4),
+            "cpu_s": round(time.process_time() - cpu0, 4),
+        }
+        return ReadResult(lines, stats)
+
+    def _recognise(self, bgr: np.ndarray, boxes: tuple[Box, ...], chosen: list[int],
+                   texts: dict[int, tuple[str, float]]) -> int:
+        """Put the text of boxes `chosen` into `texts`, from the tile cache or the model.
+
+        Returns how many crops the model read.
+        """
+        crops, keys, todo = [], [], []
+        ih, iw = bgr.shape[:2]
         for i in chosen:
-            x, y, w, h = regions.boxes[i]
+            x, y, w, h = boxes[i]
             pad_y, pad_x = max(2, h // 6), max(3, h // 3)
             x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
             x1, y1 = min(iw, x + w + pad_x), min(ih, y + h + pad_y)
@@ -419,17 +504,7 @@ class OcrEngine:
                 value = (str(text), float(score))
                 self.cache.put(key, value)
                 texts[i] = value
-        lines = tuple(
-            TextLine(texts[i][0], regions.boxes[i], texts[i][1])
-            for i in chosen if texts[i][0].strip()
-        )
-        stats: dict[str, int | float] = {
-            "regions": len(regions.boxes), "candidates": len(regions.candidates),
-            "recognised": len(crops), "cached": len(chosen) - len(crops),
-            "regions_s": round(t_regions, 4), "total_s": round(time.perf_counter() - t0, 4),
-            "cpu_s": round(time.process_time() - cpu0, 4),
-        }
-        return ReadResult(lines, stats)
+        return len(crops)
 
     def _read_full(self, bgr: np.ndarray, t0: float, cpu0: float) -> ReadResult:
         import time
