@@ -11,8 +11,10 @@ How a screen is read (`OcrEngine.read`, mode ``fast``):
    (table grids, input-box outlines) removed, then characters joined horizontally by a closing
    sized from the median glyph height; each connected blob is a line box (~20 ms on 1080p);
 2. keep the boxes that can hold an identifier: wide enough for 9+ narrow glyphs and made of at
-   least 9 digit-shaped glyphs (tall, narrow, of one height); an image with few lines (a
-   photographed card) has every line recognised;
+   least 9 digit-shaped glyphs (tall, narrow, of one height), less those that are one plain run
+   of 10, 12 or 14 glyphs with no box beside them (serial numbers: no detector reports those
+   lengths without a label); an image with few lines (a photographed card) has every line
+   recognised;
 3. recognise only those crops with the recognition model (no detection model, no orientation
    classifier), its element-wise operators fused in memory (`guard.scan.ocr_graph`), each crop
    at its own width, two at a time on two cores (`Recogniser`), reusing the text of any crop
@@ -171,6 +173,8 @@ class Regions:
     boxes: tuple[Box, ...]
     candidates: frozenset[int]
     glyph_h: int
+    runs: dict[int, int] = field(default_factory=dict)
+    """Glyphs of each candidate that is one plain run of evenly spaced ones (`_run_length`)."""
 
 
 def find_regions(gray: np.ndarray) -> Regions:
@@ -204,7 +208,44 @@ def find_regions(gray: np.ndarray) -> Regions:
         boxes.append((x, y, bw_, bh))
     boxes.sort(key=lambda b: (b[1], b[0]))
     candidates = frozenset(i for i, b in enumerate(boxes) if _could_hold_identifier(gray, b))
-    return Regions(tuple(boxes), candidates, glyph_h)
+    runs = {i: n for i in candidates if (n := _run_length(gray, boxes[i])) is not None}
+    return Regions(tuple(boxes), candidates, glyph_h, runs)
+
+
+def _run_length(gray: np.ndarray, box: Box) -> int | None:
+    """How many glyphs the box holds, when that can be told for sure: one run, no spaces, each
+    glyph one component of the line's height, at an even pitch (a tabular-digit number).
+
+    None when in doubt: glyphs touching (a component wider than the pitch), a glyph in pieces or
+    a space (a gap off the pitch), Chinese characters (several components of other heights).
+    """
+    import cv2
+    import numpy as np
+
+    x, y, w, h = box
+    crop = gray[y:y + h, x:x + w]
+    _, bw = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if cv2.countNonZero(bw) * 2 > bw.size:
+        bw = cv2.bitwise_not(bw)
+    _n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    stats = stats[1:]
+    if not len(stats):
+        return None
+    tall = stats[:, cv2.CC_STAT_HEIGHT] >= max(5, h // 3)
+    lefts = np.sort(stats[tall, cv2.CC_STAT_LEFT])
+    if lefts.size < MIN_DIGIT_GLYPHS:
+        return None
+    steps = np.diff(lefts)
+    pitch = float(np.median(steps))
+    if pitch <= 0:
+        return None
+    small = stats[~tall]
+    if small.size and (small[:, cv2.CC_STAT_HEIGHT] >= 3).any():
+        return None  # a hyphen, a dot, a stroke: not one plain run
+    even = bool((steps > 0.6 * pitch).all() and (steps < 1.4 * pitch).all())
+    if not even or (stats[tall, cv2.CC_STAT_WIDTH] > 1.05 * pitch).any():
+        return None
+    return int(lefts.size)
 
 
 def _could_hold_identifier(gray: np.ndarray, box: Box) -> bool:
@@ -275,11 +316,15 @@ def plan(regions: Regions) -> tuple[list[int], dict[int, int]]:
     if len(regions.boxes) <= SMALL_IMAGE_LINES:
         return list(range(len(regions.boxes))), {}
     labels: dict[int, int] = {}
+    first: list[int] = []
     for i in sorted(regions.candidates):
         j = _left_label(regions.boxes, i)
+        if j is None and regions.runs.get(i) in UNREPORTED_RUNS:
+            continue  # a serial number's length and nothing beside it that could say otherwise
+        first.append(i)
         if j is not None and j not in regions.candidates:
             labels[i] = j
-    return sorted(regions.candidates), labels
+    return first, labels
 
 
 _RUN = re.compile(r"[0-9A-Za-z]+(?:[ \-]{1,2}[0-9A-Za-z]{3,})*"
@@ -287,6 +332,11 @@ _RUN = re.compile(r"[0-9A-Za-z]+(?:[ \-]{1,2}[0-9A-Za-z]{3,})*"
 """A run of letters and digits, maybe in groups of 3+ after one or two spaces or hyphens and a
 short last group, as the scanner joins groups (`guard.scan.engine.CANDIDATE`); joining more here
 than it does would only ask for more labels."""
+UNREPORTED_RUNS: Final = frozenset({10, 12, 14})
+"""Lengths of a plain run of digits that no detector reports without a label: not an ID (15, 18),
+a mobile (11, 13 and 15 with 86/0086), a passport (9, labelled anyway), nor an issued card length
+(15-19); only an account label or a bank name beside it could make it an account number. A value
+box of one such run with no box beside it is not read (a table's serial-number column)."""
 SELF_EVIDENT = 0.85
 """A value the detectors score at least this high without a label is found without its label."""
 
@@ -417,8 +467,12 @@ class Recogniser:
 class OcrEngine:
     """Reads text off images with the packaged models; one per worker process, not thread-safe."""
 
-    def __init__(self, threads: int | None = None, cache_entries: int = TILE_CACHE_ENTRIES) -> None:
+    def __init__(self, threads: int | None = None, cache_entries: int = TILE_CACHE_ENTRIES,
+                 *, all_labels: bool = False) -> None:
+        """`all_labels` reads the label of every candidate value, needed or not (for the
+        benchmark's comparison with the one-round reading)."""
         self._threads = threads or max(1, min(2, os.cpu_count() or 1))
+        self._all_labels = all_labels
         self._rec: Recogniser | None = None
         self._full: Any = None
         self.cache = TileCache(cache_entries)
@@ -460,7 +514,7 @@ class OcrEngine:
         recognised = self._recognise(bgr, regions.boxes, first, texts)
         # a label is read only for a value whose reading it can change (see `needs_context`)
         wanted = sorted({j for i, j in labels.items()
-                         if j not in texts and needs_context(texts[i][0])})
+                         if j not in texts and (self._all_labels or needs_context(texts[i][0]))})
         recognised += self._recognise(bgr, regions.boxes, wanted, texts)
         chosen = sorted(texts)
         lines = tuple(

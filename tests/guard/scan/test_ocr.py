@@ -192,6 +192,32 @@ def test_a_label_is_recognised_only_for_a_value_that_needs_it() -> None:
     assert result.stats["recognised"] == 3
 
 
+def test_run_length_is_told_only_for_a_plain_even_run() -> None:
+    import cv2
+
+    image = lines_image(["30241112345679", "3024 1112 3456 79", "证件号码30241112",
+                         "2024-11-12 10:38"], fs=16, size=(500, 200))
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    regions = ocr.find_regions(gray)
+    by_row = {round((b[1] - 20) / 38): ocr._run_length(gray, b) for b in regions.boxes}
+    assert by_row == {0: 14, 1: None, 2: None, 3: None}  # in doubt (spaces, CJK, a dash): None
+
+
+def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
+    image = label_value_image([("账号", "12345678901234")], fillers=42)
+    font = ImageFont.truetype(str(FONT), 14)
+    pil = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))
+    d = ImageDraw.Draw(pil)
+    d.text((420, 20), "30241112345679", font=font, fill=(15, 15, 15))  # 14 digits, alone
+    d.text((420, 54), "11010519491231002X", font=font, fill=(15, 15, 15))  # an ID, alone
+    result = ocr.OcrEngine(threads=1).read(np.ascontiguousarray(np.asarray(pil)[:, :, ::-1]))
+    texts = [line.text for line in result.lines]
+    assert any("11010519491231002X" in t for t in texts)
+    assert any("12345678901234" in t for t in texts)  # the same length beside an account label
+    assert not any("30241112345679" in t for t in texts)
+    assert result.stats["candidates"] == 3 and result.stats["recognised"] == 3  # 2 values, 1 label
+
+
 def test_worker_reads_and_stays_out_of_the_parent(worker: OcrWorker) -> None:
     result = worker.read(lines_image(["卡号：6222021234567890128"]))
     assert any("6222021234567890128" in line.text for line in result.lines)
