@@ -308,10 +308,11 @@ def pick(regions: Regions) -> list[int]:
     return sorted(set(first) | set(labels.values()))
 
 
-def plan(regions: Regions) -> tuple[list[int], dict[int, int]]:
+def plan(regions: Regions, *, skip_runs: bool = True) -> tuple[list[int], dict[int, int]]:
     """The boxes to recognise first, and for each candidate value the label box left of it.
 
     An image with few lines has every line read at once (no labels left for later).
+    `skip_runs`: leave out the serial numbers (`UNREPORTED_RUNS`) with nothing beside them.
     """
     if len(regions.boxes) <= SMALL_IMAGE_LINES:
         return list(range(len(regions.boxes))), {}
@@ -319,7 +320,7 @@ def plan(regions: Regions) -> tuple[list[int], dict[int, int]]:
     first: list[int] = []
     for i in sorted(regions.candidates):
         j = _left_label(regions.boxes, i)
-        if j is None and regions.runs.get(i) in UNREPORTED_RUNS:
+        if skip_runs and j is None and regions.runs.get(i) in UNREPORTED_RUNS:
             continue  # a serial number's length and nothing beside it that could say otherwise
         first.append(i)
         if j is not None and j not in regions.candidates:
@@ -468,11 +469,12 @@ class OcrEngine:
     """Reads text off images with the packaged models; one per worker process, not thread-safe."""
 
     def __init__(self, threads: int | None = None, cache_entries: int = TILE_CACHE_ENTRIES,
-                 *, all_labels: bool = False) -> None:
-        """`all_labels` reads the label of every candidate value, needed or not (for the
-        benchmark's comparison with the one-round reading)."""
+                 *, all_labels: bool = False, skip_runs: bool = True) -> None:
+        """`all_labels` reads the label of every candidate value, needed or not, and
+        `skip_runs=False` every candidate value (`plan`): for the benchmark's comparison."""
         self._threads = threads or max(1, min(2, os.cpu_count() or 1))
         self._all_labels = all_labels
+        self._skip_runs = skip_runs
         self._rec: Recogniser | None = None
         self._full: Any = None
         self.cache = TileCache(cache_entries)
@@ -509,7 +511,7 @@ class OcrEngine:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         regions = find_regions(gray)
         t_regions = time.perf_counter() - t0
-        first, labels = plan(regions)
+        first, labels = plan(regions, skip_runs=self._skip_runs)
         texts: dict[int, tuple[str, float]] = {}
         recognised = self._recognise(bgr, regions.boxes, first, texts)
         # a label is read only for a value whose reading it can change (see `needs_context`)

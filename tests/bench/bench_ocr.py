@@ -16,8 +16,9 @@
    machine), the model-free line finder's share of that CPU, the cost of an unchanged screen and
    of the same screen with one value edited (the tile cache), the worker's RSS, the parent's RSS
    before OCR existed and with the worker stopped, and the load average before and after;
-4. with `--labels-ab`, reads the same screens in this process twice more, interleaved: every
-   value's field label recognised, and labels recognised only for values that need them (the
+4. with `--ab`, reads the same screens in this process three more ways, interleaved: every
+   candidate value and every label beside one (the reading before labels were read on demand),
+   labels only for values that need them, and that with plain serial-number runs left out (the
    default), printing CPU, crops and whether the findings are the same.
 A script, not a test: it prints figures and asserts nothing.
 """
@@ -280,9 +281,9 @@ def main() -> None:
     ap.add_argument("--screens", type=int, default=6, help="screens scanned with the fast path")
     ap.add_argument("--naive", type=int, default=2, help="screens of each size also read naively")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--labels-ab", action="store_true",
-                    help="also compare reading every value's label with reading it only where "
-                    "needed, in this process")
+    ap.add_argument("--ab", action="store_true",
+                    help="also read the screens in this process as before this round (every "
+                    "value and label), with labels only where needed, and the default")
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
@@ -377,14 +378,15 @@ def main() -> None:
     print(f"worker peak RSS {fast_rss:.0f} MB reading with the fast path, {worker_rss:.0f} MB "
           "once the naive pipeline (detection + classifier models) was loaded too")
     print(f"parent RSS before OCR {rss_before:.0f} MB, with the worker stopped {rss_after:.0f} MB")
-    if args.labels_ab:
-        labels_ab(rendered, scanner)
+    if args.ab:
+        compare_readings(rendered, scanner)
     print(f"load average after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
-def labels_ab(rendered: list[Screen], scanner: object) -> None:
-    """Every label read (one round) against labels read only where needed (two rounds), the
-    same screens in this process, interleaved screen by screen so both see the same load."""
+def compare_readings(rendered: list[Screen], scanner: object) -> None:
+    """The reading before this round (every candidate value and every label beside one), labels
+    read only where needed, and that plus serial numbers left out (the default), on the same
+    screens in this process, interleaved screen by screen so all see the same load."""
     from guard.scan import images, ocr
 
     class InProcess:
@@ -394,8 +396,12 @@ def labels_ab(rendered: list[Screen], scanner: object) -> None:
         def read(self, image: object, mode: str = "fast") -> object:
             return self.engine.read(image, mode)  # type: ignore[arg-type]
 
-    engines = {"all labels": ocr.OcrEngine(threads=2, cache_entries=0, all_labels=True),
-               "labels when needed": ocr.OcrEngine(threads=2, cache_entries=0)}
+    engines = {
+        "every value+label": ocr.OcrEngine(threads=2, cache_entries=0, all_labels=True,
+                                           skip_runs=False),
+        "labels when needed": ocr.OcrEngine(threads=2, cache_entries=0, skip_runs=False),
+        "+ serials left out": ocr.OcrEngine(threads=2, cache_entries=0),
+    }
     for engine in engines.values():
         engine.read(rendered[0].image)  # type: ignore[arg-type]  # models loaded off the clock
     cpu: dict[str, dict[tuple[int, int], list[float]]] = {name: {} for name in engines}
@@ -409,17 +415,21 @@ def labels_ab(rendered: list[Screen], scanner: object) -> None:
             cpu[name].setdefault(screen.size, []).append(time.process_time() - c0)
             crops[name].setdefault(screen.size, []).append(int(result.stats["recognised"]))
             found[name].append({(f.type, f.hash, f.score) for f in result.findings})
-    print("in-process, labels read for every value vs only where needed (same screens):")
+    print("in-process, the same screens read three ways (the last is the default):")
     for name in engines:
         for size in sorted(cpu[name], reverse=True):
             print(f"  {name:18s} {size[0]}x{size[1]}: CPU median "
                   f"{statistics.median(cpu[name][size]):.2f} s/screen, crops median "
                   f"{statistics.median(crops[name][size]):.0f}")
-    a, b = (found[name] for name in engines)
-    same_hits = sum({x[:2] for x in p} == {x[:2] for x in q} for p, q in zip(a, b, strict=True))
-    same_scores = sum(p == q for p, q in zip(a, b, strict=True))
-    print(f"  screens with the same findings (type, hash): {same_hits}/{len(a)}; with the same "
-          f"confidences too: {same_scores}/{len(a)} (a label raises a value's confidence)")
+    base, *others = engines
+    for name in others:
+        a, b = found[base], found[name]
+        same_hits = sum({x[:2] for x in p} == {x[:2] for x in q}
+                        for p, q in zip(a, b, strict=True))
+        same_scores = sum(p == q for p, q in zip(a, b, strict=True))
+        print(f"  {name} vs {base}: screens with the same findings (type, hash) "
+              f"{same_hits}/{len(a)}, with the same confidences too {same_scores}/{len(a)} "
+              "(a label read raises a value's confidence)")
 
 
 if __name__ == "__main__":
