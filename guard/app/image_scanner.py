@@ -4,7 +4,8 @@
 text goes to `Scanner`, encoded images (clipboard captures, screenshot files, ID-card photos) and
 screen grabs go through `guard.scan.images` in the `OcrWorker`, which starts on the first image
 and exits when idle. Files are read as images when their first bytes say so, as documents
-otherwise (a PDF without a text layer is rendered and read). Nothing here imports Qt.
+otherwise (a PDF's pages without a text layer are rendered and read once, for its findings and
+for whether it is a scanned ID card). Nothing here imports Qt.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from guard.model import Finding
 from guard.scan import documents
-from guard.scan.engine import FileResult, Scanner
+from guard.scan.engine import FileResult, Scanner, read_error
 from guard.scan.images import (
     ID_CARD,
+    DocumentPages,
     ImageResult,
     is_image,
     scan_array,
@@ -103,12 +105,27 @@ class ImageCapableScanner:
         if is_image(head):
             result = self.read_image_file(path)
             return FileResult(os.fspath(path), image_findings(result), result.error)
-        found = self.scanner.scan_file(path)
-        if head.startswith(b"%PDF-") and not found.findings and found.error is None:
-            result = self.read_image_file(path)
-            if result.error is None:
-                return FileResult(os.fspath(path), image_findings(result))
-        return found
+        if head.startswith(b"%PDF-"):
+            return self._scan_pdf(path)
+        return self.scanner.scan_file(path)
+
+    def _scan_pdf(self, path: str) -> FileResult:
+        """A PDF on the text path, its page images read once: the same reading says whether a
+        page is a resident ID card (reported when nothing else was found, as for an image)."""
+        source = os.fspath(path)
+        pages = DocumentPages(self.ocr)
+        findings: list[Finding] = []
+        try:
+            with open(path, "rb") as fh:
+                for found in self.scanner.scan_chunk_batches(
+                        documents.extract_chunks(fh, documents.PDF, page_reader=pages)):
+                    findings.extend(found)
+        except (documents.UnreadableFileError, OSError) as exc:
+            return FileResult(source, [], read_error(exc))
+        if not findings and pages.document is not None:
+            return FileResult(source, image_findings(
+                ImageResult(source, (), pages.document, pages.document_box)))
+        return FileResult(source, findings)
 
     def scan_pixels(self, pixels: np.ndarray) -> list[Finding]:
         """Findings in a screen grab; `ImageScanError` when OCR cannot run."""

@@ -212,8 +212,12 @@ def extract_text(fh: BinaryFile, kind: str) -> str:
     return "".join(extract_chunks(fh, kind))
 
 
-def extract_chunks(fh: BinaryFile, kind: str) -> Iterator[str]:
-    """The text of an xlsx, docx or pdf file in pieces (xlsx streamed row by row)."""
+def extract_chunks(fh: BinaryFile, kind: str, *, page_reader: PageReader | None = None
+                   ) -> Iterator[str]:
+    """The text of an xlsx, docx or pdf file in pieces (xlsx streamed row by row).
+
+    A PDF's page images are read by `page_reader` (None: the shared one, `use_page_reader`).
+    """
     fh.seek(0)
     if kind not in (XLSX, DOCX, PDF):
         raise UnreadableFileError(f"unsupported document kind {kind!r}, not scanned")
@@ -223,7 +227,7 @@ def extract_chunks(fh: BinaryFile, kind: str) -> Iterator[str]:
         elif kind == DOCX:
             yield from _batched(_docx_lines(fh))
         else:
-            yield from _batched(_pdf_pages(fh))
+            yield from _batched(_pdf_pages(fh, page_reader))
     except UnreadableFileError:
         raise
     except Exception as exc:  # openpyxl, python-docx and pypdf each raise their own error types
@@ -550,12 +554,12 @@ def _page_text(lines: Iterable[TextLine]) -> str:
     return "\n".join("\t".join(line.text for line in row) for row in rows(lines))
 
 
-def _pdf_pages(fh: BinaryFile) -> Iterator[str]:
+def _pdf_pages(fh: BinaryFile, reader: PageReader | None = None) -> Iterator[str]:
     """The pages' text for the scanner (`extract_chunks`). Pages that could not be read are
     logged (counts and reasons only); when no page gave any text, that is an error."""
     unread: list[str] = []
     any_text = False
-    for page in pdf_pages(fh):
+    for page in pdf_pages(fh, reader):
         if page.skipped:
             unread.append(page.skipped)
         any_text = any_text or bool(page.text.strip())

@@ -265,6 +265,29 @@ def _result(source: str, read: ReadResult, size: tuple[int, int], scanner: Scann
     )
 
 
+class DocumentPages:
+    """A PDF page reader (`guard.scan.documents.PageReader`) that also notes whether a page it
+    read is a resident ID card: the PDF's text path and the ID-card check then share one OCR of
+    each page (`guard.app.image_scanner`), instead of the page images being read twice.
+
+    `document` and `document_box` are those of the first page that showed one.
+    """
+
+    def __init__(self, ocr: OcrWorker) -> None:
+        self._ocr = ocr
+        self.document: str | None = None
+        self.document_box: Box | None = None
+
+    def read(self, image: np.ndarray, mode: Mode = "fast") -> ReadResult:
+        read = self._ocr.read(image, mode)
+        if self.document is None:
+            text = "\n".join("\t".join(ln.text for ln in row) for row in rows(read.lines))
+            document = document_kind(text)
+            if document is not None:
+                self.document, self.document_box = document, _document_box(read.lines)
+        return read
+
+
 # -- entry points ---------------------------------------------------------------------------------
 
 

@@ -11,13 +11,18 @@ How a screen is read (`OcrEngine.read`, mode ``fast``):
    (table grids, input-box outlines) removed, then characters joined horizontally by a closing
    sized from the median glyph height; each connected blob is a line box (~20 ms on 1080p);
 2. keep the boxes that can hold an identifier: wide enough for 9+ narrow glyphs and made of at
-   least 6 digit-shaped glyphs (tall, narrow, of one height), plus the label box just left of each
-   of them on the same screen line (context words); an image with few lines (a photographed card)
-   has every line recognised;
+   least 9 digit-shaped glyphs (tall, narrow, of one height), less those that are one plain run
+   of 10, 12 or 14 glyphs with no box beside them (serial numbers: no detector reports those
+   lengths without a label); an image with few lines (a photographed card) has every line
+   recognised;
 3. recognise only those crops with the recognition model (no detection model, no orientation
    classifier), its element-wise operators fused in memory (`guard.scan.ocr_graph`), each crop
    at its own width, two at a time on two cores (`Recogniser`), reusing the text of any crop
-   whose pixels were already seen (`TileCache`, keyed by a hash of the crop);
+   whose pixels were already seen (`TileCache`, keyed by a hash of the crop); then, in a second
+   round, the label box just left of a value on the same screen line (its context words), only
+   for a value whose text holds a number only a label can say the type of (`needs_context`:
+   accounts, passports, legacy IDs, unlabelled runs; not an ID with its check character, a
+   mobile, a card on a known issuer range with its Luhn digit);
 4. return `TextLine`s: text, box in image pixels, recognition score.
 
 Mode ``full`` is the engine's own pipeline over the whole image (detection model, orientation
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import util as importlib_util
@@ -167,6 +173,8 @@ class Regions:
     boxes: tuple[Box, ...]
     candidates: frozenset[int]
     glyph_h: int
+    runs: dict[int, int] = field(default_factory=dict)
+    """Glyphs of each candidate that is one plain run of evenly spaced ones (`_run_length`)."""
 
 
 def find_regions(gray: np.ndarray) -> Regions:
@@ -200,7 +208,44 @@ def find_regions(gray: np.ndarray) -> Regions:
         boxes.append((x, y, bw_, bh))
     boxes.sort(key=lambda b: (b[1], b[0]))
     candidates = frozenset(i for i, b in enumerate(boxes) if _could_hold_identifier(gray, b))
-    return Regions(tuple(boxes), candidates, glyph_h)
+    runs = {i: n for i in candidates if (n := _run_length(gray, boxes[i])) is not None}
+    return Regions(tuple(boxes), candidates, glyph_h, runs)
+
+
+def _run_length(gray: np.ndarray, box: Box) -> int | None:
+    """How many glyphs the box holds, when that can be told for sure: one run, no spaces, each
+    glyph one component of the line's height, at an even pitch (a tabular-digit number).
+
+    None when in doubt: glyphs touching (a component wider than the pitch), a glyph in pieces or
+    a space (a gap off the pitch), Chinese characters (several components of other heights).
+    """
+    import cv2
+    import numpy as np
+
+    x, y, w, h = box
+    crop = gray[y:y + h, x:x + w]
+    _, bw = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if cv2.countNonZero(bw) * 2 > bw.size:
+        bw = cv2.bitwise_not(bw)
+    _n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    stats = stats[1:]
+    if not len(stats):
+        return None
+    tall = stats[:, cv2.CC_STAT_HEIGHT] >= max(5, h // 3)
+    lefts = np.sort(stats[tall, cv2.CC_STAT_LEFT])
+    if lefts.size < MIN_DIGIT_GLYPHS:
+        return None
+    steps = np.diff(lefts)
+    pitch = float(np.median(steps))
+    if pitch <= 0:
+        return None
+    small = stats[~tall]
+    if small.size and (small[:, cv2.CC_STAT_HEIGHT] >= 3).any():
+        return None  # a hyphen, a dot, a stroke: not one plain run
+    even = bool((steps > 0.6 * pitch).all() and (steps < 1.4 * pitch).all())
+    if not even or (stats[tall, cv2.CC_STAT_WIDTH] > 1.05 * pitch).any():
+        return None
+    return int(lefts.size)
 
 
 def _could_hold_identifier(gray: np.ndarray, box: Box) -> bool:
@@ -254,15 +299,81 @@ def _left_label(boxes: tuple[Box, ...], i: int) -> int | None:
 
 
 def pick(regions: Regions) -> list[int]:
-    """Indexes of the boxes to recognise: identifier candidates and their labels, or all."""
+    """Indexes of the boxes that may be recognised: identifier candidates and their labels, or all.
+
+    `OcrEngine.read` recognises the candidates first and a label only when its value needs it
+    (`plan`, `needs_context`); this is the most it can read.
+    """
+    first, labels = plan(regions)
+    return sorted(set(first) | set(labels.values()))
+
+
+def plan(regions: Regions, *, skip_runs: bool = True) -> tuple[list[int], dict[int, int]]:
+    """The boxes to recognise first, and for each candidate value the label box left of it.
+
+    An image with few lines has every line read at once (no labels left for later).
+    `skip_runs`: leave out the serial numbers (`UNREPORTED_RUNS`) with nothing beside them.
+    """
     if len(regions.boxes) <= SMALL_IMAGE_LINES:
-        return list(range(len(regions.boxes)))
-    chosen = set(regions.candidates)
-    for i in regions.candidates:
+        return list(range(len(regions.boxes))), {}
+    labels: dict[int, int] = {}
+    first: list[int] = []
+    for i in sorted(regions.candidates):
         j = _left_label(regions.boxes, i)
-        if j is not None:
-            chosen.add(j)
-    return sorted(chosen)
+        if skip_runs and j is None and regions.runs.get(i) in UNREPORTED_RUNS:
+            continue  # a serial number's length and nothing beside it that could say otherwise
+        first.append(i)
+        if j is not None and j not in regions.candidates:
+            labels[i] = j
+    return first, labels
+
+
+_RUN = re.compile(r"[0-9A-Za-z]+(?:[ \-]{1,2}[0-9A-Za-z]{3,})*"
+                  r"(?:[ \-]{1,2}[0-9A-Za-z]{1,2}(?![0-9A-Za-z]))?")
+"""A run of letters and digits, maybe in groups of 3+ after one or two spaces or hyphens and a
+short last group, as the scanner joins groups (`guard.scan.engine.CANDIDATE`); joining more here
+than it does would only ask for more labels."""
+UNREPORTED_RUNS: Final = frozenset({10, 12, 14})
+"""Lengths of a plain run of digits that no detector reports without a label: not an ID (15, 18),
+a mobile (11, 13 and 15 with 86/0086), a passport (9, labelled anyway), nor an issued card length
+(15-19); only an account label or a bank name beside it could make it an account number. A value
+box of one such run with no box beside it is not read (a table's serial-number column)."""
+SELF_EVIDENT = 0.85
+"""A value the detectors score at least this high without a label is found without its label."""
+
+
+def needs_context(text: str) -> bool:
+    """Whether the field label beside a value recognised as `text` can change what is found in it.
+
+    No: when the text holds no run of 7+ digits (nothing any detector reports), or when every
+    such run is an identifier by its own digits: a resident ID with its check character, a mobile
+    number, a card on a known issuer range with its Luhn digit. Yes for anything else (account
+    numbers, passports, legacy 15-digit IDs, letter codes, unlabelled runs): only a label says
+    what those are. Asked for each value before its label is recognised (`OcrEngine.read`).
+    """
+    from guard.scan.detectors import bank_card, mobile, resident_id
+    from guard.scan.normalize import FOLD_TABLE
+
+    for m in _RUN.finditer(text.translate(FOLD_TABLE)):
+        run = m.group()
+        compact = run.replace(" ", "").replace("-", "").upper()
+        digits = compact[:-1] if compact.endswith("X") else compact
+        if sum(c.isdigit() for c in compact) < 7:
+            continue
+        if not digits.isdigit():
+            return True  # letters in it: a passport, a USCC or a code; the label decides
+        n = len(compact)
+        if n == 18 and (resident_id.score(compact, None) or 0.0) >= SELF_EVIDENT:
+            continue
+        if compact != digits:
+            return True  # an X that is not a valid ID's check character
+        if n == 11 and mobile.is_mobile(compact):
+            continue
+        grouped = " " in run or "-" in run
+        if 13 <= n <= 19 and (bank_card.score(compact, None, grouped) or 0.0) >= SELF_EVIDENT:
+            continue
+        return True
+    return False
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -357,8 +468,13 @@ class Recogniser:
 class OcrEngine:
     """Reads text off images with the packaged models; one per worker process, not thread-safe."""
 
-    def __init__(self, threads: int | None = None, cache_entries: int = TILE_CACHE_ENTRIES) -> None:
+    def __init__(self, threads: int | None = None, cache_entries: int = TILE_CACHE_ENTRIES,
+                 *, all_labels: bool = False, skip_runs: bool = True) -> None:
+        """`all_labels` reads the label of every candidate value, needed or not, and
+        `skip_runs=False` every candidate value (`plan`): for the benchmark's comparison."""
         self._threads = threads or max(1, min(2, os.cpu_count() or 1))
+        self._all_labels = all_labels
+        self._skip_runs = skip_runs
         self._rec: Recogniser | None = None
         self._full: Any = None
         self.cache = TileCache(cache_entries)
@@ -395,12 +511,37 @@ class OcrEngine:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         regions = find_regions(gray)
         t_regions = time.perf_counter() - t0
-        chosen = pick(regions)
-        crops, keys, todo = [], [], []
+        first, labels = plan(regions, skip_runs=self._skip_runs)
         texts: dict[int, tuple[str, float]] = {}
-        ih, iw = gray.shape[:2]
+        recognised = self._recognise(bgr, regions.boxes, first, texts)
+        # a label is read only for a value whose reading it can change (see `needs_context`)
+        wanted = sorted({j for i, j in labels.items()
+                         if j not in texts and (self._all_labels or needs_context(texts[i][0]))})
+        recognised += self._recognise(bgr, regions.boxes, wanted, texts)
+        chosen = sorted(texts)
+        lines = tuple(
+            TextLine(texts[i][0], regions.boxes[i], texts[i][1])
+            for i in chosen if texts[i][0].strip()
+        )
+        stats: dict[str, int | float] = {
+            "regions": len(regions.boxes), "candidates": len(regions.candidates),
+            "recognised": recognised, "cached": len(chosen) - recognised,
+            "labels": len(wanted), "labels_skipped": len(set(labels.values())) - len(wanted),
+            "regions_s": round(t_regions, 4), "total_s": round(time.perf_counter() - t0, 4),
+            "cpu_s": round(time.process_time() - cpu0, 4),
+        }
+        return ReadResult(lines, stats)
+
+    def _recognise(self, bgr: np.ndarray, boxes: tuple[Box, ...], chosen: list[int],
+                   texts: dict[int, tuple[str, float]]) -> int:
+        """Put the text of boxes `chosen` into `texts`, from the tile cache or the model.
+
+        Returns how many crops the model read.
+        """
+        crops, keys, todo = [], [], []
+        ih, iw = bgr.shape[:2]
         for i in chosen:
-            x, y, w, h = regions.boxes[i]
+            x, y, w, h = boxes[i]
             pad_y, pad_x = max(2, h // 6), max(3, h // 3)
             x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
             x1, y1 = min(iw, x + w + pad_x), min(ih, y + h + pad_y)
@@ -419,17 +560,7 @@ class OcrEngine:
                 value = (str(text), float(score))
                 self.cache.put(key, value)
                 texts[i] = value
-        lines = tuple(
-            TextLine(texts[i][0], regions.boxes[i], texts[i][1])
-            for i in chosen if texts[i][0].strip()
-        )
-        stats: dict[str, int | float] = {
-            "regions": len(regions.boxes), "candidates": len(regions.candidates),
-            "recognised": len(crops), "cached": len(chosen) - len(crops),
-            "regions_s": round(t_regions, 4), "total_s": round(time.perf_counter() - t0, 4),
-            "cpu_s": round(time.process_time() - cpu0, 4),
-        }
-        return ReadResult(lines, stats)
+        return len(crops)
 
     def _read_full(self, bgr: np.ndarray, t0: float, cpu0: float) -> ReadResult:
         import time

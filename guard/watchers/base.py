@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from guard.pipeline.pipeline import FileScan
 
@@ -38,10 +38,18 @@ class FileScanner(Protocol):
     def scan_file(self, path: str) -> FileScan: ...
 
 
+class Moved(Protocol):
+    """Where a quarantined file went: `encrypted` when sealed to IT's key (not readable by the
+    teller's account), False when only moved (`guard.enforce.quarantine.Quarantined`)."""
+
+    @property
+    def encrypted(self) -> bool: ...
+
+
 class Mover(Protocol):
     """Moves a file out of the teller's reach (the quarantine), named by its masked path."""
 
-    def move(self, path: str | os.PathLike[str], masked_path: str) -> Any: ...
+    def move(self, path: str | os.PathLike[str], masked_path: str) -> Moved: ...
 
 
 class ThreadedWatcher:

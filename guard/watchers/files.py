@@ -194,11 +194,12 @@ class ScreenshotFolderWatcher(ThreadedWatcher):
             if self._quarantine is None:
                 return False
             try:
-                self._quarantine.move(path, shown)
+                moved = self._quarantine.move(path, shown)
             except OSError as exc:
                 log.warning("screenshot file not quarantined: %s", exc)
                 return False
             detail["quarantined"] = True
+            detail["quarantine_encrypted"] = bool(moved.encrypted)  # sealed to IT's key or not
             return True
 
         handled = self._pipeline.handle(

@@ -113,6 +113,8 @@ class Retained:
     masked_path: str
     findings: tuple[Finding, ...]
     quarantined: bool = False
+    encrypted: bool = False
+    """Quarantined sealed to IT's key (False: moved only, or not quarantined)."""
 
 
 @dataclass
@@ -137,6 +139,7 @@ class SweepReport:
             "skipped": self.skipped, "errors": self.errors, "seconds": round(self.seconds, 3),
             "cpu_seconds": round(self.cpu_seconds, 3), "stopped": self.stopped,
             "retained": [{"file": r.masked_path, "quarantined": r.quarantined,
+                          **({"quarantine_encrypted": r.encrypted} if r.quarantined else {}),
                           "findings": [{"type": f.type, "masked": f.masked,
                                         **({"bbox": list(f.box)} if f.box else {})}
                                        for f in r.findings]} for r in self.retained],
@@ -292,7 +295,7 @@ class Sweeper:
 
     def _retained(self, path: str, findings: tuple[Finding, ...], quarantine: bool) -> Retained:
         shown = self.masked(path)
-        moved = False
+        moved = encrypted = False
         meta: dict[str, object] = {"file": shown}
         document = next((f.type for f in findings if f.type == "ID_CARD"), None)
         if document or Path(path).suffix.lower() in IMAGE_SUFFIXES:
@@ -300,14 +303,17 @@ class Sweeper:
                 f.type == "CN_RESIDENT_ID" for f in findings) else "image"
         if quarantine and self._quarantine is not None:
             try:
-                self._quarantine.move(path, shown)
+                encrypted = bool(self._quarantine.move(path, shown).encrypted)
                 moved = True
             except OSError as exc:
                 meta["quarantine_error"] = str(exc)[:200]
         meta["quarantined"] = moved
+        if moved:
+            # whether the teller's account can still read it back (no key in policy: it can)
+            meta["quarantine_encrypted"] = encrypted
         self._pipeline.handle(Observation(Channel.FILE, FileKind.RETAINED, meta=meta),
                               findings=findings)
-        return Retained(shown, findings, moved)
+        return Retained(shown, findings, moved, encrypted)
 
     def _finish(self, report: SweepReport) -> None:
         self._pipeline.record(

@@ -15,7 +15,11 @@
    CPU seconds per screen for both (from /proc: steadier than wall time on a shared, loaded
    machine), the model-free line finder's share of that CPU, the cost of an unchanged screen and
    of the same screen with one value edited (the tile cache), the worker's RSS, the parent's RSS
-   before OCR existed and with the worker stopped, and the load average before and after.
+   before OCR existed and with the worker stopped, and the load average before and after;
+4. with `--ab`, reads the same screens in this process three more ways, interleaved: every
+   candidate value and every label beside one (the reading before labels were read on demand),
+   labels only for values that need them, and that with plain serial-number runs left out (the
+   default), printing CPU, crops and whether the findings are the same.
 A script, not a test: it prints figures and asserts nothing.
 """
 
@@ -277,6 +281,9 @@ def main() -> None:
     ap.add_argument("--screens", type=int, default=6, help="screens scanned with the fast path")
     ap.add_argument("--naive", type=int, default=2, help="screens of each size also read naively")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--ab", action="store_true",
+                    help="also read the screens in this process as before this round (every "
+                    "value and label), with labels only where needed, and the default")
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
@@ -319,7 +326,9 @@ def main() -> None:
               f"worker CPU {dc:.2f} s, "
               f"{len(got & want)}/{len(want)} found, {len(got - want)} wrong, "
               f"{result.stats.get('recognised', '?')} of {result.stats.get('regions', '?')} "
-              f"regions recognised")
+              f"regions recognised ({result.stats.get('candidates', '?')} values, "
+              f"{result.stats.get('labels', '?')} labels read, "
+              f"{result.stats.get('labels_skipped', '?')} not needed)")
     fast_rss = worker.peak_rss_mb()
     # the same screens again: unchanged regions come from the tile cache
     t0 = time.perf_counter()
@@ -369,7 +378,58 @@ def main() -> None:
     print(f"worker peak RSS {fast_rss:.0f} MB reading with the fast path, {worker_rss:.0f} MB "
           "once the naive pipeline (detection + classifier models) was loaded too")
     print(f"parent RSS before OCR {rss_before:.0f} MB, with the worker stopped {rss_after:.0f} MB")
+    if args.ab:
+        compare_readings(rendered, scanner)
     print(f"load average after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+
+def compare_readings(rendered: list[Screen], scanner: object) -> None:
+    """The reading before this round (every candidate value and every label beside one), labels
+    read only where needed, and that plus serial numbers left out (the default), on the same
+    screens in this process, interleaved screen by screen so all see the same load."""
+    from guard.scan import images, ocr
+
+    class InProcess:
+        def __init__(self, engine: ocr.OcrEngine) -> None:
+            self.engine = engine
+
+        def read(self, image: object, mode: str = "fast") -> object:
+            return self.engine.read(image, mode)  # type: ignore[arg-type]
+
+    engines = {
+        "every value+label": ocr.OcrEngine(threads=2, cache_entries=0, all_labels=True,
+                                           skip_runs=False),
+        "labels when needed": ocr.OcrEngine(threads=2, cache_entries=0, skip_runs=False),
+        "+ serials left out": ocr.OcrEngine(threads=2, cache_entries=0),
+    }
+    for engine in engines.values():
+        engine.read(rendered[0].image)  # type: ignore[arg-type]  # models loaded off the clock
+    cpu: dict[str, dict[tuple[int, int], list[float]]] = {name: {} for name in engines}
+    crops: dict[str, dict[tuple[int, int], list[int]]] = {name: {} for name in engines}
+    found: dict[str, list[set[tuple[str, str, float]]]] = {name: [] for name in engines}
+    for screen in rendered:
+        for name, engine in engines.items():
+            c0 = time.process_time()
+            result = images.scan_array(screen.image, scanner,  # type: ignore[arg-type]
+                                       ocr=InProcess(engine))  # type: ignore[arg-type]
+            cpu[name].setdefault(screen.size, []).append(time.process_time() - c0)
+            crops[name].setdefault(screen.size, []).append(int(result.stats["recognised"]))
+            found[name].append({(f.type, f.hash, f.score) for f in result.findings})
+    print("in-process, the same screens read three ways (the last is the default):")
+    for name in engines:
+        for size in sorted(cpu[name], reverse=True):
+            print(f"  {name:18s} {size[0]}x{size[1]}: CPU median "
+                  f"{statistics.median(cpu[name][size]):.2f} s/screen, crops median "
+                  f"{statistics.median(crops[name][size]):.0f}")
+    base, *others = engines
+    for name in others:
+        a, b = found[base], found[name]
+        same_hits = sum({x[:2] for x in p} == {x[:2] for x in q}
+                        for p, q in zip(a, b, strict=True))
+        same_scores = sum(p == q for p, q in zip(a, b, strict=True))
+        print(f"  {name} vs {base}: screens with the same findings (type, hash) "
+              f"{same_hits}/{len(a)}, with the same confidences too {same_scores}/{len(a)} "
+              "(a label read raises a value's confidence)")
 
 
 if __name__ == "__main__":

@@ -284,3 +284,46 @@ def test_the_cli_makes_a_key_lists_and_restores(tmp_path: Path, capsys: pytest.C
     assert main(["quarantine", "restore", "--dir", str(box.directory),
                  "--out", str(tmp_path / "out"), moved.name]) == 1
     assert "give IT's private key" in capsys.readouterr().err
+
+
+def test_sweep_events_say_whether_the_quarantined_file_was_encrypted_up_to_the_collector(
+        keys: tuple[Path, str], tmp_path: Path) -> None:
+    from guard.delivery.journal import Journal
+    from guard.model import Event
+    from tests.guard.collector._helpers import Terminal, admin_get
+    from tests.support.servers import run_collector
+
+    _, public = keys
+    events = {}
+    for encrypted in (True, False):
+        core = Core()
+        folder = tmp_path / f"Desktop-{encrypted}"
+        folder.mkdir()
+        (folder / "名单.csv").write_text(f"姓名,证件号码\n张三,{ID}\n", encoding="utf-8")
+        box = Quarantine(tmp_path / f"q-{encrypted}", public_key=public if encrypted else "")
+        report = Sweeper(core.pipeline, Scanner(key=b"k" * 32), SweepState(tmp_path / "s.json"),
+                         quarantine=box, cpu_share=1.0).run([folder], quarantine=True)
+        (retained,) = report.retained
+        assert retained.quarantined and retained.encrypted is encrypted
+        assert report.as_dict()["retained"][0]["quarantine_encrypted"] is encrypted
+        event = core.sink.of_type("FILE_RETAINED")[-1]
+        assert event.detail["quarantined"] is True
+        assert event.detail["quarantine_encrypted"] is encrypted  # a boolean, nothing of the key
+        assert public.split(":")[1] not in event.to_json()
+        assert str(box.directory) not in event.to_json()
+        events[encrypted] = event
+    # the journal keeps the field, and the collector takes and stores it as any detail field
+    journal = Journal(tmp_path / "journal.db")
+    for event in events.values():
+        journal.record(event)
+    bodies = [Event.from_json(r.body) for r in journal.records()]
+    assert [b.detail["quarantine_encrypted"] for b in bodies] == [True, False]
+    journal.close()
+    with run_collector(f"sqlite:///{tmp_path / 'collector.db'}") as collector:
+        terminal = Terminal(collector, collector.enroll_token, "dev-quarantine-1")
+        sent = [b.model_copy(update={"device": terminal.device}) for b in bodies]
+        reply = terminal.send(sent)
+        assert reply.status_code == 200, reply.text
+        stored = admin_get(collector, collector.admin_token, "/api/v1/events").json()["events"]
+        by_id = {str(e["id"]): e for e in stored}
+        assert [by_id[str(e.id)]["detail"]["quarantine_encrypted"] for e in sent] == [True, False]

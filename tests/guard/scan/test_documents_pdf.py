@@ -226,3 +226,30 @@ def test_a_truncated_mixed_pdf_is_a_clear_per_file_error(mixed: Path, tmp_path: 
     result = SCANNER.scan_file(cut)
     assert result.findings == []
     assert result.error is not None and result.error.startswith("damaged pdf file, not scanned")
+
+
+ID_CARD_FRONT = [["姓名", "李四"], ["性别", "男"], ["民族", "汉"], ["出生", "1990年1月1日"],
+                 ["住址", "北京市东城区"], ["公民身份号码", ""]]  # the number covered
+
+
+@pytest.mark.parametrize(("rows", "types"), [
+    (ID_CARD_FRONT, ["ID_CARD"]),  # a scanned ID card with its number covered
+    ([["会议纪要", "明天九点开会"]], []),  # a scan with nothing in it
+    (FORM, ["CN_RESIDENT_ID"]),
+])
+def test_a_scanned_pdf_is_read_once_for_its_findings_and_the_id_card_check(
+        ocr: OcrWorker, tmp_path: Path, rows: list[list[str]], types: list[str]) -> None:
+    from guard.app.image_scanner import ImageCapableScanner
+
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(scanned_page_pdf(rows))
+    reads = Shapes(ocr)  # the real worker, counting the page images it is given
+    before = documents.use_page_reader(None)
+    try:
+        images = ImageCapableScanner(SCANNER, ocr=reads)  # type: ignore[arg-type]
+        result = images.scan_file(str(path))
+    finally:
+        documents.use_page_reader(before)
+    assert result.error is None
+    assert [f.type for f in result.findings] == types
+    assert len(reads.shapes) == 1  # one page, read once (it was read twice without findings)

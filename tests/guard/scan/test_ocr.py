@@ -141,6 +141,83 @@ def test_many_lines_are_filtered_and_unchanged_crops_come_from_the_cache() -> No
     assert [ln.text for ln in again.lines] == texts
 
 
+@pytest.mark.parametrize(("text", "needed"), [
+    ("11010519491231002X", False),  # a resident ID with its check character
+    ("13812345678", False),  # a mobile
+    ("6222 0212 3456 7890 128", False),  # a card on a known issuer range, Luhn right
+    ("2024-01-14", False),  # nothing any detector reports
+    ("客户本人办理", False),
+    ("11010519491231002", True),  # 17 digits: not an ID by itself
+    ("110105491231002", True),  # a legacy 15-digit ID counts only beside an identity label
+    ("6222021234567890127", True),  # Luhn wrong: a label may still make it a card or account
+    ("1234567890123", True),  # an account number only an account label says is one
+    ("E12345678", True),  # a passport only beside a passport label
+    ("123456789", True),
+    ("110105194912310021", True),  # an ID's layout, check character wrong
+    ("１３８１２３４５６７８", False),  # full-width digits, folded as the scanner folds them
+    ("13812345678 1234567890123", True),  # one run that needs it is enough
+])
+def test_a_label_is_needed_only_where_it_can_change_the_finding(text: str, needed: bool) -> None:
+    assert ocr.needs_context(text) is needed
+
+
+def label_value_image(pairs: list[tuple[str, str]], fillers: int, fs: int = 14) -> object:
+    """Label and value drawn apart (two boxes on one line), below `fillers` lines of text."""
+    font = ImageFont.truetype(str(FONT), fs)
+    step = int(fs * 2.4)
+    img = Image.new("RGB", (700, 40 + (fillers + len(pairs)) * step), (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    for i in range(fillers):
+        d.text((20, 20 + i * step), f"备注第{i}行：客户本人办理", font=font, fill=(15, 15, 15))
+    for k, (label, value) in enumerate(pairs):
+        y = 20 + (fillers + k) * step
+        d.text((20, y), label, font=font, fill=(15, 15, 15))
+        d.text((20 + int(d.textlength(label, font=font)) + 2 * fs, y), value, font=font,
+               fill=(15, 15, 15))
+    return np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
+
+
+def test_a_label_is_recognised_only_for_a_value_that_needs_it() -> None:
+    image = label_value_image([("证件号码", "11010519491231002X"), ("账号", "1234567890123")],
+                              fillers=42)
+    result = ocr.OcrEngine(threads=1).read(image)
+    assert result.stats["regions"] > ocr.SMALL_IMAGE_LINES
+    texts = [line.text for line in result.lines]
+    assert any("11010519491231002X" in t for t in texts)
+    assert any("1234567890123" in t for t in texts)
+    assert any("账号" in t for t in texts)  # the account's label: it makes the number one
+    assert not any("证件号码" in t for t in texts)  # the ID is one by its check character
+    assert result.stats["labels"] == 1
+    assert result.stats["labels_skipped"] == 1
+    assert result.stats["recognised"] == 3
+
+
+def test_run_length_is_told_only_for_a_plain_even_run() -> None:
+    import cv2
+
+    image = lines_image(["30241112345679", "3024 1112 3456 79", "证件号码30241112",
+                         "2024-11-12 10:38"], fs=16, size=(500, 200))
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    regions = ocr.find_regions(gray)
+    by_row = {round((b[1] - 20) / 38): ocr._run_length(gray, b) for b in regions.boxes}
+    assert by_row == {0: 14, 1: None, 2: None, 3: None}  # in doubt (spaces, CJK, a dash): None
+
+
+def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
+    image = label_value_image([("账号", "12345678901234")], fillers=42)
+    font = ImageFont.truetype(str(FONT), 14)
+    pil = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))
+    d = ImageDraw.Draw(pil)
+    d.text((420, 20), "30241112345679", font=font, fill=(15, 15, 15))  # 14 digits, alone
+    d.text((420, 54), "11010519491231002X", font=font, fill=(15, 15, 15))  # an ID, alone
+    result = ocr.OcrEngine(threads=1).read(np.ascontiguousarray(np.asarray(pil)[:, :, ::-1]))
+    texts = [line.text for line in result.lines]
+    assert any("11010519491231002X" in t for t in texts)
+    assert any("12345678901234" in t for t in texts)  # the same length beside an account label
+    assert not any("30241112345679" in t for t in texts)
+    assert result.stats["candidates"] == 3 and result.stats["recognised"] == 3  # 2 values, 1 label
+
+
 def test_worker_reads_and_stays_out_of_the_parent(worker: OcrWorker) -> None:
     result = worker.read(lines_image(["卡号：6222021234567890128"]))
     assert any("6222021234567890128" in line.text for line in result.lines)

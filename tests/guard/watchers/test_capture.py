@@ -186,6 +186,7 @@ def test_a_png_written_into_a_screenshot_folder_is_found_and_quarantined(
         watcher.stop()
     event = core.sink.of_type("SCREEN_SCREENSHOT_FILE")[-1]
     assert event.outcome.value == "blocked" and event.detail["quarantined"] is True
+    assert event.detail["quarantine_encrypted"] is False  # no key in policy: moved, readable
     assert ID not in str(event.detail["file"]) and MASKED_ID in str(event.detail["file"])
     assert not target.exists()
     assert oct((tmp_path / "data" / "quarantine").stat().st_mode & 0o777) == "0o700"
