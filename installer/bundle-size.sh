@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints the size of a frozen one-folder build: the total, the total without the OCR models
-# (the figure issue 13 aims at 200 MB), without the whole OCR engine (OpenCV with its FFmpeg stubs and
-# OpenBLAS, onnxruntime, the models, shapely, pyclipper), and the ten biggest parts.
+# (the figure issue 13 aims at 200 MB), without the whole OCR engine (OpenCV with its OpenBLAS,
+# AVIF codec and FFmpeg stubs, onnxruntime, the models, shapely, pyclipper), and the ten biggest
+# parts.
 #   bash installer/bundle-size.sh dist/teller-guard
 set -euo pipefail
 dir=${1:?usage: $0 FROZEN_DIR}
