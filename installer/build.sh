@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)
 
-APT_PACKAGES=(wixl msitools wine wine64 dpkg xvfb)
+APT_PACKAGES=(wixl msitools wine wine64 dpkg xvfb icu-devtools gcc)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

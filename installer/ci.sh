@@ -70,7 +70,7 @@ pytest_() {  # the venv's pytest on this tree
 }
 
 # -- setup ------------------------------------------------------------------------------------
-APT_PACKAGES=(wixl msitools wine wine64 dpkg xvfb trayer x11-utils
+APT_PACKAGES=(wixl msitools wine wine64 dpkg xvfb trayer x11-utils icu-devtools gcc
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1
               libxcb-xinerama0 libxcb-randr0 libxcb-shape0 libxcb-render-util0 libxcb-image0)
 setup() {

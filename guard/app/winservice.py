@@ -7,9 +7,8 @@ STOP_PENDING and stops the service, then STOPPED (with the service-specific exit
 could not start). Every SCM call goes through an `ScmApi`: ctypes on Windows, a fake in tests.
 
 The MSI leaves IT's enrolment token in a registry value only SYSTEM can read (`ENROL_TOKEN_KEY`,
-locked by the package's LockPermissions table); `OneTimeToken` wraps the machine service and
-deletes that value once the service reports itself enrolled at its collector, so the token
-does not outlive its one use. The registry goes through a `TokenStore`: winreg on Windows.
+locked by the package's LockPermissions table); `RegistryToken` is the `TokenStore` that
+`guard.app.enrol_token.OneTimeToken` deletes it through once the service is enrolled.
 """
 
 
@@ -22,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from guard.app.enrol_token import Service
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "TellerGuard"
 ENROL_TOKEN_KEY = r"SYSTEM\CurrentControlSet\Services\TellerGuard\Enrolment"
 """Under HKLM (64-bit view); the MSI writes it, the service deletes the whole key once enrolled."""
 ENROL_TOKEN_VALUE = "Token"
-TOKEN_POLL_S = 5.0
 
 SERVICE_WIN32_OWN_PROCESS = 0x10
 SERVICE_STOPPED = 1
@@ -74,75 +74,6 @@ class ScmApi(Protocol):
         """RegisterServiceCtrlHandlerExW; returns the status handle."""
     def set_status(self, handle: int, status: ReportedStatus) -> None:
         """SetServiceStatus."""
-
-
-class Service(Protocol):
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-class TokenStore(Protocol):
-    """Where the installer left the one-time enrolment token."""
-
-    def read(self) -> str | None:
-        """The token; None when there is none. `OSError` when it cannot be read."""
-    def delete(self) -> None:
-        """Forget the token (no error when it is already gone). `OSError` when it cannot."""
-
-
-class EnrolmentState(Protocol):
-    @property
-    def enrolled(self) -> bool: ...
-    @property
-    def embedded(self) -> bool: ...
-
-
-class EnrollingService(Service, Protocol):
-    """The machine service as `OneTimeToken` sees it (`MachineService`)."""
-
-    def status(self) -> EnrolmentState: ...
-
-
-class OneTimeToken:
-    """A `Service` that runs `service` and deletes the token in `store` once `service.status()`
-    says it is enrolled at a configured collector (not the embedded local one, which needs no
-    token: the token is kept for when IT sets an endpoint). Until then the token stays, so a
-    collector that is down at the first start does not lose the PC its enrolment."""
-
-    def __init__(self, service: EnrollingService, store: TokenStore, *,
-                 poll_s: float = TOKEN_POLL_S) -> None:
-        self.service = service
-        self._store = store
-        self._poll_s = poll_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.forgotten = threading.Event()
-
-    def start(self) -> None:
-        self.service.start()
-        self._thread = threading.Thread(target=self._watch, name="enrol-token", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self._poll_s + 5.0)
-        self.service.stop()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self._poll_s):
-            state = self.service.status()
-            if not state.enrolled or state.embedded:
-                continue
-            try:
-                self._store.delete()
-            except OSError as exc:  # tried again on the next start; the service keeps running
-                log.warning("enrolled, but cannot delete the installer's enrolment token: %s",
-                            exc)
-                return
-            log.info("enrolled: the installer's enrolment token is deleted")
-            self.forgotten.set()
-            return
 
 
 class ServiceHost:

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="collector base URL (default: TELLER_GUARD_ENDPOINT or the policy's)")
     p.add_argument("--enroll-token-file", metavar="FILE", type=Path, default=None,
                    help="file holding IT's enrolment token: enrol at the endpoint on start if "
-                        "this PC is not enrolled there (default: TELLER_GUARD_ENROLL_TOKEN)")
+                        "this PC is not enrolled there (default: TELLER_GUARD_ENROLL_TOKEN, "
+                        "then the installer's: enrol-token in the data directory on Linux, "
+                        "the MSI's registry value on Windows; deleted once enrolled)")
     # A token on the command line is visible to every user in ps: refused, with the way to go.
     p.add_argument("--enroll-token", metavar="T", default=None, help=argparse.SUPPRESS)
     p.add_argument("--policy", metavar="FILE",
@@ -79,6 +81,13 @@ def sd_notify(message: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from guard import paths
+    from guard.app.enrol_token import (
+        TOKEN_FILE_NAME,
+        FileToken,
+        OneTimeToken,
+        Service,
+        TokenStore,
+    )
     from guard.app.machine import (
         ENV_ENROLL_TOKEN,
         ChannelFactory,
@@ -112,14 +121,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"teller-guard service: cannot read the enrolment token file: {exc}",
                   file=sys.stderr)
             return EXIT_CONFIG
-    installer_token = None
-    if sys.platform == "win32" and token is None:
-        from guard.app.winservice import RegistryToken
+    # The installer's token (the MSI's registry value, the .deb's root-only file in the data
+    # directory), deleted once this PC is enrolled; a token given here is the caller's to keep.
+    installer_token: TokenStore | None = None
+    if token is None:
+        if sys.platform == "win32":
+            from guard.app.winservice import RegistryToken
 
-        installer_token = RegistryToken()  # the MSI's, deleted once this PC is enrolled
+            installer_token = RegistryToken()
+        else:
+            installer_token = FileToken(data_dir / TOKEN_FILE_NAME)
         try:
             token = installer_token.read()
-        except OSError as exc:  # not SYSTEM (a console run), or a damaged value
+        except OSError as exc:  # not SYSTEM/root (a console run), or a damaged value
             log.warning("cannot read the enrolment token the installer left: %s", exc)
     socket_path = args.socket or (Path(os.environ[ENV_SOCKET]) if os.environ.get(ENV_SOCKET)
                                   else default_socket_path())
@@ -142,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
                                       usb_channel(platforms.removable_volumes)]
 
     if sys.platform == "win32":
-        from guard.app.winservice import NotUnderScm, OneTimeToken, Service, ServiceHost
+        from guard.app.winservice import NotUnderScm, ServiceHost
 
         def make() -> Service:
             service = MachineService(settings, channels=channels)
@@ -172,8 +186,10 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGHUP, on_hup)
 
     service = MachineService(settings, channels=channels)
+    runner: Service = service if installer_token is None or token is None else \
+        OneTimeToken(service, installer_token)
     try:
-        service.start()
+        runner.start()
     except ServiceError as exc:
         print(f"teller-guard service: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -188,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception:
         log.exception("service failed")
         sd_notify("STOPPING=1")
-        service.stop()
+        runner.stop()
         return EXIT_FAILED
     sd_notify("STOPPING=1")
-    service.stop()
+    runner.stop()
     return EXIT_STOPPED

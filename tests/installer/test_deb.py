@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from guard.app.enrol_token import TOKEN_FILE_NAME
 from guard.policy.layers import merge, packaged_text, parse_toml, read_file_layer, validate
 from tests.installer.conftest import INSTALLER, need
 
@@ -49,6 +50,10 @@ def dpkg(root: Path, *args: str, env: dict[str, str] | None = None) -> None:
                    timeout=120)
 
 
+def token_file(root: Path) -> Path:
+    return root / "var/lib/teller-guard" / TOKEN_FILE_NAME
+
+
 def settings(root: Path) -> dict[str, str]:
     text = (root / "etc/teller-guard/service.env").read_text()
     return dict(line.split("=", 1) for line in text.splitlines() if line and line[0] != "#")
@@ -85,12 +90,55 @@ def test_install_into_a_fresh_root(debs: dict[str, Path], root: Path) -> None:
     tomllib.loads(policy_file.read_text())
     # the settings: the preseed file, dpkg's environment for the branch; root only
     assert settings(root) == {"TELLER_GUARD_ENDPOINT": ENDPOINT,
-                              "TELLER_GUARD_ENROLL_TOKEN": "tok-preseed",
                               "TELLER_GUARD_BRANCH": "BR042"}
-    for name in ("service.env", "install.env"):
-        mode = stat.S_IMODE((root / "etc/teller-guard" / name).stat().st_mode)
-        assert mode == 0o600, name
+    # the token only in the file the service deletes once enrolled (FileToken), not in the
+    # unit's environment nor left in the preseed file
+    assert token_file(root).read_text() == "tok-preseed\n"
+    assert "tok-preseed" not in (root / "etc/teller-guard/service.env").read_text()
+    assert (root / "etc/teller-guard/install.env").read_text() == \
+        f"TELLER_GUARD_ENDPOINT={ENDPOINT}\n"
+    for path in (root / "etc/teller-guard/service.env", root / "etc/teller-guard/install.env",
+                 token_file(root)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert path.stat().st_uid == os.getuid(), path
     assert stat.S_IMODE((root / "var/lib/teller-guard").stat().st_mode) == 0o700
+    # the service's own default: its data directory (the unit's TELLER_GUARD_DATA_DIR) holds it
+    assert "Environment=TELLER_GUARD_DATA_DIR=/var/lib/teller-guard" in unit
+    assert token_file(root).name == TOKEN_FILE_NAME
+
+
+def test_without_a_token_there_is_no_token_file(debs: dict[str, Path], root: Path) -> None:
+    dpkg(root, "-i", str(debs["0.1.0"]), env={"TELLER_GUARD_ENDPOINT": ENDPOINT})
+    assert settings(root) == {"TELLER_GUARD_ENDPOINT": ENDPOINT, "TELLER_GUARD_BRANCH": ""}
+    assert not token_file(root).exists()
+
+
+def test_an_upgrade_neither_brings_back_a_used_token_nor_keeps_one_in_service_env(
+        debs: dict[str, Path], root: Path) -> None:
+    (root / "etc/teller-guard").mkdir(parents=True)
+    preseed = root / "etc/teller-guard/install.env"
+    preseed.write_text(f"TELLER_GUARD_ENDPOINT={ENDPOINT}\nTELLER_GUARD_ENROLL_TOKEN=tok-1\n")
+    dpkg(root, "-i", str(debs["0.1.0"]))
+    token_file(root).unlink()  # the service enrolled and deleted it
+    dpkg(root, "-i", str(debs["0.2.0"]))  # the same preseed file in place
+    assert not token_file(root).exists()
+    assert settings(root)["TELLER_GUARD_ENDPOINT"] == ENDPOINT
+
+    assert "tok-1" not in preseed.read_text()
+    # an older package's service.env with the token in it (no preseed file left): the token
+    # moves to the token file, the other settings stay
+    preseed.unlink()
+    env_file = root / "etc/teller-guard/service.env"
+    env_file.write_text(f"TELLER_GUARD_ENDPOINT={ENDPOINT}\nTELLER_GUARD_ENROLL_TOKEN=tok-old\n"
+                        "TELLER_GUARD_BRANCH=BR7\n")
+    dpkg(root, "-i", str(debs["0.2.0"]))
+    assert settings(root) == {"TELLER_GUARD_ENDPOINT": ENDPOINT, "TELLER_GUARD_BRANCH": "BR7"}
+    assert token_file(root).read_text() == "tok-old\n"
+    assert stat.S_IMODE(token_file(root).stat().st_mode) == 0o600
+    # a new token given at the upgrade replaces one not used yet
+    dpkg(root, "-i", str(debs["0.2.0"]), env={"TELLER_GUARD_ENROLL_TOKEN": "tok-new"})
+    assert token_file(root).read_text() == "tok-new\n"
+    assert "tok-" not in env_file.read_text()
 
 
 def test_environment_wins_and_a_bad_endpoint_is_refused(debs: dict[str, Path],
@@ -125,3 +173,11 @@ def test_upgrade_keeps_settings_and_purge_keeps_the_journal(debs: dict[str, Path
     assert not (root / "lib/systemd/system/teller-guard.service").exists()
     assert not (root / "etc/teller-guard/service.env").exists()
     assert (root / "var/lib/teller-guard/journal.db").read_bytes() == b"audit trail"
+
+
+def test_purge_removes_a_token_not_used_yet(debs: dict[str, Path], root: Path) -> None:
+    dpkg(root, "-i", str(debs["0.1.0"]), env={"TELLER_GUARD_ENROLL_TOKEN": "tok-unused"})
+    assert token_file(root).exists()
+    dpkg(root, "--purge", "teller-guard")
+    assert not token_file(root).exists()
+    assert (root / "var/lib/teller-guard").is_dir()  # the audit trail's place stays

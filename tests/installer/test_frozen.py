@@ -10,18 +10,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.installer.native_probes import VIDEO_STUBS, check_cv2_stubs, check_qt_icu
 from tests.support.xserver import x_env, xvfb
 
 ENV_FROZEN = "TELLER_GUARD_FROZEN"
-# Issue 13 aims at 200 MB without the OCR models; the OCR engine alone (OpenCV with its FFmpeg
-# and OpenBLAS, onnxruntime, shapely, pyclipper) is ~210 MB of this build, which measured
-# 447 MB without the models (installer/bundle-size.sh prints both). This ceiling catches what
-# would bring back the parts the spec leaves out.
-SIZE_CEILING_MB = 470
+# Issue 13 aims at 200 MB without the OCR models; the OCR engine alone (OpenCV with its OpenBLAS,
+# AVIF codec and FFmpeg stubs, onnxruntime, shapely, pyclipper) is ~178 MB of this build, which
+# measured 362 MB without the models (447 MB before ICU was trimmed, FFmpeg stubbed and the
+# agent became a link; installer/bundle-size.sh prints both). This ceiling catches what would
+# bring back the parts the spec leaves out.
+SIZE_CEILING_MB = 372
 OCR_MODELS = Path("_internal") / "rapidocr_onnxruntime" / "models"
 RESOURCES = Path("_internal") / "teller_guard_resources"
 
@@ -84,6 +87,61 @@ def test_the_bundle_is_lean(frozen: Path) -> None:
                  "libibusplatforminputcontextplugin.so", "libonnxruntime_providers_shared.so",
                  "libX11.so.6", "libXrandr.so.2", "libXfixes.so.3"):
         assert used in names or [n for n in names if n.startswith(used)], used
+
+
+def test_qt_works_with_the_bundle_s_trimmed_icu_data(frozen: Path) -> None:
+    """installer/trim_icu.py keeps what Qt and the product use (native_probes.check_qt_icu)."""
+    pytest.importorskip("PySide6.QtCore")
+    [lib] = (frozen / "_internal" / "PySide6" / "Qt" / "lib").glob("libicudata.so.*")
+    assert lib.stat().st_size < 8 * 2**20, "the ICU data library is not trimmed (31 MB in full)"
+    check_qt_icu(lib)
+
+
+def test_opencv_works_with_the_bundle_s_video_stubs(frozen: Path) -> None:
+    """installer/stub_video.py: FFmpeg is stubbed; what only it needed is gone; the image
+    processing and codecs work; a video stops the process saying why (check_cv2_stubs)."""
+    pytest.importorskip("cv2")
+    libs = frozen / "_internal" / "opencv_python_headless.libs"
+    stubs = sorted(p for p in libs.iterdir() if VIDEO_STUBS.fullmatch(p.name))
+    assert len(stubs) == 4 and all(p.stat().st_size < 100_000 for p in stubs), stubs
+    left = {p.name.split("-")[0] for p in libs.iterdir()}
+    assert not left & {"libvpx", "libswresample", "libssl", "libcrypto", "libdrm"}, left
+    assert {"libopenblasp", "libavif", "libaom", "libpng16"} <= left  # what the images need
+    check_cv2_stubs(stubs)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Windows builds two executables")
+def test_the_agent_is_the_cli_s_program_under_its_own_name(frozen: Path, tmp_path: Path) -> None:
+    """One executable carries the module archive once (16 MB); the agent is a link to it, and
+    the name it is started as picks the program."""
+    agent = frozen / "teller-guard-agent"
+    assert agent.is_symlink() and os.readlink(agent) == "teller-guard"
+    for exe, usage in ((agent, "usage: teller-guard-agent "), (frozen / "teller-guard",
+                                                                "usage: teller-guard ")):
+        proc = subprocess.run([str(exe), "--help"], env=_env(tmp_path), capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stdout.startswith(usage), proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc")
+def test_the_machine_service_loads_no_qt(frozen: Path, tmp_path: Path) -> None:
+    """The Qt run-time hook runs for the agent only, not for the CLI's commands."""
+    from tests.support.waiting import eventually
+
+    sock = tmp_path / "s.sock"
+    proc = subprocess.Popen([str(frozen / "teller-guard"), "service", "--data-dir",
+                             str(tmp_path / "data"), "--socket", str(sock)],
+                            env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        eventually("the service's socket", lambda: sock.exists() or proc.poll() is not None,
+                   120)
+        assert proc.poll() is None, proc.communicate()[1]
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert "libQt6" not in maps and "libicu" not in maps
 
 
 def test_the_resources_are_in_the_bundle_as_their_package(frozen: Path) -> None:
@@ -206,3 +264,56 @@ def test_the_deb_of_the_frozen_build_installs_a_working_guard(frozen: Path,
                           text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _report(proc.stdout).get("ocr") == "PASS", proc.stdout
+
+
+def test_the_deb_s_service_enrols_with_its_token_and_deletes_it(
+        frozen: Path, tmp_path: Path) -> None:
+    """The .deb leaves IT's token in /var/lib/teller-guard/enrol-token (root only), not in
+    service.env; the installed service (its unit's data directory) enrols with it at a real
+    collector on loopback and deletes it."""
+    from guard.ipc.status import read_status
+    from tests.support.servers import run_collector
+    from tests.support.waiting import eventually
+
+    deb = os.environ.get("TELLER_GUARD_FROZEN_DEB")
+    if not deb:
+        pytest.skip("no .deb of the frozen build given: set TELLER_GUARD_FROZEN_DEB "
+                    "(installer/ci.sh does)")
+    root = tmp_path / "root"
+    (root / "var/lib/dpkg/info").mkdir(parents=True)
+    (root / "var/lib/dpkg/updates").mkdir()
+    (root / "var/lib/dpkg/status").touch()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TELLER_GUARD_")}
+    with run_collector(f"sqlite:///{tmp_path / 'collector.db'}",
+                       enroll_token="tok-frozen-deb-5e1f") as collector:
+        subprocess.run(["dpkg", f"--root={root}", "--force-script-chrootless",
+                        "--force-depends", "--force-not-root", "--log=/dev/null", "-i", deb],
+                       env={**base, "TELLER_GUARD_ENDPOINT": str(collector),
+                            "TELLER_GUARD_ENROLL_TOKEN": "tok-frozen-deb-5e1f"},
+                       check=True, capture_output=True, text=True, timeout=300)
+        state = root / "var/lib/teller-guard"
+        token = state / "enrol-token"
+        assert token.read_text() == "tok-frozen-deb-5e1f\n"
+        assert "tok-frozen" not in (root / "etc/teller-guard/service.env").read_text()
+        # as the unit runs it: service.env's settings, the data directory it names
+        settings = dict(line.split("=", 1) for line in
+                        (root / "etc/teller-guard/service.env").read_text().splitlines()
+                        if line and not line.startswith("#"))
+        env = {**_env(tmp_path), **settings, "TELLER_GUARD_DATA_DIR": str(state)}
+        log = tmp_path / "service.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([str(root / "opt/teller-guard/teller-guard"), "service",
+                                     "--socket", str(tmp_path / "s.sock")], env=env,
+                                    cwd=tmp_path, stdout=out, stderr=out)
+        try:
+            eventually("the token file to go", lambda: not token.exists() or
+                       proc.poll() is not None, 120)
+            assert proc.poll() is None, log.read_text()
+            status = eventually("the enrolled status", lambda: (
+                st if (st := read_status(state)) and st.enrolled else None), 60)
+            assert not status.embedded and status.endpoint == str(collector)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    assert not token.exists()
+    assert "tok-frozen-deb-5e1f" not in log.read_text()

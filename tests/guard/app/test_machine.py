@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from guard import identity
+from guard.app.enrol_token import TOKEN_FILE_NAME
 from guard.app.session import Agent
 from guard.delivery.journal import Journal
 from guard.ipc.agent_side import agent_sink
@@ -504,3 +505,48 @@ def test_the_service_refuses_an_enrolment_token_on_its_command_line(tmp_path: Pa
                          capture_output=True, text=True, cwd=REPO, timeout=60, env=env)
     assert run.returncode == 2
     assert "--enroll-token-file" in run.stderr and "fleet-token-0123456789" not in run.stderr
+
+
+def test_the_installer_s_token_file_is_deleted_once_the_service_is_enrolled(
+        tmp_path: Path, short_dir: Path, service_factory: Callable[..., ServiceProcess]) -> None:
+    """The .deb leaves IT's token in <data dir>/enrol-token (0600); the service enrols with it
+    and deletes it, as the Windows service deletes the MSI's registry value."""
+    data = tmp_path / "machine"
+    data.mkdir()
+    token_file = data / TOKEN_FILE_NAME
+    with run_collector(f"sqlite:///{tmp_path / 'collector.db'}") as collector:
+        token_file.write_text(f"{collector.enroll_token}\n", encoding="utf-8")
+        token_file.chmod(0o600)
+        svc = service_factory(data, short_dir / "agent.sock", "--endpoint", str(collector))
+        svc.start()
+        _eventually("the token file to go", lambda: not token_file.exists())
+        status = read_status(data)
+        assert status is not None and status.enrolled and not status.embedded
+        assert status.endpoint == str(collector)
+        assert svc.stop() == 0
+        assert collector.enroll_token not in svc.log()
+        # enrolled for good: a restart without the token still ships as this device
+        svc.start()
+        again = _eventually("enrolled after the restart", lambda: (
+            s if (s := read_status(data)) and s.running and s.enrolled else None))
+        assert again.device_id == status.device_id and not token_file.exists()
+        assert svc.stop() == 0
+
+
+def test_the_token_file_stays_while_the_collector_cannot_be_reached(
+        tmp_path: Path, short_dir: Path, service_factory: Callable[..., ServiceProcess]) -> None:
+    from tests.support.servers import free_port
+
+    data = tmp_path / "machine"
+    data.mkdir()
+    token_file = data / TOKEN_FILE_NAME
+    token_file.write_text("tok-for-a-later-start\n", encoding="utf-8")
+    token_file.chmod(0o600)
+    svc = service_factory(data, short_dir / "agent.sock",
+                          "--endpoint", f"http://127.0.0.1:{free_port()}")
+    svc.start()
+    _eventually("the failed enrolment", lambda: (
+        s if (s := read_status(data)) and s.problem else None))
+    assert svc.stop() == 0
+    assert token_file.read_text(encoding="utf-8") == "tok-for-a-later-start\n"
+    assert "tok-for-a-later-start" not in svc.log()

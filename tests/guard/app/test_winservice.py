@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from guard.app import winservice as ws
+from guard.app.enrol_token import OneTimeToken
 from guard.app.machine import MachineService, ServiceSettings
-from guard.app.winservice import NotUnderScm, OneTimeToken, ReportedStatus, ServiceHost
+from guard.app.winservice import NotUnderScm, ReportedStatus, ServiceHost
 from tests.support.servers import run_collector
 from tests.support.waiting import eventually
 
@@ -239,7 +240,7 @@ def test_a_token_that_cannot_be_deleted_leaves_the_service_running(
     store = MemoryToken("tok-9f3a2c", fail_delete=True)
     inner = StubEnrolling(enrolled=True, embedded=False)
     service = OneTimeToken(inner, store, poll_s=0.01)
-    with caplog.at_level("WARNING", logger="guard.app.winservice"):
+    with caplog.at_level("WARNING", logger="guard.app.enrol_token"):
         service.start()
         eventually("the delete attempt", lambda: store.deletes, 30, interval=0.01)
         service.stop()
