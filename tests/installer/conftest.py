@@ -14,13 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 INSTALLER = ROOT / "installer"
 
 # The slow checks (a Wine prefix per test, a PyInstaller build: ~1.5 min together on 2 cores) run
-# when installer/check.sh sets this; the project's CI runs the quick table and content checks.
+# when this is set: the deployment job (installer/ci.sh, which .ci/run calls after the test
+# command) and installer/check.sh set it; the test command runs the quick table and content checks.
 ENV_FULL = "TELLER_GUARD_INSTALLER_TESTS"
 
 
 def need_full(what: str) -> None:
     if os.environ.get(ENV_FULL) != "full":
-        pytest.skip(f"{what} is slow: run `bash installer/check.sh` (sets {ENV_FULL}=full)")
+        pytest.skip(f"{what} is slow: the deployment job runs it (`bash installer/ci.sh`, or "
+                    f"`bash installer/check.sh`; both set {ENV_FULL}=full)")
 
 
 # tool -> Debian package
