@@ -142,7 +142,8 @@ msi_tables() {
 }
 
 msi_wine() {
-  TELLER_GUARD_INSTALLER_TESTS=full pytest_ tests/installer/test_msi.py \
+  # each test has its own fresh Wine prefix: three at once (most of it is wineboot waiting)
+  TELLER_GUARD_INSTALLER_TESTS=full pytest_ -n 3 tests/installer/test_msi.py \
     -k "test_install_ or uninstall_under_wine"
 }
 
