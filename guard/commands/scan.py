@@ -357,7 +357,8 @@ class _JsonFile:
 
     The engine hands over the findings of each scanned piece of the file as one list; they are
     written `BATCH` at a time (one write, not one per finding: with PYTHONUNBUFFERED each write is
-    a system call), so memory stays bounded by a piece and a batch, never by the file.
+    a system call), so memory stays bounded by a piece and a batch, never by the file. With the
+    compiled core a piece's findings come already written as JSON (`joined`), one write a piece.
     """
 
     BATCH = 256
