@@ -375,6 +375,66 @@ struct Calls<'py> {
     out: Bound<'py, PyList>,
     base: usize,
     today: u32,
+    /// `scan_json`: the findings are written as JSON text here instead of appended to `out`.
+    json: Option<RefCell<JsonOut>>,
+}
+
+/// The findings of one `scan_json` call as the CLI's JSON Lines write them
+/// (`guard.commands.scan.finding_json`), byte for byte.
+struct JsonOut {
+    /// Per type: `{"type": <type>, "start": ` and `, "category": <category>, "hash": `, encoded
+    /// by Python's own JSON string encoder.
+    heads: Vec<String>,
+    mids: Vec<String>,
+    /// `repr(round(score, 4))` per distinct score, from Python's float repr.
+    confidences: Vec<(u64, String)>,
+    /// The objects, one after the other, and each one's (start, end, offset, length) in `text`.
+    text: Vec<u8>,
+    spans: Vec<(usize, usize, usize, usize)>,
+}
+
+impl JsonOut {
+    /// The objects joined by ", " in (start, end) order (a stable sort, as the engine's
+    /// `list.sort` of the same findings), and how many there are.
+    fn joined(&self, ordered: bool) -> Vec<u8> {
+        let mut order: Vec<usize> = (0..self.spans.len()).collect();
+        if !ordered {
+            order.sort_by_key(|&i| (self.spans[i].0, self.spans[i].1));
+        }
+        let mut out = Vec::with_capacity(self.text.len() + 2 * self.spans.len());
+        for (n, &i) in order.iter().enumerate() {
+            if n > 0 {
+                out.extend_from_slice(b", ");
+            }
+            let (_, _, off, len) = self.spans[i];
+            out.extend_from_slice(&self.text[off..off + len]);
+        }
+        out
+    }
+}
+
+/// `json.encoder.encode_basestring` (the ensure_ascii=False encoder) of `s`, appended to `out`.
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0..=0x1f => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
 }
 
 #[pyclass(frozen, module = "guard_core")]
@@ -458,6 +518,10 @@ fn slot_offsets(cls: &Bound<'_, PyAny>, names: &[Py<PyString>]) -> Option<Vec<is
 fn round4(x: f64) -> f64 {
     // the same correctly rounded decimal as Python's round(x, 4), read back as the nearest double
     format!("{:.4}", x).parse().unwrap_or(x)
+}
+
+fn parse_today(today: &str) -> PyResult<u32> {
+    today.parse().map_err(|_| PyValueError::new_err("today must be YYYYMMDD"))
 }
 
 #[pymethods]
@@ -617,28 +681,70 @@ impl Core {
             header_of: self.header_of.bind(text.py()).clone(),
             out: out.clone(),
             base,
-            today: today.parse().map_err(|_| PyValueError::new_err("today must be YYYYMMDD"))?,
+            today: parse_today(today)?,
+            json: None,
         };
-        // SAFETY: the string is immutable and kept alive by `text` for the whole call; its data
-        // is read only while this borrow lasts (no Python code can change a str).
-        let data = unsafe { text.data()? };
-        let lay = RefCell::new(layout::Lay::read(layout)?);
         let empty = out.is_empty();
         // The scan allocates findings only, which are in no reference cycle (and untracked): the
         // cycle collector would walk the heap every few hundred of them for nothing, so it
         // waits until the scan returns (the GIL is held throughout; its state is restored).
         // SAFETY: plain calls of the C API with the GIL held.
         let gc_was_on = unsafe { ffi::PyGC_Disable() } != 0;
-        let done = match data {
-            pyo3::types::PyStringData::Ucs1(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
-            pyo3::types::PyStringData::Ucs2(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
-            pyo3::types::PyStringData::Ucs4(s) => Scan::new(self, s, &calls, &lay, empty).go(lo, hi),
-        };
+        let done = self.scan_with(text, lo, hi, layout, &calls, empty);
         if gc_was_on {
             unsafe { ffi::PyGC_Enable() };
         }
-        lay.borrow().write(layout)?;
         done
+    }
+
+    /// `scan`'s findings of text[lo:hi] as the CLI's JSON Lines write them
+    /// (`guard.commands.scan.finding_json`, joined by ", ", in (start, end) order), without
+    /// building a `Finding`: (how many, the text). `heads[i]` is `{"type": <type>, "start": `
+    /// and `mids[i]` `, "category": <category>, "hash": ` of the i-th type of `types`, encoded
+    /// by the caller with Python's JSON string encoder.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_json<'py>(
+        &self,
+        text: &Bound<'py, PyString>,
+        lo: usize,
+        hi: usize,
+        base: usize,
+        layout: &Bound<'py, PyAny>,
+        today: &str,
+        heads: Vec<String>,
+        mids: Vec<String>,
+    ) -> PyResult<(usize, Bound<'py, PyString>)> {
+        let py = text.py();
+        if heads.len() != self.type_names.len() || mids.len() != self.type_names.len() {
+            return Err(PyValueError::new_err(format!(
+                "scan_json: need {} heads and mids, one per type", self.type_names.len())));
+        }
+        let calls = Calls {
+            header_of: self.header_of.bind(py).clone(),
+            out: PyList::empty(py),
+            base,
+            today: parse_today(today)?,
+            json: Some(RefCell::new(JsonOut {
+                heads,
+                mids,
+                confidences: Vec::new(),
+                text: Vec::new(),
+                spans: Vec::new(),
+            })),
+        };
+        let ordered = self.scan_with(text, lo, hi, layout, &calls, true)?;
+        let json = calls.json.as_ref().map(|j| j.borrow()).expect("json mode");
+        let joined = json.joined(ordered);
+        // SAFETY: `joined` is UTF-8: Python's encoded heads, ASCII numbers and hex, and masked
+        // values that are ASCII or `from_utf8_lossy`'s output, escaped byte for byte
+        let joined = unsafe { String::from_utf8_unchecked(joined) };
+        Ok((json.spans.len(), PyString::new(py, &joined)))
+    }
+
+    /// The finding types in the order `scan_json`'s heads and mids follow.
+    #[getter]
+    fn types(&self) -> Vec<&'static str> {
+        TYPE_NAMES.to_vec()
     }
 
     /// The span of the key group of `structure._KEY_BEFORE.search(text, max(ls, end - 100),
@@ -656,6 +762,7 @@ impl Core {
             out: PyList::empty(py),
             base: 0,
             today: 0,
+            json: None,
         };
         // SAFETY: as in `scan`: the str is immutable and `text` keeps it alive for this call.
         let data = unsafe { text.data()? };
@@ -678,6 +785,29 @@ impl Core {
 }
 
 impl Core {
+    /// One scan of text[lo:hi] on the layout's state (read first, written back after).
+    fn scan_with<'py>(
+        &self,
+        text: &Bound<'py, PyString>,
+        lo: usize,
+        hi: usize,
+        layout: &Bound<'py, PyAny>,
+        calls: &Calls<'py>,
+        empty: bool,
+    ) -> PyResult<bool> {
+        // SAFETY: the string is immutable and kept alive by `text` for the whole call; its data
+        // is read only while this borrow lasts (no Python code can change a str).
+        let data = unsafe { text.data()? };
+        let lay = RefCell::new(layout::Lay::read(layout)?);
+        let done = match data {
+            pyo3::types::PyStringData::Ucs1(s) => Scan::new(self, s, calls, &lay, empty).go(lo, hi),
+            pyo3::types::PyStringData::Ucs2(s) => Scan::new(self, s, calls, &lay, empty).go(lo, hi),
+            pyo3::types::PyStringData::Ucs4(s) => Scan::new(self, s, calls, &lay, empty).go(lo, hi),
+        };
+        lay.borrow().write(layout)?;
+        done
+    }
+
     /// Python's `str.isalnum` / `str.isdigit` of one character: bit 2 / bit 4 of the answer.
     fn py_char(&self, py: Python<'_>, c: u32) -> PyResult<u8> {
         let ask = |c: u32| -> PyResult<u8> {
@@ -1359,6 +1489,11 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
             hex[2 * i] = HEX[(b >> 4) as usize];
             hex[2 * i + 1] = HEX[(b & 15) as usize];
         }
+        if let Some(json) = &self.k.json {
+            let mut buf = self.mask_buf.borrow_mut();
+            mask_into(t, value.as_bytes(), &mut buf);
+            return self.emit_json(&mut json.borrow_mut(), t, start, end, score, &buf, &hex);
+        }
         let masked = {
             let mut buf = self.mask_buf.borrow_mut();
             mask_into(t, value.as_bytes(), &mut buf);
@@ -1412,6 +1547,47 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
         let (ps, pe, ok) = self.order.get();
         let span = (self.k.base + start, self.k.base + end);
         self.order.set((span.0, span.1, ok && (ps, pe) <= span));
+        Ok(())
+    }
+
+    /// `emit`'s finding as `finding_json` writes it, appended to the JSON output.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_json(
+        &self, json: &mut JsonOut, t: usize, start: usize, end: usize, score: f64, masked: &[u8],
+        hex: &[u8; 64],
+    ) -> PyResult<()> {
+        let bits = score.to_bits();
+        let conf = match json.confidences.iter().position(|(b, _)| *b == bits) {
+            Some(i) => i,
+            None => {
+                let obj = self.score_object(score)?;
+                let text = obj.bind(self.py()).repr()?.to_str()?.to_owned();
+                json.confidences.push((bits, text));
+                json.confidences.len() - 1
+            }
+        };
+        let (s, e) = (self.k.base + start, self.k.base + end);
+        let off = json.text.len();
+        let JsonOut { heads, mids, confidences, text: out, .. } = json;
+        out.extend_from_slice(heads[t].as_bytes());
+        out.extend_from_slice(s.to_string().as_bytes());
+        out.extend_from_slice(b", \"end\": ");
+        out.extend_from_slice(e.to_string().as_bytes());
+        out.extend_from_slice(b", \"masked\": ");
+        match std::str::from_utf8(masked) {
+            Ok(m) => json_str(m, out),
+            Err(_) => json_str(&String::from_utf8_lossy(masked), out),
+        }
+        out.extend_from_slice(b", \"confidence\": ");
+        out.extend_from_slice(confidences[conf].1.as_bytes());
+        out.extend_from_slice(mids[t].as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(hex);
+        out.extend_from_slice(b"\"}");
+        let len = out.len() - off;
+        json.spans.push((s, e, off, len));
+        let (ps, pe, ok) = self.order.get();
+        self.order.set((s, e, ok && (ps, pe) <= (s, e)));
         Ok(())
     }
 

@@ -241,17 +241,25 @@ def _scan_one(
     from guard.scan import documents
     from guard.scan.engine import read_error
 
-    batches = _stdin_findings(scanner) if source == "-" else scanner.iter_file_batches(source)
+    text = _stdin_text() if source == "-" else _file_text(source)
     count = 0
     error: str | None = None
     json_out = _JsonFile(out, source) if table is None else None
     try:
         if json_out is not None:
-            for found in batches:
-                json_out.findings(found)
-                count += len(found)
+            # the compiled core writes the JSON of a piece's findings itself; the reference
+            # engine's findings are written here, the same bytes
+            encoded = scanner.json_batches(text, _json_parts())
+            if encoded is not None:
+                for n, joined in encoded:
+                    json_out.joined(joined)
+                    count += n
+            else:
+                for found in scanner.scan_chunk_batches(text):
+                    json_out.findings(found)
+                    count += len(found)
         elif table is not None:
-            for found in batches:
+            for found in scanner.scan_chunk_batches(text):
                 for f in found:
                     table.finding(source, f)
                 count += len(found)
@@ -272,19 +280,37 @@ class _StdinError(Exception):
     """Standard input could not be read to its end (the message is the reason shown)."""
 
 
-def _stdin_findings(scanner: Scanner) -> Iterator[list[Finding]]:
-    # spooled so that the content decides how it is read, exactly as for a file; the findings
-    # stream from the spool as a file's do
+def _file_text(source: str) -> Iterator[str]:
+    from guard.scan.engine import text_chunks
+
+    with open(source, "rb") as fh:
+        yield from text_chunks(fh)
+
+
+def _stdin_text() -> Iterator[str]:
+    # spooled so that the content decides how it is read, exactly as for a file; the text
+    # streams from the spool as a file's does
+    from guard.scan.engine import text_chunks
+
     with tempfile.TemporaryFile() as spool:
         try:
             shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
         except OSError as exc:
             raise _StdinError(f"cannot read standard input: {exc.strerror}") from exc
         spool.seek(0)
-        yield from scanner.iter_binary_batches(spool)
+        yield from text_chunks(spool)
 
 
 _encode = encode_basestring  # json.dumps' own string encoder (in C), the ensure_ascii=False one
+
+
+def _json_parts() -> dict[str, tuple[str, str]]:
+    """Per finding type, the two constant parts of its JSON object as `finding_json` writes
+    them: `{"type": <type>, "start": ` and `, "category": <category>, "hash": `."""
+    from guard.scan.detectors import CATEGORIES
+
+    return {t: ('{"type": ' + _encode(t) + ', "start": ',
+                ', "category": ' + _encode(str(c)) + ', "hash": ') for t, c in CATEGORIES.items()}
 
 
 _HEADS: dict[str, str] = {}
@@ -331,7 +357,8 @@ class _JsonFile:
 
     The engine hands over the findings of each scanned piece of the file as one list; they are
     written `BATCH` at a time (one write, not one per finding: with PYTHONUNBUFFERED each write is
-    a system call), so memory stays bounded by a piece and a batch, never by the file.
+    a system call), so memory stays bounded by a piece and a batch, never by the file. With the
+    compiled core a piece's findings come already written as JSON (`joined`), one write a piece.
     """
 
     BATCH = 256
@@ -345,6 +372,12 @@ class _JsonFile:
         """Writes `found` (the findings of one scanned piece), `BATCH` findings per write."""
         for i in range(0, len(found), self.BATCH):
             self._write(", ".join(map(finding_json, found[i:i + self.BATCH])))
+
+    def joined(self, text: str) -> None:
+        """Writes findings already encoded as `finding_json` does and joined by ", " (the
+        compiled core's `Scanner.json_batches`), in one write."""
+        if text:
+            self._write(text)
 
     def _write(self, text: str) -> None:
         if self._opened:

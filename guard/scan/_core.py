@@ -36,11 +36,21 @@ class Core(Protocol):
     """What the engine calls: `scan` appends the findings of text[lo:hi] to `out`.
 
     It returns True when `out` was empty and what it appended is in (start, end) order already,
-    so the engine need not sort it.
+    so the engine need not sort it. `scan_json` (the CLI's JSON Lines) writes them as text.
     """
 
     def scan(self, text: str, lo: int, hi: int, base: int, out: list[Finding], layout: Any,
              today: str) -> bool: ...
+
+    @property
+    def types(self) -> list[str]:
+        """The finding types in the order of `scan_json`'s `heads` and `mids`."""
+
+    def scan_json(self, text: str, lo: int, hi: int, base: int, layout: Any, today: str,
+                  heads: list[str], mids: list[str]) -> tuple[int, str]:
+        """`scan`'s findings written as JSON objects (`Finding.as_dict`'s keys) joined by ", ",
+        in (start, end) order, with how many there are; no `Finding` is built. A core built
+        before this method existed lacks it: the engine asks with `hasattr` first."""
 
 
 _module: Any = None

@@ -31,7 +31,7 @@ import re
 import threading
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
@@ -264,10 +264,12 @@ def _cell_text(value: object) -> str:
 
 def _xlsx_lines(fh: BinaryFile) -> Iterator[str]:
     from openpyxl.reader.excel import ExcelReader
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
     from openpyxl.xml.constants import SHARED_STRINGS
 
     class Reader(ExcelReader):
-        """openpyxl's own reader (what `load_workbook` runs), its shared strings kept on disk."""
+        """openpyxl's own reader (what `load_workbook` runs), its shared strings kept on disk and
+        its sheets `_Sheet`s."""
 
         def read_strings(self) -> None:
             part = self.package.find(SHARED_STRINGS)
@@ -276,6 +278,33 @@ def _xlsx_lines(fh: BinaryFile) -> Iterator[str]:
                     # openpyxl only indexes it (`shared_strings[int(value)]`)
                     self.shared_strings = _SharedStrings(src)  # type: ignore[assignment]
 
+        def read_worksheets(self) -> None:
+            # the read-only branch of openpyxl's `read_worksheets` (the only one a read-only
+            # reader takes), with `_Sheet` for its `ReadOnlyWorksheet`; typed Any: openpyxl's
+            # stubs leave out the internals it uses
+            me: Any = self
+            for sheet, rel in me.parser.find_sheets():
+                if rel.target not in me.valid_files:
+                    continue
+                if "chartsheet" in rel.Type:
+                    me.read_chartsheet(sheet, rel)
+                    continue
+                ws = _Sheet(me.wb, sheet.name, rel.target, me.shared_strings)
+                ws.sheet_state = sheet.state
+                me.wb._sheets.append(ws)
+
+    class _Sheet(ReadOnlyWorksheet):  # type: ignore[misc]
+        """A read-only sheet whose size comes from the `<dimension>` at the sheet's head only:
+        openpyxl, when a sheet has none (openpyxl's write-only mode writes none), parses the
+        whole sheet once more looking for it, holding every row it passes."""
+
+        def _get_size(self) -> None:
+            me: Any = self  # `_get_source` is not in openpyxl's stubs
+            with me._get_source() as src:
+                dimensions = _head_dimensions(src)
+            if dimensions is not None:
+                self._min_column, self._min_row, self._max_column, self._max_row = dimensions
+
     reader = Reader(fh, read_only=True, data_only=True)
     try:
         reader.read()
@@ -283,13 +312,78 @@ def _xlsx_lines(fh: BinaryFile) -> Iterator[str]:
         try:
             for ws in wb.worksheets:
                 yield str(ws.title)
-                for row in ws.iter_rows(values_only=True):
+                for row in _sheet_rows(ws):
                     yield "\t".join(_cell_text(v) for v in row).rstrip("\t")
         finally:
             wb.close()
     finally:
         if isinstance(reader.shared_strings, _SharedStrings):
             reader.shared_strings.close()
+
+
+def _head_dimensions(src: BinaryFile) -> Any:
+    """The boundaries of a sheet's `<dimension>` (openpyxl's `parse_dimensions`), read up to
+    the start of its `<sheetData>` (where the schema puts it) and no further."""
+    from openpyxl.worksheet._reader import DATA_TAG, DIMENSION_TAG
+    from openpyxl.worksheet.dimensions import SheetDimension
+    from openpyxl.xml.functions import iterparse
+
+    for _, element in iterparse(src, events=("start",)):
+        if element.tag == DIMENSION_TAG:
+            # a start event has the element's attributes, all a dimension is; its boundaries
+            # (min column, min row, max column, max row) may be None, as openpyxl's are
+            dimension = SheetDimension.from_tree(element)
+            return None if dimension is None else dimension.boundaries
+        if element.tag == DATA_TAG:
+            return None
+    return None
+
+
+def _sheet_rows(ws: Any) -> Iterator[tuple[object, ...]]:
+    """`ws.iter_rows(values_only=True)` of a read-only sheet (openpyxl's `_cells_by_row` with
+    its defaults: from A1 to the sheet's dimension), each parsed row let go once it is read.
+
+    openpyxl clears each `<row>` it parses but leaves it in its `<sheetData>`: a sheet of a
+    million rows kept a million elements (~100 MB) until its end.
+    """
+    from openpyxl.worksheet._reader import DATA_TAG, ROW_TAG, WorkSheetParser
+    from openpyxl.xml.functions import iterparse
+
+    class RowParser(WorkSheetParser):  # type: ignore[misc]
+        def parse(self) -> Generator[Any, None, None]:
+            # the rows of openpyxl's `parse` (the rest of a sheet gives no values)
+            data = None
+            for event, element in iterparse(self.source, events=("start", "end")):
+                if event == "start":
+                    if element.tag == DATA_TAG:
+                        data = element
+                elif element.tag == ROW_TAG:
+                    row = self.parse_row(element)
+                    element.clear()
+                    # the rows the parser has read ahead come after it: it is the first
+                    if data is not None and len(data) and data[0] is element:
+                        del data[0]
+                    yield row
+
+    max_col, max_row = ws.max_column, ws.max_row
+    empty: tuple[object, ...] = (None,) * max_col if max_col is not None else ()
+    counter = idx = 1
+    with ws._get_source() as src:
+        parser = RowParser(src, ws._shared_strings, data_only=ws.parent.data_only,
+                           epoch=ws.parent.epoch, date_formats=ws.parent._date_formats,
+                           timedelta_formats=ws.parent._timedelta_formats)
+        for idx, row in parser.parse():
+            if max_row is not None and idx > max_row:
+                break
+            for _ in range(counter, idx):  # rows the file leaves out
+                counter += 1
+                yield empty
+            if counter <= idx:
+                counter += 1
+                yield ws._get_row(row, 1, max_col, True)
+    if max_row is not None and max_row < idx:
+        for _ in range(counter, max_row + 1):
+            yield empty
 
 
 class _SharedStrings:
@@ -314,12 +408,19 @@ class _SharedStrings:
         end = 0
         self._offsets.write(end.to_bytes(8, "little"))
         tag = f"{{{SHEET_MAIN_NS}}}si"
-        for _, node in iterparse(src):
-            if node.tag == tag:
+        root = None
+        for event, node in iterparse(src, events=("start", "end")):
+            if event == "start":
+                root = node if root is None else root
+            elif node.tag == tag:
                 text = Text.from_tree(node)
                 content = text.content if text is not None else ""
                 data = content.replace("x005F_", "").encode("utf-8", "surrogatepass")
                 node.clear()
+                # let it go (a cleared <si> each, else kept); the parser has read ahead, the
+                # strings after it are still to come
+                if root is not None and len(root) and root[0] is node:
+                    del root[0]
                 self._text.write(data)
                 end += len(data)
                 self._offsets.write(end.to_bytes(8, "little"))

@@ -39,8 +39,9 @@ import itertools
 import operator
 import os
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from guard.model import Finding
 from guard.scan import _core, documents, structure
@@ -221,38 +222,39 @@ class Scanner:
         For a caller that handles findings many at a time (the CLI's JSON writer): a list per
         piece instead of one generator step per finding through every layer above.
         """
-        buf = ""
-        buf_base = 0  # global offset of buf[0]
-        lo = 0  # first position of buf not scanned yet
-        layout = structure.Layout()
-        for chunk in chunks:
-            if not chunk:
-                continue
-            buf += chunk
-            cut = _safe_cut(buf, lo)
-            if cut <= lo:
-                continue
+        def piece(buf: str, lo: int, hi: int, base: int,
+                  layout: structure.Layout) -> list[Finding] | None:
             found: list[Finding] = []
-            layout.begin()
-            if not self._scan(buf, lo, cut, buf_base, found, layout):
+            if not self._scan(buf, lo, hi, base, found, layout):
                 found.sort(key=_BY_SPAN)
-            if found:
-                yield found
-            # keep the context, and the lines the structure pass has not looked at yet (a header
-            # row may be among them), at most a header look-back's worth
-            keep_from = max(0, min(cut - CONTEXT_CHARS,
-                                   max(layout.pending(), cut - structure.HEADER_LOOKBACK)))
-            buf = buf[keep_from:]
-            buf_base += keep_from
-            layout.shift(keep_from)
-            lo = cut - keep_from
-        if lo < len(buf):
-            found = []
-            layout.begin()
-            if not self._scan(buf, lo, len(buf), buf_base, found, layout):
-                found.sort(key=_BY_SPAN)
-            if found:
-                yield found
+            return found or None
+
+        return _pieces(chunks, piece)
+
+    def json_batches(self, chunks: Iterable[str], parts: Mapping[str, tuple[str, str]]
+                     ) -> Iterator[tuple[int, str]] | None:
+        """`scan_chunk_batches`' findings as JSON text, per scanned piece (how many, the text), or
+        None when only the reference engine runs (no compiled core, or a key-less scanner).
+
+        The text is each finding as `{"type": …, "start": …, "end": …, "masked": …,
+        "confidence": …, "category": …, "hash": …}` (the keys of `Finding.as_dict`), joined by
+        ", ", in (start, end) order; `parts[type]` is that type's `{"type": <type>, "start": ` and
+        `, "category": <category>, "hash": `, encoded by the caller. The compiled core writes it
+        without building a `Finding` (the CLI's JSON Lines cost as much as the scan before).
+        """
+        core = self._core
+        if core is None or not hasattr(core, "scan_json"):
+            return None
+        heads = [parts[t][0] for t in core.types]
+        mids = [parts[t][1] for t in core.types]
+        today = _core.today()
+
+        def piece(buf: str, lo: int, hi: int, base: int,
+                  layout: structure.Layout) -> tuple[int, str] | None:
+            n, text = core.scan_json(buf, lo, hi, base, layout, today, heads, mids)
+            return (n, text) if n else None
+
+        return _pieces(chunks, piece)
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -305,16 +307,7 @@ class Scanner:
 
     def iter_binary_batches(self, fh: documents.BinaryFile) -> Iterator[list[Finding]]:
         """`iter_binary`'s findings a list at a time (one per scanned piece of the file)."""
-        kind, encoding = documents.identify(fh)
-        if kind != documents.TEXT:
-            yield from self.scan_chunk_batches(documents.extract_chunks(fh, kind))
-            return
-        chunks = documents.TextReader(fh, encoding, guessed=True).chunks(CHUNK_CHARS)
-        first = next(chunks, "")
-        pieces: Iterator[str] = itertools.chain((first,), chunks)
-        if documents.looks_like_html(first[:4096]):
-            pieces = documents.html_chunks(pieces)
-        yield from self.scan_chunk_batches(pieces)
+        return self.scan_chunk_batches(text_chunks(fh))
 
     # -- engine ---------------------------------------------------------------------------------
 
@@ -660,6 +653,67 @@ class Scanner:
         mac.update(value.encode("utf-8"))
         out.append(Finding(t, base + start, base + end, round(score, 4), _mask(t, value),
                            mac.hexdigest(), CATEGORIES[t]))
+
+
+_T = TypeVar("_T")
+
+
+def _pieces(chunks: Iterable[str],
+            scan: Callable[[str, int, int, int, structure.Layout], _T | None]) -> Iterator[_T]:
+    """What `scan(buf, lo, hi, base, layout)` gives for each scanned piece of a text given as
+    consecutive chunks (None: nothing in that piece), with offsets into the whole text.
+
+    Memory stays bounded by the piece size: the text is cut only after a character no
+    identifier can contain (a Chinese character, a newline, punctuation), so no identifier is
+    split, and each piece is scanned with `CONTEXT_CHARS` of the previous one before it.
+    """
+    buf = ""
+    buf_base = 0  # global offset of buf[0]
+    lo = 0  # first position of buf not scanned yet
+    layout = structure.Layout()
+    for chunk in chunks:
+        if not chunk:
+            continue
+        buf += chunk
+        cut = _safe_cut(buf, lo)
+        if cut <= lo:
+            continue
+        layout.begin()
+        found = scan(buf, lo, cut, buf_base, layout)
+        if found is not None:
+            yield found
+        # keep the context, and the lines the structure pass has not looked at yet (a header
+        # row may be among them), at most a header look-back's worth
+        keep_from = max(0, min(cut - CONTEXT_CHARS,
+                               max(layout.pending(), cut - structure.HEADER_LOOKBACK)))
+        buf = buf[keep_from:]
+        buf_base += keep_from
+        layout.shift(keep_from)
+        lo = cut - keep_from
+    if lo < len(buf):
+        layout.begin()
+        found = scan(buf, lo, len(buf), buf_base, layout)
+        if found is not None:
+            yield found
+
+
+def text_chunks(fh: documents.BinaryFile) -> Iterator[str]:
+    """The text the scanner reads of an open binary file, piece by piece (`CHUNK_CHARS` bytes
+    read per piece): a text file decoded, an HTML page as its text, xlsx/docx/pdf extracted.
+
+    Raises `documents.UnreadableFileError` or `OSError` as it goes (the file is identified when
+    the first piece is asked for).
+    """
+    kind, encoding = documents.identify(fh)
+    if kind != documents.TEXT:
+        yield from documents.extract_chunks(fh, kind)
+        return
+    chunks = documents.TextReader(fh, encoding, guessed=True).chunks(CHUNK_CHARS)
+    first = next(chunks, "")
+    pieces: Iterator[str] = itertools.chain((first,), chunks)
+    if documents.looks_like_html(first[:4096]):
+        pieces = documents.html_chunks(pieces)
+    yield from pieces
 
 
 def keyed_hash(key: bytes, value: str) -> str:

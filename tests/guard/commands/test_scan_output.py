@@ -1,16 +1,36 @@
-"""`teller-guard scan --format json`'s writer: the same bytes `json.dumps` gave, streamed."""
+"""`teller-guard scan --format json`'s writer: the same bytes `json.dumps` gave, streamed.
+
+The compiled core writes the JSON of its findings itself (`Scanner.json_batches`): the same
+bytes as `finding_json` of the Python reference engine's findings, on random text, streamed
+pieces and the document corpus.
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import random
+from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from guard.commands.scan import _JsonFile, finding_json
+from guard.commands.scan import _file_text, _json_parts, _JsonFile, finding_json
 from guard.model import Category, Finding
-from guard.scan.engine import UnhashedFinding
+from guard.scan.engine import Scanner, UnhashedFinding
+from tests.guard.scan.test_core_differential import DOCUMENTS, TEXT_KINDS, _widen, glued_texts
+from tests.guard.scan.test_fuzz import PIECES, texts
+
+KEY = b"json-key"
+CORE = Scanner(key=KEY)
+REFERENCE = Scanner(key=KEY, engine="python")
+needs_core = pytest.mark.skipif(
+    CORE.json_batches([], _json_parts()) is None,
+    reason="the compiled core guard_core is not built, is older than `scan_json`, or "
+    "TELLER_GUARD_ENGINE=python",
+)
 
 ODD_TEXT = ['110***********002X', '138****5678', 'a"b\\c', "tab\there\nline", "\x00\x1f\x7f",
             "全角＊＊＊", "\udcff\udc80", "u***@example.com", "", "é\u2028\u2029"]
@@ -77,3 +97,98 @@ def test_findings_reach_the_output_before_the_file_ends() -> None:
     assert out.getvalue().count('"type"') == _JsonFile.BATCH
     writer.close(None)
     assert json.loads(out.getvalue())["source"] == "big.log"
+
+
+def test_the_reference_engine_has_no_json_batches() -> None:
+    # the Python path (and a key-less scanner) writes its findings with finding_json
+    assert REFERENCE.json_batches(["13812345678"], _json_parts()) is None
+    assert Scanner(key=None).json_batches(["13812345678"], _json_parts()) is None
+
+
+def _core_json(chunks: Iterable[str]) -> tuple[int, str]:
+    encoded = CORE.json_batches(chunks, _json_parts())
+    assert encoded is not None
+    pieces = list(encoded)
+    assert all(n > 0 and text for n, text in pieces)  # no empty piece is handed over
+    return sum(n for n, _ in pieces), ", ".join(text for _, text in pieces)
+
+
+def _reference_json(chunks: Iterable[str]) -> tuple[int, str]:
+    found = [f for piece in REFERENCE.scan_chunk_batches(chunks) for f in piece]
+    return len(found), ", ".join(map(finding_json, found))
+
+
+def same_json(text: str) -> None:
+    assert _core_json([text]) == _reference_json([text]), text
+
+
+@needs_core
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_core_json_of_random_text(text: str) -> None:
+    same_json(text)
+
+
+@needs_core
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(glued_texts, st.lists(st.booleans(), max_size=7))
+def test_core_json_of_glued_and_full_width_text(text: str, picks: list[bool]) -> None:
+    # +86 prefixes, glued labels and full-width digits
+    same_json(_widen(text, picks))
+
+
+@needs_core
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([*PIECES, "中文", "\n", " ", "，"]), min_size=1, max_size=40),
+       st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
+def test_core_json_of_streamed_pieces(parts: list[str], sizes: list[int]) -> None:
+    text = "".join(parts) * 5
+    pieces, pos, i = [], 0, 0
+    while pos < len(text):
+        n = sizes[i % len(sizes)]
+        pieces.append(text[pos:pos + n])
+        pos, i = pos + n, i + 1
+    assert _core_json(pieces) == _reference_json(pieces)
+
+
+@needs_core
+def test_core_json_of_prefixed_and_grouped_numbers() -> None:
+    # the span of `(+86)138…` starts at its bracket, a grouped card's ends after its last group
+    text = "联系 (+86)13812345678 / 6222021234567890128 ，(+86) 139-1234-5678"
+    assert _core_json([text]) == _reference_json([text])
+    assert _core_json([text])[0] >= 2
+
+
+@needs_core
+@pytest.mark.parametrize("kind", [*TEXT_KINDS, "xlsx", "docx"])
+def test_core_json_of_the_document_corpus(kind: str) -> None:
+    files = sorted(p for p in (DOCUMENTS / kind).iterdir() if p.is_file())
+    assert files, f"no {kind} documents under {DOCUMENTS}"
+    found = 0
+    for path in files:
+        core = _core_json(_file_text(str(path)))
+        assert core == _reference_json(_file_text(str(path))), path.name
+        found += core[0]
+    assert found > 0
+
+
+@needs_core
+def test_core_json_is_the_command_output_of_the_findings(tmp_path: Path) -> None:
+    # the whole record the command writes: the core's text through _JsonFile as finding_json's
+    lines = [f"客户{i} 身份证号11010519491231002X 卡号6222 0212 3456 7890 128 a{i}@b.cn"
+             for i in range(3000)]
+    path = tmp_path / "log.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    by_core, by_reference = io.StringIO(), io.StringIO()
+    core_writer = _JsonFile(by_core, "log.txt")
+    reference_writer = _JsonFile(by_reference, "log.txt")
+    encoded = CORE.json_batches(_file_text(str(path)), _json_parts())
+    assert encoded is not None
+    for _, text in encoded:
+        core_writer.joined(text)
+    for piece in REFERENCE.scan_chunk_batches(_file_text(str(path))):
+        reference_writer.findings(piece)
+    core_writer.close(None)
+    reference_writer.close(None)
+    assert by_core.getvalue() == by_reference.getvalue()
+    assert len(json.loads(by_core.getvalue())["findings"]) == 9000

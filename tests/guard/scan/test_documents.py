@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import codecs
+import datetime
 import io
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -235,3 +237,77 @@ def test_shared_strings_by_index() -> None:
             table[3]
     finally:
         table.close()
+
+
+def _rewrite_sheet(path: Path, out: Path, dimension: bytes | None) -> None:
+    """`path` with its first sheet's `<dimension>` replaced (None: left out, as openpyxl's
+    write-only mode writes sheets)."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "xl/worksheets/sheet1.xml":
+                start = data.index(b"<dimension")
+                end = data.index(b"/>", start) + 2
+                data = data[:start] + (dimension or b"") + data[end:]
+            dst.writestr(name, data)
+
+
+@pytest.mark.parametrize("dimension", ["as written", "none", "smaller than the data"])
+def test_xlsx_rows_as_openpyxl_reads_them(tmp_path: Path, dimension: str) -> None:
+    # rows and cells the file leaves out, a second sheet, dates and numbers; a sheet without a
+    # dimension, and one whose dimension cuts the data (openpyxl stops at it: so does the scan)
+    written = tmp_path / "written.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "客户"
+    ws.append(["姓名", "证件号码", "卡号"])
+    ws.cell(row=4, column=2, value="11010519491231002X")
+    ws.cell(row=4, column=5, value=3.0)
+    ws.cell(row=7, column=1, value=datetime.datetime(2026, 1, 2, 3, 4))
+    ws.cell(row=9, column=3, value="6222021234567890128")
+    second = wb.create_sheet("第二")
+    second.cell(row=2, column=2, value="13812345678")
+    wb.save(written)
+    path = written
+    if dimension != "as written":
+        path = tmp_path / "rewritten.xlsx"
+        _rewrite_sheet(written, path, None if dimension == "none" else b'<dimension ref="A1:B4"/>')
+    expected = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    want: list[str] = []
+    for sheet in expected.worksheets:
+        want.append(sheet.title)
+        want += ["\t".join(documents._cell_text(v) for v in row).rstrip("\t")
+                 for row in sheet.iter_rows(values_only=True)]
+    expected.close()
+    with path.open("rb") as fh:
+        got = list(documents._xlsx_lines(fh))
+    assert got == want
+    assert ("6222021234567890128" in "\n".join(got)) == (dimension != "smaller than the data")
+
+
+def _xlsx_rows(path: Path, rows: int) -> None:
+    wb = openpyxl.Workbook(write_only=True)  # sheets without a dimension, strings inline
+    ws = wb.create_sheet("客户")
+    for i in range(rows):
+        ws.append([i, f"客户{i}", f"1381234{i % 10000:04d}", "6222021234567890128"])
+    wb.save(path)
+
+
+def _peak_reading(path: Path) -> int:
+    tracemalloc.start()
+    try:
+        with path.open("rb") as fh:
+            for _ in documents._xlsx_lines(fh):
+                pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_xlsx_rows_are_let_go_as_they_are_read(tmp_path: Path) -> None:
+    # bounded memory: ten times the rows, not ten times the peak (openpyxl kept each parsed row
+    # in its sheet element, ~100 bytes a row, and parsed a sheet without a dimension twice)
+    small, big = tmp_path / "small.xlsx", tmp_path / "big.xlsx"
+    _xlsx_rows(small, 2_000)
+    _xlsx_rows(big, 20_000)
+    assert _peak_reading(big) - _peak_reading(small) < 512 * 1024
