@@ -105,6 +105,8 @@ def test_overlay_locks_resists_and_unlocks_with_the_pin_only(qtbot: QtBot, wired
         if last.ok:
             break
     qtbot.waitUntil(lambda: not wired.overlay.is_shown(), timeout=10000)
+    # the overlay goes first, then the unlock is recorded (on the checking thread)
+    qtbot.waitUntil(lambda: "IDLE_UNLOCK" in wired.types(), timeout=5000)
     assert not wired.agent.status().locked
     lock = next(e for e in wired.sink.events if e.type == "IDLE_LOCK")
     assert lock.outcome is Outcome.LOCKED and lock.detail["method"] == "overlay"
@@ -262,7 +264,8 @@ def test_overlay_offers_exactly_what_unlocks_and_a_mnemonic_loses_no_key(
     assert panel.method() == "it" and panel.edit.placeholderText() == "IT credential"
     type_and_enter(qtbot, wired, IT_SECRET)
     qtbot.waitUntil(lambda: not wired.overlay.is_shown(), timeout=10000)
-    assert "IDLE_UNLOCK_IT" in wired.types()
+    # the overlay goes first, then the unlock is recorded (on the checking thread)
+    qtbot.waitUntil(lambda: "IDLE_UNLOCK_IT" in wired.types(), timeout=5000)
 
 
 def test_quit_dialog_says_so_when_enter_gives_a_wrong_it_credential(
