@@ -185,7 +185,7 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     """Text line boxes of a grayscale image, found with OpenCV morphology (no model).
 
     `touching`: the image was upscaled from small text, whose digits blur into one another;
-    a component of two or three digits then counts as that many (`_could_hold_identifier`).
+    a component of two to five digits' width then counts as that many (`_could_hold_identifier`).
     """
     import cv2
     import numpy as np
@@ -280,6 +280,7 @@ def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False
         return False
     hs = stats[1:, cv2.CC_STAT_HEIGHT]
     ws = stats[1:, cv2.CC_STAT_WIDTH]
+    # 6 px: a noise floor, half the glyph height this is run at (small text is enlarged first)
     glyphs = hs >= 6
     if int(glyphs.sum()) < fewest:
         return False
