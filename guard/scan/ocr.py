@@ -632,6 +632,10 @@ class OcrEngine:
         for i in chosen:
             x, y, w, h = boxes[i]
             pad_y, pad_x = max(2, h // 6), max(3, h // 3)
+            if source is not None:
+                # blurred small text needs more of the line's margin (691x389 screens: 151 of
+                # 243 values read with a third of the height above and below, 139 with a sixth)
+                pad_y = max(2, h // 3)
             x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
             x1, y1 = min(iw, x + w + pad_x), min(ih, y + h + pad_y)
             if source is not None:
