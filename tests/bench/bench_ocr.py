@@ -1,6 +1,7 @@
 """Benchmark of image reading: recall, precision and speed of OCR on rendered teller screens.
 
     .venv/bin/python tests/bench/bench_ocr.py [--screens 6] [--naive 3] [--seed 7]
+        [--scales 1,0.75,0.5,0.36 [--dpi-screens 2]]
 
 1. renders teller screens itself (1920x1080 and 1366x768, alternately) with the Noto CJK fonts:
    a core-banking window with a customer form (证件号码 / 卡号 / 手机 beside their labels) and a
@@ -19,7 +20,10 @@
 4. with `--ab`, reads the same screens in this process three more ways, interleaved: every
    candidate value and every label beside one (the reading before labels were read on demand),
    labels only for values that need them, and that with plain serial-number runs left out (the
-   default), printing CPU, crops and whether the findings are the same.
+   default), printing CPU, crops and whether the findings are the same;
+5. with `--scales`, scores the same screens again downscaled by each factor (INTER_AREA: 0.5
+   turns 1080p into 960x540, 1366x768 into 683x384), and 1366x768 screens rendered at 125 % DPI:
+   recall per type, precision, median seconds and worker CPU per screen, per scale.
 A script, not a test: it prints figures and asserts nothing.
 """
 
@@ -104,14 +108,17 @@ class Screen:
 
 
 def render_screen(rng: random.Random, width: int = 1920, height: int = 1080,
-                  bins: list[tuple[str, int]] | None = None) -> Screen:
-    """One teller screen: title bar, menu, customer form, transaction table, status bar."""
+                  bins: list[tuple[str, int]] | None = None, dpi: float = 1.0) -> Screen:
+    """One teller screen: title bar, menu, customer form, transaction table, status bar.
+
+    `dpi`: the display's scale setting (1.25 for 125 %): text and rows that much larger.
+    """
     import numpy as np
     from PIL import Image, ImageDraw, ImageFont
 
     bins = bins if bins is not None else _bins()
     big = width >= 1600
-    fs = 16 if big else 13
+    fs = round((16 if big else 13) * dpi)
     font = ImageFont.truetype(str(FONT), fs)
     bold = ImageFont.truetype(str(FONT_BOLD), fs + 2)
     img = Image.new("RGB", (width, height), (236, 239, 244))
@@ -230,6 +237,69 @@ def screens(n: int, seed: int) -> Iterator[Screen]:
         yield render_screen(rng, w, h, bins)
 
 
+def scaled(image: object, scale: float) -> object:
+    """A screen as a smaller display shows it, or a grab sent at reduced size (INTER_AREA)."""
+    import cv2
+
+    h, w = image.shape[:2]  # type: ignore[attr-defined]
+    return cv2.resize(image, (round(w * scale), round(h * scale)),  # type: ignore[call-overload]
+                      interpolation=cv2.INTER_AREA)
+
+
+def score_scales(rendered: list[Screen], scanner: object, worker: object, scales: list[float],
+                 dpi_screens: int, seed: int) -> None:
+    """Recall, precision, median seconds and worker CPU per screen, for each scale of the same
+    screens, and for 1366x768 screens rendered at 125 % DPI (the truth is what was drawn)."""
+    runs: list[tuple[str, list[tuple[object, Screen]]]] = []
+    for scale in scales:
+        runs.append((f"x{scale:g}", [(scaled(s.image, scale) if scale != 1 else s.image, s)
+                                     for s in rendered]))
+    if dpi_screens:
+        rng = random.Random(seed + 125)
+        bins = _bins()
+        dpi = [render_screen(rng, 1366, 768, bins, dpi=1.25) for _ in range(dpi_screens)]
+        runs.append(("1366x768@125%", [(s.image, s) for s in dpi]))
+    print("\nper scale (the same screens downscaled), one row per size read:")
+    for label, items in runs:
+        by_size: dict[str, list[tuple[object, Screen]]] = {}
+        for image, screen in items:
+            size = f"{image.shape[1]}x{image.shape[0]}"  # type: ignore[attr-defined]
+            by_size.setdefault(size, []).append((image, screen))
+        for size, group in sorted(by_size.items(), key=lambda kv: -len(kv[0])):
+            _score_group(label, size, group, scanner, worker)
+
+
+def _score_group(label: str, size: str, items: list[tuple[object, Screen]], scanner: object,
+                 worker: object) -> None:
+    from guard.scan import images
+
+    found = {t: 0 for t in TYPES}
+    total = {t: 0 for t in TYPES}
+    tp = fp = 0
+    secs: list[float] = []
+    cpus: list[float] = []
+    for image, screen in items:
+        want = truth(scanner, screen.rows)
+        worker.ping()  # type: ignore[attr-defined]
+        c0 = cpu_s(worker.pid)  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        result = images.scan_array(image, scanner, ocr=worker)  # type: ignore[arg-type]
+        secs.append(time.perf_counter() - t0)
+        cpus.append(cpu_s(worker.pid) - c0)  # type: ignore[attr-defined]
+        got = {(f.type, f.hash) for f in result.findings if f.type in TYPES}
+        for t in TYPES:
+            total[t] += sum(1 for w in want if w[0] == t)
+            found[t] += sum(1 for w in want if w[0] == t and w in got)
+        tp += len(got & want)
+        fp += len(got - want)
+    per_type = " ".join(f"{t.split('_')[-1]} {found[t]}/{total[t]}" for t in TYPES)
+    print(f"  {label:14s} {size:>9s}: recall "
+          f"{sum(found.values()) / max(1, sum(total.values())):.3f} ({per_type}), "
+          f"precision {tp / max(1, tp + fp):.3f} ({fp} wrong), median "
+          f"{statistics.median(secs):.2f} s/screen, worker CPU median "
+          f"{statistics.median(cpus):.2f} s (n={len(items)})")
+
+
 def rss_mb(pid: int | None = None) -> float:
     if pid is None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -284,6 +354,11 @@ def main() -> None:
     ap.add_argument("--ab", action="store_true",
                     help="also read the screens in this process as before this round (every "
                     "value and label), with labels only where needed, and the default")
+    ap.add_argument("--scales", type=lambda v: [float(x) for x in v.split(",") if x],
+                    default=[], metavar="0.75,0.5,0.36",
+                    help="also score the same screens downscaled by these factors, and "
+                    "1366x768 screens at 125 %% DPI (--dpi-screens of them)")
+    ap.add_argument("--dpi-screens", type=int, default=2)
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
@@ -330,6 +405,8 @@ def main() -> None:
               f"{result.stats.get('labels', '?')} labels read, "
               f"{result.stats.get('labels_skipped', '?')} not needed)")
     fast_rss = worker.peak_rss_mb()
+    if args.scales:
+        score_scales(rendered, scanner, worker, args.scales, args.dpi_screens, args.seed)
     # the same screens again: unchanged regions come from the tile cache
     t0 = time.perf_counter()
     images.scan_array(rendered[0].image, scanner, ocr=worker)  # type: ignore[arg-type]

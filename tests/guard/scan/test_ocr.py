@@ -301,3 +301,80 @@ def test_images_beyond_the_limits_never_reach_the_worker(worker: OcrWorker) -> N
     with pytest.raises(OcrInputError, match="8-bit"):
         worker.read(np.zeros((10, 10), dtype=np.float32))
     assert worker.starts == 0
+
+
+def teller_screen(values: list[tuple[str, str]], size: tuple[int, int] = (1920, 1080),
+                  fs: int = 16) -> tuple[object, dict[str, tuple[int, int]]]:
+    """A 1080p teller screen: a form with `values` beside their labels above a table of 40
+    rows of names, dates, amounts and 14-digit serials (no identifier); where each value is."""
+    font = ImageFont.truetype(str(FONT), fs)
+    img = Image.new("RGB", size, (250, 250, 252))
+    d = ImageDraw.Draw(img)
+    where: dict[str, tuple[int, int]] = {}
+    y = 30
+    for label, value in values:
+        d.text((240, y), label, font=font, fill=(90, 90, 90))
+        d.text((360, y), value, font=font, fill=(20, 20, 20))
+        where[value] = (360, y)
+        y += int(fs * 2.3)
+    names = "王伟 李娜 张敏 刘洋 陈静 杨磊 赵强 周杰".split()
+    for i in range(40):
+        cells = [f"{i + 1}", f"2024-0{i % 9 + 1}-{i % 27 + 1:02d}", f"2024{i:02d}1234{i:06d}",
+                 names[i % len(names)], f"{(i * 7919) % 99999:,}.{i % 100:02d}", "成功"]
+        for c, cell in enumerate(cells):
+            d.text((240 + c * 260, y), cell, font=font, fill=(20, 20, 20))
+        y += int(fs * 1.4)
+    return np.ascontiguousarray(np.asarray(img)[:, :, ::-1]), where
+
+
+def test_a_960x540_screen_is_enlarged_to_read_and_boxes_stay_in_its_pixels() -> None:
+    import cv2
+
+    values = [("证件号码：", "11010519491231002X"), ("卡号：", "6222021234567890128"),
+              ("手机：", "13812345678")]
+    full, where = teller_screen(values)
+    engine = ocr.OcrEngine(threads=2)
+    native = engine.read(full)
+    assert native.stats["upscale"] == 1.0  # a 1080p screen's glyphs are read as they are
+    small = cv2.resize(full, (960, 540), interpolation=cv2.INTER_AREA)
+    assert ocr.find_regions(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)).glyph_h < ocr.MIN_GLYPH_H
+    read = engine.read(small)
+    assert read.stats["upscale"] > 1.5
+    assert read.stats["regions"] > ocr.SMALL_IMAGE_LINES  # the filter ran, not read-everything
+    assert read.stats["recognised"] < read.stats["regions"] // 2
+    for _label, value in values:
+        line = next(ln for ln in read.lines if value in ln.text.replace(" ", ""))
+        x, y, w, h = line.box
+        vx, vy = where[value]
+        # in the 960x540 image's pixels, where the value was drawn (at half its 1080p place)
+        assert abs(x - vx / 2) < 8 and abs(y - vy / 2) < 6, (line.box, value)
+        assert x + w <= 960 and h < 20
+
+
+def test_touching_digits_of_enlarged_small_text_count_as_digits() -> None:
+    import cv2
+
+    full, where = teller_screen([("手机：", "13812345678")])
+    small = cv2.resize(full, (960, 540), interpolation=cv2.INTER_AREA)
+    factor = ocr.upscale_factor(7, (960, 540))
+    big = cv2.resize(small, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    gray = cv2.cvtColor(big, cv2.COLOR_BGR2GRAY)
+    vx, vy = where["13812345678"]
+
+    def holds_the_mobile(regions: ocr.Regions) -> bool:
+        return any(abs(regions.boxes[i][0] - vx / 2 * factor) < 10
+                   and abs(regions.boxes[i][1] - vy / 2 * factor) < 10
+                   for i in regions.candidates)
+
+    assert holds_the_mobile(ocr.find_regions(gray, touching=True))
+    # counted one component at a time, the blurred digits are too few to be a mobile number
+    assert not holds_the_mobile(ocr.find_regions(gray))
+
+
+def test_the_enlargement_is_bounded() -> None:
+    assert ocr.upscale_factor(ocr.MIN_GLYPH_H, (960, 540)) == 1.0
+    assert ocr.upscale_factor(7, (960, 540)) == pytest.approx(ocr.READ_GLYPH_H / 7)
+    assert ocr.upscale_factor(1, (100, 100)) == ocr.MAX_UPSCALE
+    big = ocr.upscale_factor(6, (4000, 3000))  # a photo: the enlarged copy stays bounded
+    assert 4000 * 3000 * big * big <= ocr.MAX_UPSCALED_PIXELS * 1.001
+    assert ocr.upscale_factor(6, (8000, 6000)) == 1.0  # already past the bound: read as it is

@@ -42,3 +42,27 @@ def test_every_image_format_and_a_scanned_pdf_are_read(tmp_path: Path) -> None:
     assert abs(x - cx) < 20 and abs(y - cy) < 20
     assert all(f.get("document") == "ID_CARD" for f in lines[-1]["findings"])
     assert ID not in proc.stdout and CARD not in proc.stdout
+
+
+def test_a_960x540_teller_screen_is_read_by_scan(tmp_path: Path) -> None:
+    import cv2
+
+    from tests.guard.scan.test_ocr import teller_screen
+
+    mobile = "13812345678"
+    full, where = teller_screen([("证件号码：", ID), ("卡号：", CARD), ("手机：", mobile)])
+    small = cv2.resize(full, (960, 540), interpolation=cv2.INTER_AREA)  # type: ignore[call-overload]
+    assert cv2.imwrite(str(tmp_path / "screen.png"), small)
+    proc = run(["--format", "json", "screen.png"], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    (line,) = [json.loads(text) for text in proc.stdout.splitlines()]
+    types = {f["type"]: f for f in line["findings"]}
+    assert types["CN_RESIDENT_ID"]["masked"].endswith("002X")
+    assert types["BANK_CARD"]["masked"] == "622202*********0128"
+    assert types["CN_MOBILE"]["masked"][-4:] == "5678"
+    for kind, value in (("CN_RESIDENT_ID", ID), ("BANK_CARD", CARD), ("CN_MOBILE", mobile)):
+        x, y, w, h = types[kind]["bbox"]
+        vx, vy = where[value]
+        assert abs(x - vx / 2) < 10 and abs(y - vy / 2) < 8, (kind, x, y)
+        assert 0 < h < 20 and 30 < w and x + w <= 960, (kind, w, h)
+    assert ID not in proc.stdout and CARD not in proc.stdout and mobile not in proc.stdout
