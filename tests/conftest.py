@@ -8,3 +8,9 @@ import os
 # developer's real Secret Service, and secrets would leak from one test into another.
 # Tests that need a working keyring set one explicitly with keyring.set_keyring() and restore it.
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+
+# The run's workers (pytest-xdist) start embedded collectors at any moment; each worker's first
+# starts go to a port of its own (below the ephemeral range), so a test that stops one and starts
+# it again finds its port free, and a start script's printed address is the one it serves on.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+os.environ["TELLER_GUARD_EMBEDDED_PORT"] = str(18471 + (int(_worker) if _worker.isdigit() else 0))

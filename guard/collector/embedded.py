@@ -3,8 +3,9 @@
 `start_embedded(data_dir)` serves the real collector app on 127.0.0.1 from a background thread,
 with a SQLite file in `data_dir`, so a new user sees events end to end and can open the dashboard.
 Its tokens and its port are chosen once and kept (owner-only) in `data_dir`, so the dashboard stays
-at one address, with one admin token, across restarts: `DEFAULT_PORT` on the first start (a free
-port when that one is taken), the recorded port after.
+at one address, with one admin token, across restarts: `DEFAULT_PORT` (or the port in
+TELLER_GUARD_EMBEDDED_PORT) on the first start (a free port when that one is taken), the recorded
+port after.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ TOKENS_FILE = "embedded-collector.json"
 DB_FILE = "embedded-collector.db"
 KEY_FILE = "embedded-collector.key"
 DEFAULT_PORT = 8471  # next to the central collector's 8470
+PORT_ENV = "TELLER_GUARD_EMBEDDED_PORT"
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +83,23 @@ def _save(data_dir: Path, stored: _Stored) -> None:
         "port": stored.port}).encode())
 
 
+def first_port() -> int:
+    """The port a first start tries: TELLER_GUARD_EMBEDDED_PORT when it holds one (1-65535),
+    else `DEFAULT_PORT`."""
+    value = os.environ.get(PORT_ENV, "").strip()
+    if value:
+        if value.isdigit() and 1 <= int(value) <= 65535:
+            return int(value)
+        log.warning("%s=%r is no port (1-65535): the embedded collector tries %d", PORT_ENV,
+                    value[:20], DEFAULT_PORT)
+    return DEFAULT_PORT
+
+
 def address(data_dir: Path | str) -> str:
     """Where the embedded collector with its files in `data_dir` serves (or will on its first
-    start, unless `DEFAULT_PORT` is taken then), e.g. for a start script to print."""
+    start, unless `first_port()` is taken then), e.g. for a start script to print."""
     stored = _load(Path(data_dir))
-    port = stored.port if stored is not None and stored.port is not None else DEFAULT_PORT
+    port = stored.port if stored is not None and stored.port is not None else first_port()
     return f"http://127.0.0.1:{port}"
 
 
@@ -132,7 +147,7 @@ def start_embedded(data_dir: Path | str) -> Embedded:
     except (ValueError, StoreUnavailable, StoreKeyError, KeyFileError, SQLAlchemyError) as exc:
         raise EmbeddedError(f"embedded collector: cannot open {db_path} ({exc})") from exc
     try:
-        sock = _listen(stored.port if stored.port is not None else DEFAULT_PORT)
+        sock = _listen(stored.port if stored.port is not None else first_port())
     except OSError as exc:
         raise EmbeddedError(f"embedded collector: cannot listen on 127.0.0.1 ({exc})") from exc
     port = int(sock.getsockname()[1])
