@@ -34,6 +34,19 @@ if TYPE_CHECKING:
     from guard.scan.ocr_worker import OcrWorker
 
 OCR_IDLE_S = 60.0
+OCR_IDLE_ENV = "TELLER_GUARD_OCR_IDLE_S"
+"""Overrides `OCR_IDLE_S` for this process (benchmarks and tests that wait for the idle exit)."""
+
+
+def ocr_idle_s() -> float:
+    """How long the OCR worker stays up without work: `OCR_IDLE_ENV` if set to a positive
+    number of seconds, else `OCR_IDLE_S`."""
+    raw = os.environ.get(OCR_IDLE_ENV, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return OCR_IDLE_S
+    return value if value > 0 else OCR_IDLE_S
 
 
 class ImageScanError(Exception):
@@ -57,10 +70,10 @@ class ImageCapableScanner:
     worker queues calls."""
 
     def __init__(self, scanner: Scanner, *, ocr: OcrWorker | None = None,
-                 idle_s: float = OCR_IDLE_S) -> None:
+                 idle_s: float | None = None) -> None:
         self.scanner = scanner
         self._ocr = ocr
-        self._idle_s = idle_s
+        self._idle_s = ocr_idle_s() if idle_s is None else idle_s
         self._lock = threading.Lock()
         if ocr is not None:
             documents.use_page_reader(ocr)  # one OCR child for images and PDF pages alike
