@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from guard.model import Finding
@@ -21,7 +22,10 @@ from guard.scan.images import (
     ID_CARD,
     DocumentPages,
     ImageResult,
+    Pixels,
     is_image,
+    map_large_buffers,
+    release_memory,
     scan_array,
     scan_image_bytes,
     scan_image_file,
@@ -75,6 +79,7 @@ class ImageCapableScanner:
         self._ocr = ocr
         self._idle_s = ocr_idle_s() if idle_s is None else idle_s
         self._lock = threading.Lock()
+        map_large_buffers()  # images pass through here: their buffers must not stay in the heap
         if ocr is not None:
             documents.use_page_reader(ocr)  # one OCR child for images and PDF pages alike
 
@@ -101,7 +106,10 @@ class ImageCapableScanner:
 
     def scan_image(self, image: bytes) -> list[Finding]:
         """Findings in an encoded image; `ImageScanError` when it cannot be read."""
-        result = self.read_image(image)
+        try:
+            result = self.read_image(image)
+        finally:
+            release_memory()
         if result.error:
             raise ImageScanError(result.error)
         return image_findings(result)
@@ -140,9 +148,9 @@ class ImageCapableScanner:
                 ImageResult(source, (), pages.document, pages.document_box)))
         return FileResult(source, findings)
 
-    def scan_pixels(self, pixels: np.ndarray) -> list[Finding]:
+    def scan_pixels(self, pixels: np.ndarray | Pixels) -> list[Finding]:
         """Findings in a screen grab; `ImageScanError` when OCR cannot run."""
-        result = self.read_pixels(pixels)
+        result = self.read_pixels(pixels)  # the caller frees the grab, then trims
         if result.error:
             raise ImageScanError(result.error)
         return image_findings(result)
@@ -154,7 +162,18 @@ class ImageCapableScanner:
     def read_image_file(self, path: str | os.PathLike[str]) -> ImageResult:
         return scan_image_file(path, self.scanner, ocr=self.ocr)
 
-    def read_pixels(self, pixels: np.ndarray, source: str = "screen") -> ImageResult:
+    def black_out(self, image: bytes, findings: Sequence[Finding], margin: int = 3) -> bytes:
+        """`image` as a PNG with the findings' boxes filled black, drawn by the OCR worker (the
+        agent neither imports Pillow nor holds the decoded image). Raises
+        `guard.scan.images.ImageError` (a `ValueError`'s kin for the caller: see clipboard) or
+        `OcrError` when it cannot."""
+        boxes = [tuple(int(v) for v in f.box) for f in findings if f.box is not None]
+        try:
+            return self.ocr.black_out(image, boxes, margin)  # type: ignore[arg-type]
+        finally:
+            release_memory()
+
+    def read_pixels(self, pixels: np.ndarray | Pixels, source: str = "screen") -> ImageResult:
         """A screen grab (BGRA/BGR/gray uint8) in memory; OCR failures give `error`."""
         try:
             return scan_array(pixels, self.scanner, ocr=self.ocr, source=source)

@@ -1,4 +1,4 @@
-"""Benchmark of the agent's memory around a screen capture: idle, after a capture with the OCR worker gone.
+"""Benchmark of the agent's memory around screen captures: idle, and with the OCR worker gone.
 
     .venv/bin/python tests/bench/bench_agent_capture.py [--mode both] [--pre-ocr cc97743]
 
@@ -78,6 +78,37 @@ def status_mb(pid: int, field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def smaps(pid: int) -> dict[str, float]:
+    """Resident MB per mapping name ([heap], [anon], a library's path)."""
+    out: dict[str, float] = {}
+    name = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:
+            name = head[5] if len(head) > 5 else "[anon]"
+        elif line.startswith("Rss:"):
+            out[name] = out.get(name, 0.0) + int(head[1]) / 1024
+    return out
+
+
+def grown(before: dict[str, float], after: dict[str, float]) -> str:
+    rows = sorted(((after.get(k, 0) - before.get(k, 0), k) for k in set(before) | set(after)),
+                  reverse=True)
+    return ", ".join(f"{Path(k).name or k} {d:+.1f}" for d, k in rows if abs(d) >= 0.5)
+
+
+def warned_text_copy(agent: AgentProcess, xs: XServer) -> float:
+    """A teller's text with a resident ID copied (a warning toast, as any copy can bring): the
+    floor the captures are compared to, for the toast's own memory is not the capture's."""
+    assert agent.proc is not None
+    before = len(agent.events("CLIPBOARD_COPY"))
+    xs.clipboard_set("客户 王五 身份证 11010519491231002X 卡号 6222021234567890128".encode())
+    agent.wait_event("CLIPBOARD_COPY", after=before, timeout=60)
+    time.sleep(SETTLE_S)
+    xs.reap_owners()
+    return status_mb(agent.proc.pid, "VmRSS")
 
 
 def mapped_libs(pid: int) -> list[str]:
@@ -204,7 +235,7 @@ def form_window(xs: XServer, tmp: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def run_current(mode: str, xs: XServer) -> None:
+def run_current(mode: str, xs: XServer, show_maps: bool) -> None:
     from tests.ui.x11.test_x11_capture import form_png
 
     env = {"TELLER_GUARD_OCR_IDLE_S": str(IDLE_EXIT_S)}
@@ -214,6 +245,8 @@ def run_current(mode: str, xs: XServer) -> None:
         pid = agent.proc.pid
         idle = idle_rss(agent)
         libs_idle = mapped_libs(pid)
+        text = warned_text_copy(agent, xs)
+        maps0 = smaps(pid)
         window = form_window(xs, Path(tmp))
         try:
             before = len(agent.events("SCREEN_HOTKEY"))
@@ -223,25 +256,33 @@ def run_current(mode: str, xs: XServer) -> None:
             window.terminate()
             window.wait(5)
         libs_shot = mapped_libs(pid)
+        maps1 = smaps(pid)
         before = len(agent.events("CLIPBOARD_COPY_IMAGE"))
         xs.clipboard_set(form_png(), target="image/png")
         clip_peak, clip_rss, clip_outcome = after_worker(agent, "CLIPBOARD_COPY_IMAGE", before)
         libs_clip = mapped_libs(pid)
+        maps2 = smaps(pid)
         xs.reap_owners()
     print(f"[{mode}] agent RSS idle {idle:.0f} MB (image libraries mapped: "
-          f"{', '.join(libs_idle) or 'none'})")
+          f"{', '.join(libs_idle) or 'none'}); after a warned text copy {text:.0f} MB")
     print(f"[{mode}]   PrintScreen over a 1100x360 teller form on 1920x1080 ({shot_outcome}): "
           f"agent RSS with the worker stopped {shot_rss:.0f} MB ({shot_rss - idle:+.0f} MB); "
           f"worker peak {shot_peak:.0f} MB; mapped: {', '.join(libs_shot) or 'none'}")
+    if show_maps:
+        print(f"[{mode}]     grown since the text copy: {grown(maps0, maps1)}")
     print(f"[{mode}]   a 1100x360 PNG copied to the clipboard ({clip_outcome}): agent RSS with "
           f"the worker stopped {clip_rss:.0f} MB ({clip_rss - idle:+.0f} MB); worker peak "
           f"{clip_peak:.0f} MB; mapped: {', '.join(libs_clip) or 'none'}", flush=True)
+    if show_maps:
+        print(f"[{mode}]     grown since PrintScreen: {grown(maps1, maps2)}", flush=True)
 
 
 def run_pre_ocr(mode: str, xs: XServer, root: Path, commit: str) -> float:
     with agent_in(mode, xs, None, root, {}) as agent:
         rss = idle_rss(agent)
-    print(f"[{mode}] pre-OCR agent ({commit}, packaged policy) RSS idle {rss:.0f} MB", flush=True)
+        text = warned_text_copy(agent, xs)
+    print(f"[{mode}] pre-OCR agent ({commit}, packaged policy) RSS idle {rss:.0f} MB; after a "
+          f"warned text copy {text:.0f} MB", flush=True)
     return rss
 
 
@@ -250,6 +291,8 @@ def main() -> int:
     parser.add_argument("--mode", choices=("embedded", "endpoint", "both"), default="both")
     parser.add_argument("--pre-ocr", default=PRE_OCR, metavar="COMMIT",
                         help="the commit before image reading (default %(default)s); '' skips it")
+    parser.add_argument("--maps", action="store_true",
+                        help="print which mappings grew (heap, anon, libraries) per capture")
     args = parser.parse_args()
     for tool in ("display", "xdotool", "xclip"):
         if shutil.which(tool) is None:
@@ -263,7 +306,7 @@ def main() -> int:
         for mode in modes:
             if root is not None:
                 run_pre_ocr(mode, xs, root, args.pre_ocr)
-            run_current(mode, xs)
+            run_current(mode, xs, args.maps)
     return 0
 
 
