@@ -5,7 +5,10 @@ text goes to `Scanner`, encoded images (clipboard captures, screenshot files, ID
 screen grabs go through `guard.scan.images` in the `OcrWorker`, which starts on the first image
 and exits when idle. Files are read as images when their first bytes say so, as documents
 otherwise (a PDF's pages without a text layer are rendered and read once, for its findings and
-for whether it is a scanned ID card). Nothing here imports Qt.
+for whether it is a scanned ID card). Nothing here imports Qt, nor any image library: images
+are probed, decoded and blacked out in the worker, and glibc is asked to hand the freed buffers
+back, so the agent's memory after a capture is what it was before (tests/bench/
+bench_agent_capture.py).
 """
 
 from __future__ import annotations
@@ -163,13 +166,14 @@ class ImageCapableScanner:
         return scan_image_file(path, self.scanner, ocr=self.ocr)
 
     def black_out(self, image: bytes, findings: Sequence[Finding], margin: int = 3) -> bytes:
-        """`image` as a PNG with the findings' boxes filled black, drawn by the OCR worker (the
-        agent neither imports Pillow nor holds the decoded image). Raises
-        `guard.scan.images.ImageError` (a `ValueError`'s kin for the caller: see clipboard) or
-        `OcrError` when it cannot."""
-        boxes = [tuple(int(v) for v in f.box) for f in findings if f.box is not None]
+        """`image` as a PNG with the findings' boxes filled black, drawn by the OCR worker: the
+        agent neither imports Pillow nor holds the decoded image. Raises
+        `guard.scan.images.ImageError` for an image that cannot be decoded, `OcrError` when the
+        worker cannot answer."""
+        boxes = [(int(x), int(y), int(w), int(h)) for x, y, w, h in
+                 (f.box for f in findings if f.box is not None)]
         try:
-            return self.ocr.black_out(image, boxes, margin)  # type: ignore[arg-type]
+            return self.ocr.black_out(image, boxes, margin)
         finally:
             release_memory()
 
