@@ -5,13 +5,17 @@ text goes to `Scanner`, encoded images (clipboard captures, screenshot files, ID
 screen grabs go through `guard.scan.images` in the `OcrWorker`, which starts on the first image
 and exits when idle. Files are read as images when their first bytes say so, as documents
 otherwise (a PDF's pages without a text layer are rendered and read once, for its findings and
-for whether it is a scanned ID card). Nothing here imports Qt.
+for whether it is a scanned ID card). Nothing here imports Qt, nor any image library: images
+are probed, decoded and blacked out in the worker, and glibc is asked to hand the freed buffers
+back, so the agent's memory after a capture is what it was before (tests/bench/
+bench_agent_capture.py).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from guard.model import Finding
@@ -21,7 +25,10 @@ from guard.scan.images import (
     ID_CARD,
     DocumentPages,
     ImageResult,
+    Pixels,
     is_image,
+    map_large_buffers,
+    release_memory,
     scan_array,
     scan_image_bytes,
     scan_image_file,
@@ -34,6 +41,19 @@ if TYPE_CHECKING:
     from guard.scan.ocr_worker import OcrWorker
 
 OCR_IDLE_S = 60.0
+OCR_IDLE_ENV = "TELLER_GUARD_OCR_IDLE_S"
+"""Overrides `OCR_IDLE_S` for this process (benchmarks and tests that wait for the idle exit)."""
+
+
+def ocr_idle_s() -> float:
+    """How long the OCR worker stays up without work: `OCR_IDLE_ENV` if set to a positive
+    number of seconds, else `OCR_IDLE_S`."""
+    raw = os.environ.get(OCR_IDLE_ENV, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return OCR_IDLE_S
+    return value if value > 0 else OCR_IDLE_S
 
 
 class ImageScanError(Exception):
@@ -57,11 +77,12 @@ class ImageCapableScanner:
     worker queues calls."""
 
     def __init__(self, scanner: Scanner, *, ocr: OcrWorker | None = None,
-                 idle_s: float = OCR_IDLE_S) -> None:
+                 idle_s: float | None = None) -> None:
         self.scanner = scanner
         self._ocr = ocr
-        self._idle_s = idle_s
+        self._idle_s = ocr_idle_s() if idle_s is None else idle_s
         self._lock = threading.Lock()
+        map_large_buffers()  # images pass through here: their buffers must not stay in the heap
         if ocr is not None:
             documents.use_page_reader(ocr)  # one OCR child for images and PDF pages alike
 
@@ -88,7 +109,10 @@ class ImageCapableScanner:
 
     def scan_image(self, image: bytes) -> list[Finding]:
         """Findings in an encoded image; `ImageScanError` when it cannot be read."""
-        result = self.read_image(image)
+        try:
+            result = self.read_image(image)
+        finally:
+            release_memory()
         if result.error:
             raise ImageScanError(result.error)
         return image_findings(result)
@@ -127,9 +151,9 @@ class ImageCapableScanner:
                 ImageResult(source, (), pages.document, pages.document_box)))
         return FileResult(source, findings)
 
-    def scan_pixels(self, pixels: np.ndarray) -> list[Finding]:
+    def scan_pixels(self, pixels: np.ndarray | Pixels) -> list[Finding]:
         """Findings in a screen grab; `ImageScanError` when OCR cannot run."""
-        result = self.read_pixels(pixels)
+        result = self.read_pixels(pixels)  # the caller frees the grab, then trims
         if result.error:
             raise ImageScanError(result.error)
         return image_findings(result)
@@ -141,7 +165,19 @@ class ImageCapableScanner:
     def read_image_file(self, path: str | os.PathLike[str]) -> ImageResult:
         return scan_image_file(path, self.scanner, ocr=self.ocr)
 
-    def read_pixels(self, pixels: np.ndarray, source: str = "screen") -> ImageResult:
+    def black_out(self, image: bytes, findings: Sequence[Finding], margin: int = 3) -> bytes:
+        """`image` as a PNG with the findings' boxes filled black, drawn by the OCR worker: the
+        agent neither imports Pillow nor holds the decoded image. Raises
+        `guard.scan.images.ImageError` for an image that cannot be decoded, `OcrError` when the
+        worker cannot answer."""
+        boxes = [(int(x), int(y), int(w), int(h)) for x, y, w, h in
+                 (f.box for f in findings if f.box is not None)]
+        try:
+            return self.ocr.black_out(image, boxes, margin)
+        finally:
+            release_memory()
+
+    def read_pixels(self, pixels: np.ndarray | Pixels, source: str = "screen") -> ImageResult:
         """A screen grab (BGRA/BGR/gray uint8) in memory; OCR failures give `error`."""
         try:
             return scan_array(pixels, self.scanner, ocr=self.ocr, source=source)

@@ -15,8 +15,10 @@ timeout; a child that hangs is killed and one that dies mid-call makes that call
 `OcrWorkerDiedError`; the next call starts a new child.
 
 The protocol is one dict per message over a `multiprocessing` pipe:
-request ``{"id", "op": "read"|"read_encoded"|"ping"|"stop", "mode", "pixels"+"shape" | "data"}``,
-response ``{"id", "ok": True, "lines": [(text, (x, y, w, h), score)], "stats", "size"}`` or
+request ``{"id", "op": "read"|"read_encoded"|"black_out"|"ping"|"stop", "mode",
+"pixels"+"shape" | "data" (+"boxes", "margin" to black out)}``, response
+``{"id", "ok": True, "lines": [(text, (x, y, w, h), score)], "stats", "size"}`` (``"png"`` for
+black_out) or
 ``{"id", "ok": False, "kind": "image"|"ocr", "message"}``; an idle child sends ``{"op": "bye"}``.
 Recognised text crosses the pipe in memory only; it is never logged or written anywhere.
 """
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     import numpy as np
+
+    from guard.scan.images import Pixels
 
 MAX_PIXELS: Final = 40_000_000
 """Largest image sent to the worker (an 8K screen is 33 MP); bigger ones are refused."""
@@ -86,20 +90,27 @@ class OcrWorker:
 
     # -- public ---------------------------------------------------------------------------------
 
-    def read(self, image: np.ndarray, mode: Mode = "fast") -> ReadResult:
-        """The text lines of an 8-bit image (H x W, H x W x 3 BGR or H x W x 4 BGRA)."""
+    def read(self, image: np.ndarray | Pixels, mode: Mode = "fast") -> ReadResult:
+        """The text lines of an 8-bit image (H x W, H x W x 3 BGR or H x W x 4 BGRA), an array
+        or raw `Pixels` (sent as they are: no numpy in this process)."""
+        from guard.scan.images import Pixels
+
         shape = tuple(int(v) for v in image.shape)
-        if str(image.dtype) != "uint8" or len(shape) not in (2, 3) or (
-            len(shape) == 3 and shape[2] not in (3, 4)
+        if not isinstance(image, Pixels) and (  # Pixels are checked when made
+            str(image.dtype) != "uint8" or len(shape) not in (2, 3)
+            or (len(shape) == 3 and shape[2] not in (3, 4))
         ):
             raise OcrInputError(f"OCR takes 8-bit gray, BGR or BGRA images, not {image.dtype} "
                                 f"{shape}")
         if shape[0] * shape[1] > MAX_PIXELS:
             raise OcrInputError(f"image of {shape[1]}x{shape[0]} pixels is larger than the "
                                 f"{MAX_PIXELS // 1_000_000} MP OCR limit")
-        import numpy as np
+        if isinstance(image, Pixels):
+            pixels = image.data
+        else:
+            import numpy as np
 
-        pixels = np.ascontiguousarray(image).tobytes()
+            pixels = np.ascontiguousarray(image).tobytes()
         reply = self._call({"op": "read", "mode": mode, "pixels": pixels, "shape": shape})
         return _result(reply)
 
@@ -114,6 +125,19 @@ class OcrWorker:
         reply = self._call({"op": "read_encoded", "mode": mode, "data": bytes(data)})
         size = reply.get("size") or (0, 0)
         return _result(reply), (int(size[0]), int(size[1]))
+
+    def black_out(self, data: bytes, boxes: list[tuple[int, int, int, int]],
+                  margin: int = 3) -> bytes:
+        """`data` (an encoded image) as a PNG with the boxes filled black, drawn in the worker.
+
+        Raises `guard.scan.images.ImageError` for an image that cannot be decoded.
+        """
+        if len(data) > MAX_ENCODED_BYTES:
+            raise OcrInputError(f"image file of {len(data)} bytes is larger than the "
+                                f"{MAX_ENCODED_BYTES >> 20} MiB limit")
+        reply = self._call({"op": "black_out", "data": bytes(data), "margin": int(margin),
+                            "boxes": [tuple(int(v) for v in b) for b in boxes]})
+        return bytes(reply["png"])
 
     def ping(self) -> dict[str, Any]:
         """The worker's pid and peak memory (starting it if needed)."""
@@ -385,6 +409,11 @@ def serve(conn: Connection, idle_s: float, threads: int | None) -> None:
                 reply.update(pid=os.getpid(), peak_rss_mb=_peak_rss_mb())
             elif op in ("read", "read_encoded"):
                 reply.update(_read(engine, request))
+            elif op == "black_out":
+                from guard.scan.images import black_out_png
+
+                reply.update(png=black_out_png(request["data"], request["boxes"],
+                                               request.get("margin", 3)))
             else:
                 reply.update(ok=False, kind="ocr", message=f"unknown OCR request {op!r}")
         except OcrUnavailableError as exc:

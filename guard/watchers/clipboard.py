@@ -22,6 +22,8 @@ from guard.model import Channel, Finding, Observation, Outcome
 from guard.pipeline.pipeline import Enforcement, Handled, Pipeline, ScanLimits, mask_text
 from guard.platforms import Platform
 from guard.ports import ClipboardContent, ClipboardPort
+from guard.scan.images import ImageError
+from guard.scan.ocr import OcrError
 
 log = logging.getLogger(__name__)
 
@@ -319,9 +321,13 @@ class ClipboardWatcher:
             set_image = getattr(self._port, "set_image", None)
             if set_image is None or not any(f.box is not None for f in findings):
                 return False
+            # The scanner draws it where it read the image (the OCR worker) when it can, so that
+            # this process never imports Pillow nor holds the decoded pixels.
+            draw = getattr(self._pipeline.scanner, "black_out", None) or black_out
             try:
-                png = black_out(image, findings)
-            except (OSError, ValueError) as exc:  # undecodable: clearing is the fallback
+                png = draw(image, findings)
+            except (OSError, ValueError, ImageError, OcrError) as exc:
+                # undecodable, or the worker could not: clearing is the fallback
                 log.warning("image not blacked out: %s", exc.__class__.__name__)
                 return False
             self._expect_own_image(png)

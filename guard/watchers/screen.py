@@ -21,6 +21,7 @@ from guard.events import ScreenKind
 from guard.model import Channel, Finding, Observation
 from guard.pipeline.pipeline import Pipeline
 from guard.platforms import CAPTURE_HOTKEYS, PlatformUnavailable
+from guard.scan.images import Pixels, release_memory
 from guard.watchers.base import ThreadedWatcher
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ MAX_BOXES_IN_EVENT = 20
 
 
 class PixelScanner(Protocol):
-    def scan_pixels(self, pixels: np.ndarray) -> list[Finding]:
+    def scan_pixels(self, pixels: np.ndarray | Pixels) -> list[Finding]:
         """Findings (with `box`) in a screen grab; raises when the image cannot be read."""
 
 
@@ -48,17 +49,19 @@ class GrabError(Exception):
     """The screens could not be grabbed (no display, mss missing); the message says why."""
 
 
-def grab_screens() -> np.ndarray:
-    """Every screen at once (mss's virtual screen, monitor 0) as a BGRA uint8 array."""
+def grab_screens() -> Pixels:
+    """Every screen at once (mss's virtual screen, monitor 0) as raw BGRA bytes.
+
+    Bytes, not a numpy array: the grab only passes through this process on its way to the OCR
+    worker, and importing numpy here would keep about 11 MB in the agent for good."""
     try:
         import mss
-        import numpy as np
     except ImportError as exc:
         raise GrabError(f"screen grabs need mss ({exc})") from exc
     try:
         with mss.MSS() as sct:
             shot = sct.grab(sct.monitors[0])
-            return np.asarray(shot)
+            return Pixels(bytes(shot.raw), int(shot.width), int(shot.height), 4)
     except Exception as exc:  # mss raises its own ScreenShotError (no display, X error)
         raise GrabError(f"the screens could not be grabbed ({exc.__class__.__name__}: "
                         f"{str(exc)[:200]})") from exc
@@ -80,7 +83,7 @@ class ScreenCaptureWatcher(ThreadedWatcher):
     name = "screen"
 
     def __init__(self, pipeline: Pipeline, hook: Hook, scanner: PixelScanner | None, *,
-                 grab: Callable[[], np.ndarray] = grab_screens,
+                 grab: Callable[[], np.ndarray | Pixels] = grab_screens,
                  hotkeys: Sequence[str] = CAPTURE_HOTKEYS) -> None:
         self._pipeline = pipeline
         self._hook = hook
@@ -163,6 +166,8 @@ class ScreenCaptureWatcher(ThreadedWatcher):
                 meta["scan_error"] = "no image scanner loaded"
             else:
                 findings = self._scanner.scan_pixels(pixels)
+            del pixels  # the grab's 8 MB (1080p) go now, not when the next capture comes
+            release_memory()
         except GrabError as exc:
             meta["scan_error"] = str(exc)[:300]
         except Exception as exc:  # OCR failed: the capture is still recorded, said unscanned

@@ -417,13 +417,15 @@ def policy_text(warn: float = 3000, lock: float = 3600) -> str:
 
 
 def start_agent(xs: XServer, collector: Any, data_dir: Path, policy: Path, *,
-                pin: str | None = PIN, lang: str = "zh_CN") -> AgentProcess:
+                pin: str | None = PIN, lang: str = "zh_CN",
+                extra_env: dict[str, str] | None = None) -> AgentProcess:
     """The real agent on `xs`, enrolled with `collector` (a `tests.support.servers`
     CollectorProcess serving `policy` centrally)."""
     enroll(data_dir, collector.url, collector.enroll_token)
     if pin is not None:
         provision_pin(data_dir, pin)
-    return AgentProcess(xs, data_dir, policy, lang=lang, endpoint=collector.url).start()
+    return AgentProcess(xs, data_dir, policy, lang=lang, endpoint=collector.url,
+                        extra_env=extra_env).start()
 
 
 LOCK_WINDOW = "Teller Guard lock"  # the overlay's window name

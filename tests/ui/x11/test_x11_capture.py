@@ -94,8 +94,9 @@ def capture_collector(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="module")
 def capture_agent(xs: XServer, capture_collector: CollectorProcess, capture_policy: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    # the OCR worker exits 5 s after its last image (60 s by default), for the memory test
     proc = start_agent(xs, capture_collector, tmp_path_factory.mktemp("cagent"),
-                       capture_policy)
+                       capture_policy, extra_env={"TELLER_GUARD_OCR_IDLE_S": "5"})
     yield proc
     assert proc.stop() == 0, proc.output()
 
@@ -161,6 +162,39 @@ def test_a_capture_tools_image_on_the_clipboard_is_blacked_out(
         assert sum(1 for v in cell if v == 0) > 0.9 * len(cell), value
     x, y, w, h = where["证件号码："]
     assert max(img.crop((x, y, x + w, y + h)).getdata()) > 200
+
+
+def ocr_workers(parent: int) -> list[int]:
+    """The pids of `parent`'s children running the OCR worker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"guard.scan.ocr_worker" in cmd:
+            found.append(int(entry.name))
+    return found
+
+
+def test_after_a_capture_the_agent_keeps_no_image_library(
+        xs: XServer, capture_agent: AgentProcess, form_window: None) -> None:
+    assert capture_agent.proc is not None
+    pid = capture_agent.proc.pid
+    before = len(capture_agent.events("SCREEN_HOTKEY"))
+    xs.key("Print")
+    event = capture_agent.wait_event("SCREEN_HOTKEY", after=before, timeout=120)
+    assert event.outcome == "notified" and event.detail.get("boxes"), event
+    before = len(capture_agent.events("CLIPBOARD_COPY_IMAGE"))
+    xs.clipboard_set(form_png(), target="image/png")
+    event = capture_agent.wait_event("CLIPBOARD_COPY_IMAGE", after=before, timeout=120)
+    assert event.outcome == "redacted", event
+    wait_until(lambda: not ocr_workers(pid), timeout=60, what="the OCR worker's idle exit")
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    libraries = sorted({line.split()[-1] for line in maps.splitlines() if ".so" in line and (
+        "/numpy" in line or "/PIL/" in line or "/cv2/" in line or "onnxruntime" in line)})
+    assert libraries == [], libraries  # decoding, blacking out and OCR ran in the worker
 
 
 def test_a_png_written_into_a_screenshot_folder_is_found(
