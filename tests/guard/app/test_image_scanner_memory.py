@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rapidocr_onnxruntime")
+pytest.importorskip("PySide6")  # the process below loads the agent (`ui.app`)
 
 from guard.scan.images import ImageError, Pixels
 from tests.guard.scan.test_images import render
