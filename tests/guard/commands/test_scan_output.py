@@ -21,7 +21,7 @@ from guard.commands.scan import _file_text, _json_parts, _JsonFile, finding_json
 from guard.model import Category, Finding
 from guard.scan.engine import Scanner, UnhashedFinding
 from tests.guard.scan.test_core_differential import DOCUMENTS, TEXT_KINDS, _widen, glued_texts
-from tests.guard.scan.test_fuzz import PIECES, texts
+from tests.guard.scan.test_fuzz import streamed, texts
 
 KEY = b"json-key"
 CORE = Scanner(key=KEY)
@@ -139,15 +139,9 @@ def test_core_json_of_glued_and_full_width_text(text: str, picks: list[bool]) ->
 
 @needs_core
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([*PIECES, "中文", "\n", " ", "，"]), min_size=1, max_size=40),
-       st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
-def test_core_json_of_streamed_pieces(parts: list[str], sizes: list[int]) -> None:
-    text = "".join(parts) * 5
-    pieces, pos, i = [], 0, 0
-    while pos < len(text):
-        n = sizes[i % len(sizes)]
-        pieces.append(text[pos:pos + n])
-        pos, i = pos + n, i + 1
+@given(streamed(repeat=5))
+def test_core_json_of_streamed_pieces(stream: tuple[str, list[str]]) -> None:
+    _, pieces = stream
     assert _core_json(pieces) == _reference_json(pieces)
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from guard.scan import _core, structure
 from guard.scan.engine import Scanner
-from tests.guard.scan.test_fuzz import ALPHABET, PIECES, texts
+from tests.guard.scan.test_fuzz import ALPHABET, PIECES, streamed, texts
 
 pytestmark = pytest.mark.skipif(
     not _core.available(),
@@ -85,15 +85,9 @@ def test_glued_text(text: str) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([*PIECES, "中文", "\n", " ", "，"]), min_size=1, max_size=40),
-       st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
-def test_streamed_pieces(parts: list[str], sizes: list[int]) -> None:
-    text = "".join(parts) * 5
-    pieces, pos, i = [], 0, 0
-    while pos < len(text):
-        n = sizes[i % len(sizes)]
-        pieces.append(text[pos:pos + n])
-        pos, i = pos + n, i + 1
+@given(streamed(repeat=5))
+def test_streamed_pieces(stream: tuple[str, list[str]]) -> None:
+    _, pieces = stream
     assert rows(CORE.scan_chunks(pieces)) == rows(REFERENCE.scan_chunks(pieces))  # type: ignore[arg-type]
 
 

@@ -38,6 +38,22 @@ texts = st.one_of(
 )
 
 
+@st.composite
+def streamed(draw: st.DrawFn, repeat: int) -> tuple[str, list[str]]:
+    """A text of pieces (repeated `repeat` times) and the same text cut into chunks of drawn
+    sizes, as a stream arrives."""
+    parts = draw(st.lists(st.sampled_from([*PIECES, "中文", "\n", " ", "，"]), min_size=1,
+                          max_size=40))
+    sizes = draw(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
+    text = "".join(parts) * repeat
+    pieces, pos, i = [], 0, 0
+    while pos < len(text):
+        n = sizes[i % len(sizes)]
+        pieces.append(text[pos:pos + n])
+        pos, i = pos + n, i + 1
+    return text, pieces
+
+
 def check(text: str) -> None:
     found = SCANNER.scan_text(text)
     assert [f.start for f in found] == sorted(f.start for f in found)
@@ -54,15 +70,9 @@ def test_random_text_never_breaks(text: str) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([*PIECES, "中文", "\n", " ", "，"]), min_size=1, max_size=40),
-       st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
-def test_chunked_equals_whole(parts: list[str], sizes: list[int]) -> None:
-    text = "".join(parts) * 20
-    pieces, i, k = [], 0, 0
-    while i < len(text):
-        step = sizes[k % len(sizes)]
-        pieces.append(text[i:i + step])
-        i, k = i + step, k + 1
+@given(streamed(repeat=20))
+def test_chunked_equals_whole(stream: tuple[str, list[str]]) -> None:
+    text, pieces = stream
     whole = [(f.type, f.start, f.end, f.hash) for f in SCANNER.scan_text(text)]
     assert [(f.type, f.start, f.end, f.hash) for f in SCANNER.scan_chunks(pieces)] == whole
 
