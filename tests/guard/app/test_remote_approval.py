@@ -23,7 +23,7 @@ import pytest
 from guard.credentials import hash_secret
 from guard.pipeline.approval import ApprovalRequest, ApprovalResult, Check
 from guard.pipeline.prompt import PromptAnswer, PromptRequest, ScriptedPrompter
-from tests.guard.watchers.real_service import REPO, RealService, print_lab
+from tests.guard.watchers.real_service import REPO, PrintingService, print_lab
 from tests.guard.watchers.real_service import eventually as _eventually
 
 RID = "11010519491231002X"
@@ -86,20 +86,13 @@ class ScriptedSupervisor(ScriptedPrompter):
         return None
 
 
-class ServiceUnderTest(RealService):
+class ServiceUnderTest(PrintingService):
     """The real service for one private cupsd, collector and printing user; the agent side is
     started by the test (`start_agent`), so a test can print before it connects."""
 
-    def __init__(self, cups: Any, user: str, root: Path, collector: Any) -> None:
-        super().__init__(root, collector, user, env=cups.env)
-        self.cups, self.user = cups, user
-        self.home = Path(os.path.expanduser(f"~{user}"))
-        self.printed = 0
-
     def start(self) -> None:
         self.start_service()
-        _eventually("the queue guarded", lambda: "Office_tg_release" in self.cups.run(
-            ["lpstat", "-p"]).stdout)
+        self.wait_guarded()
         try:
             _eventually("the central policy applied",
                         lambda: self.status().get("policy_version") == "approval-test")
@@ -117,21 +110,6 @@ class ServiceUnderTest(RealService):
                                prompter=prompter, flush_every_s=0.2)
         assert self.sink is not None, self.service_log()
         return self.sink
-
-    def lp(self, data: bytes) -> int:
-        self.printed += 1
-        out = self.cups.run(["lp", "-d", "Office", "-t", f"job{self.printed}", "-"],
-                            user=self.user, input=data).stdout
-        return int(out.split("-", 1)[1].split()[0].rstrip(")"))
-
-    def pdfs(self) -> list[str]:
-        out = self.home / "PDF"
-        return sorted(os.listdir(out)) if out.exists() else []
-
-    def waiting(self, job: int) -> bool:
-        out = self.cups.run(["lpstat", "-o"]).stdout
-        return any(line.split() and line.split()[0].endswith(f"-{job}")
-                   for line in out.splitlines())
 
     def wait_events(self, type_: str, n: int) -> list[dict[str, Any]]:
         return _eventually(f"{n} {type_} event(s) at the collector",
@@ -156,7 +134,7 @@ def service(tmp_path: Path) -> Iterator[Callable[[str], ServiceUnderTest]]:
             collector = lab.collector_serving(policy.format(
                 sup_hash=hash_secret(SUP_SECRET), own_hash=hash_secret(OWN_SECRET),
                 teller=lab.user))
-            sut = ServiceUnderTest(lab.cups, lab.user, lab.root, collector)
+            sut = ServiceUnderTest(lab, collector)
             lab.stack.callback(sut.stop)
             sut.start()
             return sut
@@ -175,7 +153,7 @@ def test_a_blocked_job_approved_by_a_supervisor_is_released_and_names_both(
     sut = service(APPROVAL_POLICY)
     agent = ScriptedSupervisor([[("supervisor", "sup01", SUP_SECRET)]], reason="客户本人要求打印")
     sut.start_agent(agent)
-    job = sut.lp(_pdf())
+    job = sut.lp("-d", "Office", data=_pdf())
     _eventually("the PDF", lambda: sut.pdfs())
     _eventually("the job done", lambda: not sut.waiting(job))
     (request,) = agent.requests
@@ -205,7 +183,7 @@ def test_self_approval_and_a_wrong_credential_back_off_in_the_service(
                                  ("supervisor", "sup01", "nope-7731"),
                                  ("supervisor", "sup01", SUP_SECRET)]])
     sut.start_agent(agent)
-    job = sut.lp(_pdf())
+    job = sut.lp("-d", "Office", data=_pdf())
     _eventually("the job cancelled", lambda: not sut.waiting(job))
     own, wrong, right_but_waiting = agent.verdicts
     assert (own.ok, own.message_key) == (False, "self_approval")
@@ -232,9 +210,9 @@ def test_a_one_time_code_approves_one_job_and_is_refused_the_second_time(
     code = sut.issue_code("print")
     agent = ScriptedSupervisor([[("code", "", code)], [("code", "", code)]])
     sut.start_agent(agent)
-    first = sut.lp(_pdf())
+    first = sut.lp("-d", "Office", data=_pdf())
     _eventually("the first PDF", lambda: sut.pdfs())
-    second = sut.lp(_pdf())
+    second = sut.lp("-d", "Office", data=_pdf())
     _eventually("the second job cancelled", lambda: not sut.waiting(second))
     assert len(sut.pdfs()) == 1
     assert [(v.ok, v.method, v.message_key) for v in agent.verdicts] == [
@@ -256,7 +234,7 @@ def test_a_job_printed_before_the_agent_connects_is_asked_not_cancelled(
     sut = service(CONFIRM_POLICY)
     session = subprocess.Popen(["sleep", "300"], user=sut.user, stdin=subprocess.DEVNULL)
     try:
-        job = sut.lp(_pdf())
+        job = sut.lp("-d", "Office", data=_pdf())
         # The service saw the job, found no agent and waits for one: start it now.
         _eventually("the service waiting for the agent",
                     lambda: "has no agent connected yet" in sut.service_log())

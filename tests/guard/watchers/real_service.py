@@ -169,3 +169,37 @@ class RealService:
                       timeout=10.0)
         assert r.status_code == 200, r.text
         return sorted(r.json()["events"], key=lambda e: e["time"])
+
+
+class PrintingService(RealService):
+    """The real service guarding a `PrintLab`'s cupsd, and the printing login's side of it:
+    `lp` as that login, its cups-pdf output, the spooler's waiting jobs."""
+
+    def __init__(self, lab: PrintLab, collector: Any) -> None:
+        super().__init__(lab.root, collector, lab.user, env=lab.cups.env)
+        self.cups, self.user = lab.cups, lab.user
+        self.home = Path(os.path.expanduser(f"~{lab.user}"))
+        self.printed = 0
+
+    def wait_guarded(self, queue: str = "Office") -> None:
+        """Until the service has put `queue` behind its hold (its release queue exists)."""
+        eventually("the queue guarded", lambda: f"{queue}_tg_release" in self.cups.run(
+            ["lpstat", "-p"]).stdout)
+
+    def lp(self, *args: str, data: bytes = b"") -> int:
+        """Print `data` as the login; each job gets its own title, since cups-pdf names its
+        output file after the title."""
+        self.printed += 1
+        title = [] if "-t" in args else ["-t", f"job{self.printed}"]
+        out = self.cups.run(["lp", *title, *args, "-"], user=self.user, input=data).stdout
+        return int(out.split("-", 1)[1].split()[0].rstrip(")"))
+
+    def pdfs(self) -> list[str]:
+        out = self.home / "PDF"
+        return sorted(os.listdir(out)) if out.exists() else []
+
+    def waiting(self, job: int) -> bool:
+        """True while `job` is in the spooler, not printed and not cancelled."""
+        out = self.cups.run(["lpstat", "-o"]).stdout
+        return any(line.split() and line.split()[0].endswith(f"-{job}")
+                   for line in out.splitlines())

@@ -5,8 +5,6 @@ user printing with `lp` who cannot lift the hold."""
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import shutil
 import threading
 import time
@@ -21,7 +19,12 @@ from guard.model import Action, Outcome
 from guard.pipeline.prompt import PromptAnswer, ScriptedPrompter
 from guard.platforms._fake import FakeSpooler
 from guard.watchers.print_hold import PrintHold, read_document
-from tests.guard.watchers.real_service import WAIT_S, RealService, print_lab
+from tests.guard.watchers.real_service import (
+    WAIT_S,
+    PrintingService,
+    PrintLab,
+    print_lab,
+)
 from tests.guard.watchers.real_service import eventually as _eventually
 from tests.support.core import Core
 
@@ -170,39 +173,17 @@ def test_read_document_pdf_postscript_and_bounds(tmp_path: Path) -> None:
 # The real thing.
 
 
-class RealPrint(RealService):
+class RealPrint(PrintingService):
     """A private cupsd with a guarded queue and an exempt one, the real machine service and a
     session agent side answering for the printing user from a script."""
 
-    def __init__(self, cups: Any, user: str, root: Path, policy: str, collector: Any) -> None:
-        super().__init__(root, collector, user, env=cups.env)
-        self.cups, self.user = cups, user
-        self.policy = root / "policy.toml"
-        self.home = Path(pwd.getpwnam(user).pw_dir)
-        self.printed = 0
+    def __init__(self, lab: PrintLab, policy: str, collector: Any) -> None:
+        super().__init__(lab, collector)
+        self.policy = lab.root / "policy.toml"
 
     def start(self) -> None:
         super().start()
-        _eventually("the queue guarded", lambda: "Office_tg_release" in self.cups.run(
-            ["lpstat", "-p"]).stdout)
-
-    def lp(self, *args: str, data: bytes = b"") -> int:
-        """Print `data` as the test user; each job gets its own title, since cups-pdf names
-        its output file after the title."""
-        self.printed += 1
-        title = [] if "-t" in args else ["-t", f"job{self.printed}"]
-        out = self.cups.run(["lp", *title, *args, "-"], user=self.user, input=data).stdout
-        return int(out.split("-", 1)[1].split()[0].rstrip(")"))
-
-    def pdfs(self) -> list[str]:
-        out = self.home / "PDF"
-        return sorted(os.listdir(out)) if out.exists() else []
-
-    def waiting(self, job: int) -> bool:
-        """True while `job` is in the spooler, not printed and not cancelled."""
-        out = self.cups.run(["lpstat", "-o"]).stdout
-        return any(line.split() and line.split()[0].endswith(f"-{job}")
-                   for line in out.splitlines())
+        self.wait_guarded()
 
 
 @pytest.fixture
@@ -211,7 +192,7 @@ def real_print(tmp_path: Path) -> Iterator[Callable[[str], RealPrint]]:
 
         def make(policy: str) -> RealPrint:
             collector = lab.collector_serving(policy)
-            rp = RealPrint(lab.cups, lab.user, lab.root, policy, collector)
+            rp = RealPrint(lab, policy, collector)
             lab.stack.callback(rp.stop)
             rp.start()
             return rp
