@@ -127,16 +127,6 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A short path for sockets (Unix socket paths are limited to 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="tg-svc-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     made: list[ServiceProcess] = []
 

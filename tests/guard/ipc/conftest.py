@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import socket
 import struct
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,16 +85,6 @@ class RawClient:
 
 def frame_header(length: int) -> bytes:
     return struct.pack(">I", length)
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A short path for sockets (Unix socket paths are limited to 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="tg-ipc-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
