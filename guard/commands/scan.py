@@ -304,13 +304,22 @@ def _stdin_text() -> Iterator[str]:
 _encode = encode_basestring  # json.dumps' own string encoder (in C), the ensure_ascii=False one
 
 
+def _head_json(finding_type: str) -> str:
+    """What a finding's JSON object starts with, up to its start offset."""
+    return '{"type": ' + _encode(finding_type) + ', "start": '
+
+
+def _category_json(category: object) -> str:
+    """The part of a finding's JSON object between its confidence and its hash."""
+    return ', "category": ' + _encode(str(category)) + ', "hash": '
+
+
 def _json_parts() -> dict[str, tuple[str, str]]:
     """Per finding type, the two constant parts of its JSON object as `finding_json` writes
-    them: `{"type": <type>, "start": ` and `, "category": <category>, "hash": `."""
+    them (`_head_json`, `_category_json`), for the compiled core to write the same."""
     from guard.scan.detectors import CATEGORIES
 
-    return {t: ('{"type": ' + _encode(t) + ', "start": ',
-                ', "category": ' + _encode(str(c)) + ', "hash": ') for t, c in CATEGORIES.items()}
+    return {t: (_head_json(t), _category_json(c)) for t, c in CATEGORIES.items()}
 
 
 _HEADS: dict[str, str] = {}
@@ -334,11 +343,10 @@ def finding_json(
     """
     head = _head(f.type)
     if head is None:
-        head = _HEADS[f.type] = '{"type": ' + _enc(f.type) + ', "start": '
+        head = _HEADS[f.type] = _head_json(f.type)
     category = _category(f.category)
     if category is None:
-        category = _CATEGORIES[f.category] = (
-            ', "category": ' + _enc(str(f.category)) + ', "hash": ')
+        category = _CATEGORIES[f.category] = _category_json(f.category)
     confidence = _confidence(f.score)
     if confidence is None:
         confidence = repr(round(f.score, 4))  # json.dumps writes a float as its repr
