@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
-    from guard.scan.ocr import Mode, ReadResult, TextLine
+    from guard.scan.ocr import Mode, ReadResult
 
 log = logging.getLogger(__name__)
 
@@ -639,20 +639,14 @@ class _PdfImages:
             result = reader.read(pixels)
         except OcrError as exc:
             return "", f"page image not read: {exc}"
-        return _page_text(result.lines), ""
+        from guard.scan.images import rows_text  # the image path's own text of its lines
+
+        return rows_text(result.lines), ""
 
     def close(self) -> None:
         if self._doc is not None:
             self._doc.close()
             self._doc = None
-
-
-def _page_text(lines: Iterable[TextLine]) -> str:
-    """Recognised lines as the image path puts them (`guard.scan.images.rows`): screen rows by
-    newlines, the cells of a row by tabs, so a field label is the context of its value."""
-    from guard.scan.images import rows
-
-    return "\n".join("\t".join(line.text for line in row) for row in rows(lines))
 
 
 def _pdf_pages(fh: BinaryFile, reader: PageReader | None = None) -> Iterator[str]:

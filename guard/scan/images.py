@@ -139,12 +139,17 @@ class ImageResult:
 # -- decoding -------------------------------------------------------------------------------------
 
 
-def probe(data: bytes) -> ImageInfo:
-    """Format and size from the header alone; `ImageError` for anything not to be decoded."""
+def _check_file_size(data: bytes) -> None:
+    """`ImageError` for an empty file or one over `MAX_FILE_BYTES`, before anything reads it."""
     if not data:
         raise ImageError("empty file (0 bytes), not an image")
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(f"image file larger than {MAX_FILE_BYTES >> 20} MiB, not read")
+
+
+def probe(data: bytes) -> ImageInfo:
+    """Format and size from the header alone; `ImageError` for anything not to be decoded."""
+    _check_file_size(data)
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -272,6 +277,12 @@ def rows(lines: Iterable[TextLine]) -> list[list[TextLine]]:
     return out
 
 
+def rows_text(lines: Iterable[TextLine]) -> str:
+    """Recognised lines as text: screen rows (`rows`) by newlines, the cells of a row by tabs,
+    so a field label is the context of its value."""
+    return "\n".join("\t".join(line.text for line in row) for row in rows(lines))
+
+
 def _width(ch: str) -> float:
     if ch == " ":
         return 0.5
@@ -367,8 +378,7 @@ class DocumentPages:
     def read(self, image: np.ndarray, mode: Mode = "fast") -> ReadResult:
         read = self._ocr.read(image, mode)
         if self.document is None:
-            text = "\n".join("\t".join(ln.text for ln in row) for row in rows(read.lines))
-            document = document_kind(text)
+            document = document_kind(rows_text(read.lines))
             if document is not None:
                 self.document, self.document_box = document, _document_box(read.lines)
         return read
@@ -392,10 +402,7 @@ def scan_image_bytes(data: bytes, scanner: Scanner, *, ocr: OcrWorker, source: s
                      mode: Mode = "fast") -> ImageResult:
     """Findings in an encoded image; bad input and OCR failures give `error`, never raise."""
     try:
-        if not data:
-            raise ImageError("empty file (0 bytes), not an image")
-        if len(data) > MAX_FILE_BYTES:
-            raise ImageError(f"image file larger than {MAX_FILE_BYTES >> 20} MiB, not read")
+        _check_file_size(data)
         if not is_image(data[:16]):
             probe(data)  # says why it is not an image, without starting the worker for it
         # An image's header is checked (`probe`) and it is decoded in the worker: Pillow and
