@@ -221,6 +221,18 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     return Regions(tuple(boxes), candidates, glyph_h, runs)
 
 
+def _ink(gray: np.ndarray, box: Box) -> np.ndarray:
+    """The box's crop binarised on its own (Otsu), the text white (light text on a dark bar
+    inverted)."""
+    import cv2
+
+    x, y, w, h = box
+    _, bw = cv2.threshold(gray[y:y + h, x:x + w], 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if cv2.countNonZero(bw) * 2 > bw.size:
+        bw = cv2.bitwise_not(bw)
+    return bw
+
+
 def _run_length(gray: np.ndarray, box: Box) -> int | None:
     """How many glyphs the box holds, when that can be told for sure: one run, no spaces, each
     glyph one component of the line's height, at an even pitch (a tabular-digit number).
@@ -231,12 +243,8 @@ def _run_length(gray: np.ndarray, box: Box) -> int | None:
     import cv2
     import numpy as np
 
-    x, y, w, h = box
-    crop = gray[y:y + h, x:x + w]
-    _, bw = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if cv2.countNonZero(bw) * 2 > bw.size:
-        bw = cv2.bitwise_not(bw)
-    _n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    _x, _y, _w, h = box
+    _n, _, stats, _ = cv2.connectedComponentsWithStats(_ink(gray, box), connectivity=8)
     stats = stats[1:]
     if not len(stats):
         return None
@@ -266,14 +274,10 @@ def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False
     import cv2
     import numpy as np
 
-    x, y, w, h = box
+    _x, _y, w, h = box
     if w < 3 * h // 2 or h < 7:
         return False
-    crop = gray[y:y + h, x:x + w]
-    _, bw = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if cv2.countNonZero(bw) * 2 > bw.size:
-        bw = cv2.bitwise_not(bw)  # light text on a dark bar
-    n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=4)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(_ink(gray, box), connectivity=4)
     # touching digits: fewer components than digits, so only the count below can tell
     fewest = 2 if touching else MIN_DIGIT_GLYPHS
     if n <= fewest:
