@@ -119,9 +119,7 @@ class OcrWorker:
 
         Raises `guard.scan.images.ImageError` for an image that cannot be decoded.
         """
-        if len(data) > MAX_ENCODED_BYTES:
-            raise OcrInputError(f"image file of {len(data)} bytes is larger than the "
-                                f"{MAX_ENCODED_BYTES >> 20} MiB limit")
+        _check_encoded(data)
         reply = self._call({"op": "read_encoded", "mode": mode, "data": bytes(data)})
         size = reply.get("size") or (0, 0)
         return _result(reply), (int(size[0]), int(size[1]))
@@ -132,9 +130,7 @@ class OcrWorker:
 
         Raises `guard.scan.images.ImageError` for an image that cannot be decoded.
         """
-        if len(data) > MAX_ENCODED_BYTES:
-            raise OcrInputError(f"image file of {len(data)} bytes is larger than the "
-                                f"{MAX_ENCODED_BYTES >> 20} MiB limit")
+        _check_encoded(data)
         reply = self._call({"op": "black_out", "data": bytes(data), "margin": int(margin),
                             "boxes": [tuple(int(v) for v in b) for b in boxes]})
         return bytes(reply["png"])
@@ -344,6 +340,13 @@ class _Child:
             why = f"exit code {code}" if code is not None else "it did not connect back"
             raise OcrWorkerDiedError(f"the OCR worker did not start ({why})")
         return cls(popen, accepted[0])
+
+
+def _check_encoded(data: bytes) -> None:
+    """`OcrInputError` for an encoded image too large to send to the worker."""
+    if len(data) > MAX_ENCODED_BYTES:
+        raise OcrInputError(f"image file of {len(data)} bytes is larger than the "
+                            f"{MAX_ENCODED_BYTES >> 20} MiB limit")
 
 
 def worker_command() -> list[str]:
