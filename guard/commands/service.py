@@ -135,6 +135,13 @@ def run(args: argparse.Namespace) -> int:
             token = installer_token.read()
         except OSError as exc:  # not SYSTEM/root (a console run), or a damaged value
             log.warning("cannot read the enrolment token the installer left: %s", exc)
+
+    def with_token(service: MachineService) -> Service:
+        """The service, deleting the installer's token once it has enrolled with it."""
+        if installer_token is None or token is None:
+            return service
+        return OneTimeToken(service, installer_token)
+
     socket_path = args.socket or (Path(os.environ[ENV_SOCKET]) if os.environ.get(ENV_SOCKET)
                                   else default_socket_path())
     settings = Settings(
@@ -158,13 +165,8 @@ def run(args: argparse.Namespace) -> int:
     if sys.platform == "win32":
         from guard.app.winservice import NotUnderScm, ServiceHost
 
-        def make() -> Service:
-            service = MachineService(settings, channels=channels)
-            if installer_token is None or token is None:
-                return service
-            return OneTimeToken(service, installer_token)
-
-        host = ServiceHost(make, start_errors=(ServiceError,))
+        host = ServiceHost(lambda: with_token(MachineService(settings, channels=channels)),
+                           start_errors=(ServiceError,))
         try:
             return host.run()  # started by the Service Control Manager: it owns the lifetime
         except NotUnderScm:
@@ -186,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGHUP, on_hup)
 
     service = MachineService(settings, channels=channels)
-    runner: Service = service if installer_token is None or token is None else \
-        OneTimeToken(service, installer_token)
+    runner = with_token(service)
     try:
         runner.start()
     except ServiceError as exc:
