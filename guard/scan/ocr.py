@@ -235,10 +235,12 @@ def _ink(gray: np.ndarray, box: Box) -> np.ndarray:
 
 def _run_length(gray: np.ndarray, box: Box) -> int | None:
     """How many glyphs the box holds, when that can be told for sure: one run, no spaces, each
-    glyph one component of the line's height, at an even pitch (a tabular-digit number).
+    glyph one component of the line's height (or two or more that touch, exactly that many
+    glyphs wide), at an even pitch (a tabular-digit number).
 
-    None when in doubt: glyphs touching (a component wider than the pitch), a glyph in pieces or
-    a space (a gap off the pitch), Chinese characters (several components of other heights).
+    None when in doubt: a component wider than the pitch by other than whole glyphs, a glyph in
+    pieces or a space (a gap off the pitch), Chinese characters (several components of other
+    heights), or more touching components than single ones.
     """
     import cv2
     import numpy as np
@@ -249,20 +251,30 @@ def _run_length(gray: np.ndarray, box: Box) -> int | None:
     if not len(stats):
         return None
     tall = stats[:, cv2.CC_STAT_HEIGHT] >= max(5, h // 3)
-    lefts = np.sort(stats[tall, cv2.CC_STAT_LEFT])
-    if lefts.size < MIN_DIGIT_GLYPHS:
-        return None
-    steps = np.diff(lefts)
-    pitch = float(np.median(steps))
-    if pitch <= 0:
+    order = np.argsort(stats[tall, cv2.CC_STAT_LEFT], kind="stable")
+    lefts = stats[tall, cv2.CC_STAT_LEFT][order].astype(np.float64)
+    widths = stats[tall, cv2.CC_STAT_WIDTH][order].astype(np.float64)
+    if lefts.size < 3:
         return None
     small = stats[~tall]
     if small.size and (small[:, cv2.CC_STAT_HEIGHT] >= 3).any():
         return None  # a hyphen, a dot, a stroke: not one plain run
-    even = bool((steps > 0.6 * pitch).all() and (steps < 1.4 * pitch).all())
-    if not even or (stats[tall, cv2.CC_STAT_WIDTH] > 1.05 * pitch).any():
+    steps = np.diff(lefts)
+    pitch = float(np.median(steps))
+    if pitch <= 0:
         return None
-    return int(lefts.size)
+    single = float(np.median(widths))
+    # touching glyphs (kerned pairs of a screen font): one component, k pitches less a gap wide
+    glyphs = np.maximum(1.0, 1.0 + np.rint((widths - single) / pitch))
+    wide = glyphs > 1
+    if (np.abs(widths[wide] - single - (glyphs[wide] - 1) * pitch) > 0.2 * pitch).any():
+        return None
+    if 2 * int(wide.sum()) >= lefts.size or (widths[~wide] > 1.05 * pitch).any():
+        return None
+    if (np.abs(steps - glyphs[:-1] * pitch) >= 0.4 * pitch).any():
+        return None  # a space or a glyph in pieces: off the pitch
+    count = int(glyphs.sum())
+    return count if count >= MIN_DIGIT_GLYPHS else None
 
 
 def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False) -> bool:

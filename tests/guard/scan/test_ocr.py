@@ -203,6 +203,24 @@ def test_run_length_is_told_only_for_a_plain_even_run() -> None:
     assert by_row == {0: 14, 1: None, 2: None, 3: None}  # in doubt (spaces, CJK, a dash): None
 
 
+@pytest.mark.parametrize("fs", [12, 13])
+def test_run_length_counts_touching_glyphs_of_small_screen_digits(fs: int) -> None:
+    import cv2
+
+    # at 12-13 px a screen font's digits touch in places (anti-aliased edges): one component
+    # for two glyphs, which the count must tell exactly or not at all
+    numbers = ["30241112345679", "20240501000088", "62220212345678901", "8800112233445566"]
+    gray = cv2.cvtColor(lines_image(numbers, fs=fs, size=(400, 260)), cv2.COLOR_BGR2GRAY)
+    regions = ocr.find_regions(gray)
+    assert len(regions.boxes) == len(numbers)
+    touching = 0
+    for box, number in zip(regions.boxes, numbers, strict=True):
+        _n, _, stats, _ = cv2.connectedComponentsWithStats(ocr._ink(gray, box), connectivity=8)
+        touching += int((stats[1:, cv2.CC_STAT_HEIGHT] >= box[3] // 3).sum()) < len(number)
+        assert ocr._run_length(gray, box) == len(number)
+    assert touching  # the case under test happened
+
+
 def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
     image = label_value_image([("账号", "12345678901234")], fillers=42)
     font = ImageFont.truetype(str(FONT), 14)
