@@ -289,7 +289,7 @@ def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False
     _x, _y, w, h = box
     if w < 3 * h // 2 or h < 7:
         return False
-    n, _, stats, _ = cv2.connectedComponentsWithStats(_ink(gray, box), connectivity=4)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(_ink(gray, box), connectivity=4)
     # touching digits: fewer components than digits, so only the count below can tell
     fewest = 2 if touching else MIN_DIGIT_GLYPHS
     if n <= fewest:
@@ -300,7 +300,10 @@ def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False
     glyphs = hs >= 6
     if int(glyphs.sum()) < fewest:
         return False
-    mode = int(np.bincount(hs[glyphs]).argmax())
+    # the digits' height: the commonest among the tall components (a Chinese character's
+    # radicals and strokes are shorter pieces, more of them than its whole glyphs)
+    tall = glyphs & (hs >= 0.75 * float(np.percentile(hs[glyphs], 90)))
+    mode = int(np.bincount(hs[tall]).argmax())
     level = glyphs & (np.abs(hs - mode) <= max(1, mode // 10))
     digit = level & (ws >= 0.25 * hs) & (ws <= 0.8 * hs)
     count = int(digit.sum())
@@ -308,11 +311,33 @@ def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False
         # digits of upscaled small text touch: a component 2-5 digits wide is that many digits
         pitch = float(np.median(ws[digit])) if count >= 3 else 0.55 * mode
         wide = level & (ws > 0.8 * hs) & (ws <= 5.5 * pitch)
-        count += int(np.rint(ws[wide] / pitch).sum())
+        for k in np.flatnonzero(wide):
+            inked = ws[k] - _dash_columns(labels, stats[k + 1], int(k) + 1, mode)
+            count += int(np.rint(inked / pitch))
     if count < MIN_DIGIT_GLYPHS:
         return False
     # the digits must span the box's width at their pitch, not be a few strokes of a word
     return count * mode * 0.45 <= w
+
+
+def _dash_columns(labels: np.ndarray, stat: np.ndarray, label: int, glyph_h: int) -> int:
+    """How many of a component's columns are a dash run into a digit ("2024-" of a date in
+    small text): a run, at least 0.3 glyph wide, of columns inked only in the middle band of
+    the glyph height. Touching digits have none such (a 4's bar overhangs its stem by a pixel).
+    """
+    import numpy as np
+
+    x, y, w, h = (int(v) for v in stat[:4])
+    ink = labels[y:y + h, x:x + w] == label
+    rows = np.arange(h)[:, None]
+    top = np.where(ink, rows, h).min(axis=0)
+    bottom = np.where(ink, rows, -1).max(axis=0)
+    middle = (top > 0.25 * h) & (bottom < 0.75 * h) & (bottom >= 0)
+    dash, run = 0, 0
+    for mid in middle:
+        run = run + 1 if mid else 0
+        dash = max(dash, run)
+    return dash if dash >= 0.3 * glyph_h else 0
 
 
 def _left_label(boxes: tuple[Box, ...], i: int) -> int | None:

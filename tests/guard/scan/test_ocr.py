@@ -221,6 +221,25 @@ def test_run_length_counts_touching_glyphs_of_small_screen_digits(fs: int) -> No
     assert touching  # the case under test happened
 
 
+@pytest.mark.parametrize("fs", [9, 10, 11])
+def test_small_text_dates_and_labels_are_not_taken_for_touching_digits(fs: int) -> None:
+    import cv2
+
+    # enlarged small text: a date's dash runs into its digits, a label's characters are made
+    # of pieces shorter than a glyph; neither is an identifier, the three values below are
+    # (a label whose characters touch, each as wide as two digits, may still be read)
+    texts = ["2024-05-01", "2023-12-30", "证件类型：", "存款业务",
+             "13812345678", "6222021234567890128", "110105194912310021"]
+    image = lines_image(texts, fs=fs, size=(300, 40 + int(fs * 2.4) * len(texts)))
+    glyph_h = ocr.find_regions(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)).glyph_h
+    factor = ocr.upscale_factor(glyph_h, (image.shape[1], image.shape[0]))
+    assert factor > 1.0
+    _big, gray, regions, _factor = ocr._upscaled(image, factor)
+    assert len(regions.boxes) == len(texts)
+    held = [ocr._could_hold_identifier(gray, box, touching=True) for box in regions.boxes]
+    assert held == [False] * 4 + [True] * 3
+
+
 def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
     image = label_value_image([("账号", "12345678901234")], fillers=42)
     font = ImageFont.truetype(str(FONT), 14)
