@@ -19,6 +19,7 @@ pytest.importorskip("cv2")
 pytest.importorskip("rapidocr_onnxruntime")
 
 from guard.scan import images  # noqa: E402
+from guard.scan import ocr as ocr_module  # noqa: E402
 from guard.scan.engine import Scanner  # noqa: E402
 from guard.scan.images import ID_CARD, ImageError  # noqa: E402
 from guard.scan.ocr_worker import OcrWorker  # noqa: E402
@@ -177,6 +178,59 @@ def test_an_id_card_with_its_number_covered_is_still_an_id_card(
     entries = [d for d in result.as_dicts() if d["type"] == ID_CARD]
     assert len(entries) == 1
     assert entries[0]["masked"] == "" and entries[0]["bbox"][2] > 300
+
+
+def photographed(card: object, angle: float, lean: float, blur: float, noise: float) -> object:
+    """A card photographed on a desk: tilted by `angle` degrees, its far edge `lean` narrower
+    (perspective), lit unevenly, out of focus by `blur` px and with sensor noise; BGR pixels."""
+    import cv2
+
+    a = np.ascontiguousarray(np.asarray(card)[:, :, ::-1])
+    h, w = a.shape[:2]
+    big_w, big_h, scale, r = 1600, 1200, 1.2, np.deg2rad(angle)
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    placed = []
+    for x, y in corners:
+        px, py = (x - w / 2) * scale, (y - h / 2) * scale
+        px *= 1 + lean * py / (h * scale)
+        placed.append([big_w / 2 + px * np.cos(r) - py * np.sin(r),
+                       big_h / 2 + px * np.sin(r) + py * np.cos(r)])
+    desk = np.full((big_h, big_w, 3), (120, 140, 160), np.uint8)
+    out = cv2.warpPerspective(a, cv2.getPerspectiveTransform(corners, np.float32(placed)),
+                              (big_w, big_h), dst=desk, borderMode=cv2.BORDER_TRANSPARENT)
+    out = out * np.linspace(0.75, 1.1, big_w)[None, :, None]
+    out = cv2.GaussianBlur(np.clip(out, 0, 255).astype(np.uint8), (0, 0), blur)
+    noisy = out + np.random.default_rng(7).normal(0, noise, out.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("angle", "lean", "blur", "noise"), [
+    (3, 0.12, 1.5, 6),  # leaning away, tilted: its lines are not level
+    (-5, 0.08, 1.2, 5),
+])
+def test_a_photographed_id_card_is_read_as_one(ocr: OcrWorker, scanner: Scanner, angle: float,
+                                               lean: float, blur: float, noise: float) -> None:
+    import cv2
+
+    photo = photographed(render_id_card(RID), angle, lean, blur, noise)
+    assert ocr_module.photographic(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
+    data = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+    result = images.scan_image_bytes(data, scanner, ocr=ocr)
+    assert result.error is None
+    assert result.document == ID_CARD
+    assert [f.masked for f in result.findings if f.type == "CN_RESIDENT_ID"] == [
+        "110***********002X"]
+
+
+def test_screens_are_not_taken_for_photographs() -> None:
+    import cv2
+
+    form, _ = render([["证件号码：", RID, "卡号：", CARD]] * 6, size=(1200, 400), fs=16)
+    for image in (bgr(form), bgr(render_id_card(RID))):
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        jpeg = cv2.imdecode(cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], 0)
+        assert not ocr_module.photographic(gray)
+        assert not ocr_module.photographic(jpeg)  # JPEG's ringing stays near the glyphs
 
 
 def test_a_plain_form_is_not_an_id_card() -> None:
