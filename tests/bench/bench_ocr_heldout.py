@@ -174,6 +174,7 @@ class Truth:
     font: str
     note: str
     optional: bool
+    grouped: bool = False
 
 
 class Values:
@@ -447,7 +448,7 @@ class Page:
                 f = value_font or font
                 colour = value_fill or fill
                 self.truth.append(Truth(TYPE_OF[part.kind], part.value, str(f),
-                                        self.note, part.optional))
+                                        self.note, part.optional, part.shown != part.value))
             elif isinstance(part, Decoy):
                 text = part.text
                 f = value_font if value_font and not _has_cjk(text) else font
@@ -1276,7 +1277,8 @@ def make_screen(v: Values, shape: str, i: int) -> Sample:
         if draw is chat_screen:
             size = (rng.randint(860, 1100), rng.randint(620, 820))
             st.font, st.value_font = Font("NotoSansSC", 14), None
-    note = (f"{size[0]}x{size[1]}@{round(st.scale * 100)}% {st.theme.name} "
+    theme = st.theme.name if draw in (form_screen, table_screen) else "own-colours"
+    note = (f"{size[0]}x{size[1]}@{round(st.scale * 100)}% {theme} "
             f"{draw.__name__.replace('_screen', '').replace('_page', '')}"
             + (f" q{quality}" if quality else "") + (" grouped" if st.grouped else "")
             + (" colour" if st.colourful else ""))
@@ -1404,7 +1406,8 @@ def run_cli(cli: list[str], folder: Path) -> tuple[dict[str, tuple[dict[str, obj
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     start = time.perf_counter()
-    proc = subprocess.Popen([*cli, "scan", "--format", "json", "--recursive", str(folder)],
+    exe, *extra = cli
+    proc = subprocess.Popen([exe, "scan", "--format", "json", "--recursive", *extra, str(folder)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     out: dict[str, tuple[dict[str, object], float]] = {}
@@ -1431,7 +1434,7 @@ def ratio(a: int, b: int) -> str:
 def report(scored: list[Scored], shapes: list[str]) -> None:
     print()
     head = (f"{'shape':<15}{'img':>4}  {'ID recall':<16}{'card recall':<16}{'mobile recall':<16}"
-            f"{'all recall':<17}{'precision':<17}{'FP':>3}  {'s/img':>6}")
+            f"{'all recall':<19}{'precision':<19}{'FP':>3}  {'s/img':>6}")
     print(head)
     print("-" * len(head))
 
@@ -1448,7 +1451,7 @@ def report(scored: list[Scored], shapes: list[str]) -> None:
         secs = [s.seconds for s in group if s.seconds is not None]
         med = f"{statistics.median(secs):6.2f}" if secs else "     -"
         print(f"{label:<15}{len(group):>4}  {cells[0]:<16}{cells[1]:<16}{cells[2]:<16}"
-              f"{ratio(hit_all, n_all):<17}{ratio(tp, tp + fp):<17}{fp:>3}  {med}")
+              f"{ratio(hit_all, n_all):<19}{ratio(tp, tp + fp):<19}{fp:>3}  {med}")
 
     for shape in shapes:
         group = [s for s in scored if s.sample.shape == shape]
@@ -1458,6 +1461,43 @@ def report(scored: list[Scored], shapes: list[str]) -> None:
     row("overall", scored)
     print("(s/img: median of the gaps between the CLI's per-file lines; the first file carries "
           "the start-up and the OCR worker's start)")
+
+    print("\nRecall by what was drawn (all shapes; a factor's rows share images, so read them as"
+          " leads, not causes)")
+    factors: dict[str, Callable[[Scored, Truth], str]] = {
+        "value font": lambda s, t: t.font.split()[0],
+        "size px": lambda s, t: t.font.split()[1],
+        "formatting": lambda s, t: "grouped" if t.grouped else "plain",
+        "theme": lambda s, t: (s.sample.note.split()[1:2] or ["-"])[0]
+        if "@" in s.sample.note else "card",
+        "resolution@scale": lambda s, t: s.sample.note.split()[0] if "@" in s.sample.note
+        else "card",
+        "file": lambda s, t: s.sample.fmt,
+    }
+    for label, key in factors.items():
+        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for s in scored:
+            hit_ids = Counter(id(t) for t in s.hits)
+            for t in s.sample.truth:
+                if t.optional:
+                    continue
+                k = key(s, t)
+                tally[k][1] += 1
+                if hit_ids[id(t)]:
+                    tally[k][0] += 1
+        cells = [f"{k} {h / n:.2f} ({h}/{n})" for k, (h, n) in
+                 sorted(tally.items(), key=lambda kv: kv[1][0] / kv[1][1])]
+        print(f"  {label:<17}" + "; ".join(cells))
+    per_image = []
+    for s in scored:
+        n = sum(1 for t in s.sample.truth if not t.optional)
+        if n:
+            per_image.append((len([t for t in s.hits if not t.optional]) / n, s, n))
+    per_image.sort(key=lambda x: x[0])
+    print("\nWorst images (recall, identifiers, what it is)")
+    for r, s, n in per_image[:10]:
+        fonts = Counter(t.font for t in s.sample.truth).most_common(1)[0][0]
+        print(f"    {s.sample.name:<24}{r:.2f} of {n:<4}{s.sample.note}; values in {fonts}")
 
     fps = [(s, fp) for s in scored for fp in s.fps]
     print(f"\nFalse positives: {len(fps)}")
@@ -1501,6 +1541,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the images (and a masked truth.json)")
     ap.add_argument("--shapes", help="comma-separated subset of: " + ",".join(SHAPES))
     ap.add_argument("--cli", help="the teller-guard command (default: next to this Python)")
+    ap.add_argument("--min-confidence", help="passed to the CLI (default: the CLI's own)")
     args = ap.parse_args()
 
     shapes = list(SHAPES) if not args.shapes else [s.strip() for s in args.shapes.split(",")]
@@ -1517,14 +1558,15 @@ def main() -> int:
             raise SystemExit("teller-guard is not installed beside this Python; pass --cli")
         cli = [found]
 
-    rng = random.Random(args.seed)
-    values = Values(rng, load_bins())
+    values = Values(random.Random(args.seed), load_bins())
     folder = args.out or Path(tempfile.mkdtemp(prefix="tg-heldout-"))
     folder.mkdir(parents=True, exist_ok=True)
     samples: list[Sample] = []
     t0 = time.perf_counter()
     for shape in shapes:
         for i in range(args.per_shape):
+            # one generator per image: the same seed gives the same image whatever --shapes says
+            values.rng = random.Random(f"{args.seed}:{shape}:{i}")
             sample = SHAPES[shape](values, shape, i)
             ext = "jpg" if sample.fmt == "JPEG" else "png"
             sample.name = f"{shape}-{i:02d}.{ext}"
@@ -1545,8 +1587,10 @@ def main() -> int:
         (folder / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1),
                                            encoding="utf-8")
 
+    if args.min_confidence is not None:
+        cli = [*cli, "--min-confidence", args.min_confidence]
     records, wall, rc, stderr = run_cli(cli, folder)
-    print(f"CLI: {' '.join(cli)} scan --format json --recursive DIR  -> exit {rc}, "
+    print(f"CLI: {cli[0]} scan --format json --recursive {' '.join(cli[1:])} DIR  -> exit {rc}, "
           f"{wall:.1f} s wall, {wall / max(1, len(samples)):.2f} s per image overall; "
           f"load after: {os.getloadavg()[0]:.2f}")
     if stderr.strip():
