@@ -850,8 +850,11 @@ def chat_screen(p: Page, st: Style) -> None:
     line_h = f.size * 1.55
     person = p.v.person()
     misfits = 0
+    clock = rng.randint(8 * 60, 11 * 60)  # minutes since midnight, for the time stamps
     while misfits < 6:
-        template = rng.choice(CHAT_LINES)
+        # a branch group chat is mostly short replies; these are the days someone pastes details
+        with_ident = [t for t in CHAT_LINES if "{id}" in t or "{card}" in t or "{mobile}" in t]
+        template = rng.choice(with_ident if rng.random() < 0.6 else CHAT_LINES)
         template = (template,) if isinstance(template, str) else template
         parts: list[Part] = []
         for piece in template:
@@ -872,7 +875,8 @@ def chat_screen(p: Page, st: Style) -> None:
             misfits += 1
             continue
         if rng.random() < 0.3:
-            stamp = f"{rng.randint(8, 17):02d}:{rng.randint(0, 59):02d}"
+            clock += rng.randint(3, 50)
+            stamp = f"{clock // 60:02d}:{clock % 60:02d}"
             p.run(cx0 + (p.w - cx0) / 2 - f.width(stamp) / 2, y + 12 * s, [stamp], small,
                   (170, 170, 170))
             y += 28 * s
@@ -1245,7 +1249,8 @@ def make_screen(v: Values, shape: str, i: int) -> Sample:
         st.theme = rng.choice((DARK, DARK, NAVY))
         draw = (form_screen, table_screen)[i % 2]
     elif shape == "chat":
-        size = (rng.randint(860, 1100), rng.randint(620, 820))
+        size = ((rng.randint(860, 1100), rng.randint(620, 820)) if i % 3 != 2
+                else rng.choice(((1920, 1040), (1366, 728))))  # maximised, above the task bar
         st.font = Font("NotoSansSC", 14)
         st.value_font = None
         if i % 2:
@@ -1330,6 +1335,49 @@ def make_card(v: Values, shape: str, i: int) -> Sample:
         return Sample(shape, "", photograph(img, rng, canvas), "JPEG", 85, p.truth, p.decoys,
                       note, card="covered (photo)")
     return Sample(shape, "", img, fmt, quality, p.truth, p.decoys, note, card="covered")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One factor changed on a plain 1920x1080 light screen with NotoSansSC 14 px text."""
+
+    label: str
+    draw: Callable[[Page, Style], None]
+    value_face: str | None = None
+    body_face: str = "NotoSansSC"
+    size: int = 14
+    grouped: bool = False
+    theme: Theme = LIGHT
+    jpeg: int = 0
+
+
+def _variants() -> list[Variant]:
+    out: list[Variant] = []
+    for draw, tag in ((table_screen, "table"), (form_screen, "form")):
+        out.append(Variant(f"{tag}:base", draw))
+        out.extend(Variant(f"{tag}:value={face}", draw, value_face=face)
+                   for face in ("NotoSerifSC", "NimbusRoman", "DejaVuSans", "DejaVuSansMono",
+                                "NimbusMono-Bold"))
+        out.append(Variant(f"{tag}:grouped", draw, grouped=True))
+        out.append(Variant(f"{tag}:grouped+DejaVuSansMono", draw, value_face="DejaVuSansMono",
+                           grouped=True))
+        out.extend(Variant(f"{tag}:size={n}", draw, size=n) for n in (12, 16, 18))
+        out.extend(Variant(f"{tag}:jpeg q{q}", draw, jpeg=q) for q in (60, 80, 90))
+        out.append(Variant(f"{tag}:dark", draw, theme=DARK))
+    return out
+
+
+FACTORS = _variants()
+
+
+def factor_sample(v: Values, variant: Variant, i: int) -> Sample:
+    st = Style(theme=variant.theme, font=Font(variant.body_face, variant.size),
+               value_font=Font(variant.value_face, variant.size) if variant.value_face else None,
+               grouped=variant.grouped)
+    p = Page((1920, 1080), variant.theme.bg, v, variant.label)
+    variant.draw(p, st)
+    return Sample(variant.label, "", p.im, "JPEG" if variant.jpeg else "PNG", variant.jpeg,
+                  p.truth, p.decoys, variant.label)
 
 
 SHAPES: dict[str, Callable[[Values, str, int], Sample]] = {
@@ -1431,10 +1479,11 @@ def ratio(a: int, b: int) -> str:
     return f"{a / b:.3f} ({a}/{b})" if b else "   -"
 
 
-def report(scored: list[Scored], shapes: list[str]) -> None:
+def report(scored: list[Scored], shapes: list[str], details: bool = True) -> None:
     print()
-    head = (f"{'shape':<15}{'img':>4}  {'ID recall':<16}{'card recall':<16}{'mobile recall':<16}"
-            f"{'all recall':<19}{'precision':<19}{'FP':>3}  {'s/img':>6}")
+    wide = max(15, *(len(s) + 1 for s in shapes))
+    head = (f"{'shape':<{wide}}{'img':>4}  {'ID recall':<16}{'card recall':<16}"
+            f"{'mobile recall':<16}{'all recall':<19}{'precision':<19}{'FP':>3}  {'s/img':>6}")
     print(head)
     print("-" * len(head))
 
@@ -1450,7 +1499,7 @@ def report(scored: list[Scored], shapes: list[str]) -> None:
         fp = sum(len(s.fps) for s in group)
         secs = [s.seconds for s in group if s.seconds is not None]
         med = f"{statistics.median(secs):6.2f}" if secs else "     -"
-        print(f"{label:<15}{len(group):>4}  {cells[0]:<16}{cells[1]:<16}{cells[2]:<16}"
+        print(f"{label:<{wide}}{len(group):>4}  {cells[0]:<16}{cells[1]:<16}{cells[2]:<16}"
               f"{ratio(hit_all, n_all):<19}{ratio(tp, tp + fp):<19}{fp:>3}  {med}")
 
     for shape in shapes:
@@ -1462,6 +1511,11 @@ def report(scored: list[Scored], shapes: list[str]) -> None:
     print("(s/img: median of the gaps between the CLI's per-file lines; the first file carries "
           "the start-up and the OCR worker's start)")
 
+    if not details:
+        fps = [(s, fp) for s in scored for fp in s.fps]
+        for cause, n in Counter(fp[2] for _, fp in fps).most_common():
+            print(f"  false positives: {n:3d}  {cause}")
+        return
     print("\nRecall by what was drawn (all shapes; a factor's rows share images, so read them as"
           " leads, not causes)")
     factors: dict[str, Callable[[Scored, Truth], str]] = {
@@ -1536,12 +1590,16 @@ def report(scored: list[Scored], shapes: list[str]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=20240315)
-    ap.add_argument("--per-shape", type=int, default=4, help="images per shape (default 4)")
+    ap.add_argument("--per-shape", type=int,
+                    help="images per shape (default 4) or per variant with --factors (default 2)")
     ap.add_argument("--out", type=Path, help="write the images here (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the images (and a masked truth.json)")
     ap.add_argument("--shapes", help="comma-separated subset of: " + ",".join(SHAPES))
     ap.add_argument("--cli", help="the teller-guard command (default: next to this Python)")
     ap.add_argument("--min-confidence", help="passed to the CLI (default: the CLI's own)")
+    ap.add_argument("--factors", action="store_true",
+                    help="instead of the shapes: one factor at a time (value font, grouping, size,"
+                         " JPEG quality, theme) on the same table and form screens")
     args = ap.parse_args()
 
     shapes = list(SHAPES) if not args.shapes else [s.strip() for s in args.shapes.split(",")]
@@ -1563,22 +1621,34 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     samples: list[Sample] = []
     t0 = time.perf_counter()
-    for shape in shapes:
-        for i in range(args.per_shape):
-            # one generator per image: the same seed gives the same image whatever --shapes says
-            values.rng = random.Random(f"{args.seed}:{shape}:{i}")
-            sample = SHAPES[shape](values, shape, i)
-            ext = "jpg" if sample.fmt == "JPEG" else "png"
-            sample.name = f"{shape}-{i:02d}.{ext}"
-            params = {"quality": sample.quality} if sample.fmt == "JPEG" else {"optimize": False}
-            sample.image.save(folder / sample.name, sample.fmt, **params)
-            samples.append(sample)
+    per = args.per_shape or (2 if args.factors else 4)
+    made: list[tuple[str, int, Callable[[], Sample]]] = []
+    if args.factors:
+        for vi, variant in enumerate(FACTORS):
+            made.extend((f"f{vi:02d}", i, functools.partial(factor_sample, values, variant, i))
+                        for i in range(per))
+        shapes = [v.label for v in FACTORS]
+    else:
+        made.extend((shape, i, functools.partial(SHAPES[shape], values, shape, i))
+                    for shape in shapes for i in range(per))
+    for prefix, i, make in made:
+        # one generator per image: the same seed gives the same image whatever --shapes says;
+        # with --factors every variant of a layout draws the same values
+        values.rng = random.Random(f"{args.seed}:factors:{i}" if args.factors
+                                   else f"{args.seed}:{prefix}:{i}")
+        sample = make()
+        ext = "jpg" if sample.fmt == "JPEG" else "png"
+        sample.name = f"{prefix}-{i:02d}.{ext}"
+        params = {"quality": sample.quality} if sample.fmt == "JPEG" else {"optimize": False}
+        sample.image.save(folder / sample.name, sample.fmt, **params)
+        samples.append(sample)
     gen_s = time.perf_counter() - t0
     n_truth = sum(len(s.truth) for s in samples)
     print(f"rendered {len(samples)} images ({n_truth} identifiers, "
           f"{sum(len(s.decoys) for s in samples)} distractors) in {gen_s:.1f} s into {folder}")
     print(f"load before the scan: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
-          f"{os.getloadavg()[2]:.2f}; seed {args.seed}; {args.per_shape} per shape")
+          f"{os.getloadavg()[2]:.2f}; seed {args.seed}; {per} per "
+          f"{'variant' if args.factors else 'shape'}")
     if args.keep:
         truth = {s.name: {"shape": s.shape, "note": s.note, "card": s.card,
                           "truth": [{"type": t.type, "last4": last4(t.value), "font": t.font,
@@ -1590,7 +1660,8 @@ def main() -> int:
     if args.min_confidence is not None:
         cli = [*cli, "--min-confidence", args.min_confidence]
     records, wall, rc, stderr = run_cli(cli, folder)
-    print(f"CLI: {cli[0]} scan --format json --recursive {' '.join(cli[1:])} DIR  -> exit {rc}, "
+    print(f"CLI: {' '.join([cli[0], 'scan --format json --recursive', *cli[1:]])} DIR"
+          f" -> exit {rc}, "
           f"{wall:.1f} s wall, {wall / max(1, len(samples)):.2f} s per image overall; "
           f"load after: {os.getloadavg()[0]:.2f}")
     if stderr.strip():
@@ -1610,7 +1681,7 @@ def main() -> int:
         if "findings" not in rec:
             print(f"  {s.name}: no findings list: {str(rec.get('error', rec))[:120]}")
         scored.append(score(s, rec, gaps.get(s.name)))
-    report(scored, shapes)
+    report(scored, shapes, details=not args.factors)
     if not args.keep and args.out is None:
         shutil.rmtree(folder, ignore_errors=True)
     elif not args.keep:
