@@ -1064,12 +1064,10 @@ def report_page(p: Page, st: Style) -> None:
         para: list[Part] = []
         for sent in sentences[:rng.randint(1, 3)]:
             para.extend(sent)
-        kept: list[Part] = []
         for line in wrap(para, body, width, p):
             y += body.size * 1.7
             if y > p.h - 60 * s:
                 break
-            kept.extend(line)
             p.run(margin, y, line, body, (50, 50, 50), value_font=vf)
         # the truth was recorded when drawn, so lines cut at the page bottom cost nothing
     p.run(margin, p.h - 24 * s, ["第 1 页 / 共 ", str(rng.randint(2, 9)), " 页"], body,
