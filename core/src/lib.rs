@@ -1276,7 +1276,10 @@ impl<'a, 'py, U: Unit> Scan<'a, 'py, U> {
     /// `context.amount_after`: a currency unit or decimals right after the number.
     fn amount_after(&self, end: usize) -> bool {
         let mut p = end;
-        if self.get(p).is_some_and(py_space) {
+        // one space, not a cell or line break (`\s` less `\t\n\r\v\f\x1c-\x1f\x85\u2028\u2029`)
+        if self.get(p).is_some_and(|c| {
+            py_space(c) && !matches!(c, 0x09..=0x0D | 0x1C..=0x1F | 0x85 | 0x2028 | 0x2029)
+        }) {
             p += 1;
         }
         let c = match self.get(p) {

@@ -242,16 +242,38 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     return Regions(tuple(boxes), candidates, glyph_h, runs)
 
 
-def _ink(gray: np.ndarray, box: Box) -> np.ndarray:
+HAIRLINE_INK: Final = 0.7
+"""How far from the text's tone towards the background a pixel still counts as ink when a box
+is binarised for thin strokes (`_ink(hairline=True)`)."""
+
+
+def _ink(gray: np.ndarray, box: Box, *, hairline: bool = False) -> np.ndarray:
     """The box's crop binarised on its own (Otsu), the text white (light text on a dark bar
-    inverted)."""
+    inverted).
+
+    `hairline`: the threshold moved `HAIRLINE_INK` of the way from the text's median tone to the
+    background's, so that the anti-aliased 1 px strokes of a serif font (SimSun's digits, grey
+    on screen) stay joined to their glyph instead of breaking it into pieces; a sans font's
+    neighbouring digits touch more often that way, so the digit filter tries both.
+    """
     import cv2
+    import numpy as np
 
     x, y, w, h = box
-    _, bw = cv2.threshold(gray[y:y + h, x:x + w], 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if cv2.countNonZero(bw) * 2 > bw.size:
+    crop = gray[y:y + h, x:x + w]
+    _, bw = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    dark_text = cv2.countNonZero(bw) * 2 > bw.size
+    if dark_text:
         bw = cv2.bitwise_not(bw)
-    return bw
+    if not hairline:
+        return bw
+    text = bw > 0
+    if text.all() or not text.any():
+        return bw
+    fg, bg = float(np.median(crop[text])), float(np.median(crop[~text]))
+    level = fg + HAIRLINE_INK * (bg - fg)
+    ink = crop < level if dark_text else crop > level
+    return ink.astype(np.uint8) * 255
 
 
 def _run_length(gray: np.ndarray, box: Box) -> int | None:
@@ -299,10 +321,17 @@ def _run_length(gray: np.ndarray, box: Box) -> int | None:
 
 
 def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False) -> bool:
-    """Wide enough for 9 narrow glyphs, and at least that many digit-shaped glyphs in it.
+    """Wide enough for 9 narrow glyphs, and at least that many digit-shaped glyphs in it, with
+    the box binarised as it is (Otsu) or, failing that, keeping hairlines (`_ink`)."""
+    return (_digit_glyphs(gray, box, touching=touching, hairline=False)
+            or _digit_glyphs(gray, box, touching=touching, hairline=True))
 
-    The crop is binarised on its own (Otsu), so each digit is one component: digits share one
-    height and are about half as wide as tall, while Chinese characters are as wide as tall.
+
+def _digit_glyphs(gray: np.ndarray, box: Box, *, touching: bool, hairline: bool) -> bool:
+    """`_could_hold_identifier` for one binarisation of the box.
+
+    The crop is binarised on its own, so each digit is one component: digits share one height
+    and are about half as wide as tall, while Chinese characters are as wide as tall.
     """
     import cv2
     import numpy as np
@@ -310,7 +339,8 @@ def _could_hold_identifier(gray: np.ndarray, box: Box, *, touching: bool = False
     _x, _y, w, h = box
     if w < 3 * h // 2 or h < 7:
         return False
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(_ink(gray, box), connectivity=4)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(_ink(gray, box, hairline=hairline),
+                                                           connectivity=4)
     # touching digits: fewer components than digits, so only the count below can tell
     fewest = 2 if touching else MIN_DIGIT_GLYPHS
     if n <= fewest:

@@ -215,10 +215,13 @@ def hinted(text: str, start: int, window: int = WINDOW) -> bool:
     return _HINT_WORD.search(text, lo, start) is not None
 
 
-_UNIT_AFTER = re.compile(r"\s?(?:元|万|千|百|块|%|‰|rmb|cny|usd|(?:\.|．)[0-9\uff10-\uff19])",
+_UNIT_AFTER = re.compile(r"[^\S\t\n\r\v\f\x1c-\x1f\x85\u2028\u2029]?"
+                         r"(?:元|万|千|百|块|%|‰|rmb|cny|usd|(?:\.|．)[0-9\uff10-\uff19])",
                          re.IGNORECASE)
 
 
 def amount_after(text: str, end: int) -> bool:
-    """True when the number ending at `end` is followed by a currency unit or decimals."""
+    """True when the number ending at `end` is followed by a currency unit or decimals: right
+    after it or after one space, not in the next cell or line (a tab or a line break between:
+    a currency column beside a mobile column, an amount on the line below)."""
     return _UNIT_AFTER.match(text, end) is not None

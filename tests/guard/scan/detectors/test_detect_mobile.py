@@ -88,3 +88,15 @@ def test_mask_and_hash_ignore_the_prefix() -> None:
 ])
 def test_number_plan(number: str, valid: bool) -> None:
     assert mobile.is_mobile(number) is valid
+
+
+def test_a_currency_in_the_next_cell_is_not_the_numbers_unit() -> None:
+    # a table row read off a screen or an export: mobile column, then an amount column
+    strict = Scanner(key=b"test-key", min_confidence=0.0)
+    scores = {text: [round(f.score, 2) for f in strict.scan_text(text)]
+              for text in ("13812345678\tCNY 841.73", "13812345678\nCNY 841.73",
+                           "13812345678 CNY", "13812345678元")}
+    assert scores["13812345678\tCNY 841.73"] == [0.9]
+    assert scores["13812345678\nCNY 841.73"] == [0.9]
+    assert scores["13812345678 CNY"] == [0.3]  # one space: the unit of an amount
+    assert scores["13812345678元"] == [0.3]
