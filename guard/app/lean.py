@@ -23,8 +23,8 @@ def skip_unused_modules() -> None:
     """Mark the modules in `SKIPPED` as absent (a None entry in `sys.modules` makes their import
     raise ImportError, which httpx expects and handles). A no-op for one already imported."""
     for name in SKIPPED:
-        if name.split(".")[0] not in sys.modules:
-            sys.modules.setdefault(name, None)
+        if name.split(".")[0] not in sys.modules and name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]  # None: "not importable"
 
 
 skip_unused_modules()
