@@ -33,6 +33,7 @@ from guard.app.session import Agent, AgentStatus
 from guard.model import Action, Channel, Event
 from guard.pipeline.prompt import PromptRequest
 from guard.platforms import PlatformUnavailable
+from guard.scan.images import cap_malloc_arenas
 from ui import i18n
 from ui.hotkeys import LockHotkey
 from ui.lock import LockOverlay, PinSetupDialog
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     usr1, register = getattr(signal, "SIGUSR1", None), getattr(faulthandler, "register", None)
     if usr1 is not None and register is not None:
         register(usr1, all_threads=True)
+    cap_malloc_arenas()  # before Qt's and the watchers' threads: each would get an arena
     app = QApplication(["teller-guard-agent"])
     app.setApplicationName("Teller Guard")
     app.setQuitOnLastWindowClosed(False)

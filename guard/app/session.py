@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from guard import identity, paths, platforms
-from guard.app import single_process
+from guard.app import lean, single_process  # noqa: F401  (lean first: no httpx CLI)
 from guard.app.image_scanner import ImageCapableScanner
 from guard.app.keyboard import SharedKeyboardHook
 from guard.app.status import AgentState, AgentStatus, overall

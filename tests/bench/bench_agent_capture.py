@@ -235,10 +235,11 @@ def form_window(xs: XServer, tmp: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def run_current(mode: str, xs: XServer, show_maps: bool) -> None:
+def run_current(mode: str, xs: XServer, show_maps: bool,
+                agent_env: dict[str, str] | None = None) -> None:
     from tests.ui.x11.test_x11_capture import form_png
 
-    env = {"TELLER_GUARD_OCR_IDLE_S": str(IDLE_EXIT_S)}
+    env = {"TELLER_GUARD_OCR_IDLE_S": str(IDLE_EXIT_S), **(agent_env or {})}
     with agent_in(mode, xs, policy_text() + CAPTURE_POLICY, None, env) as agent, \
             tempfile.TemporaryDirectory(prefix="tg-form-") as tmp:
         assert agent.proc is not None
@@ -293,7 +294,11 @@ def main() -> int:
                         help="the commit before image reading (default %(default)s); '' skips it")
     parser.add_argument("--maps", action="store_true",
                         help="print which mappings grew (heap, anon, libraries) per capture")
+    parser.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set this in the current agent's environment (e.g. "
+                             "MALLOC_ARENA_MAX=8, to measure what a setting is worth); repeatable")
     args = parser.parse_args()
+    agent_env = dict(item.partition("=")[::2] for item in args.agent_env)
     for tool in ("display", "xdotool", "xclip"):
         if shutil.which(tool) is None:
             print(f"{tool} is missing", file=sys.stderr)
@@ -306,7 +311,7 @@ def main() -> int:
         for mode in modes:
             if root is not None:
                 run_pre_ocr(mode, xs, root, args.pre_ocr)
-            run_current(mode, xs, args.maps)
+            run_current(mode, xs, args.maps, agent_env)
     return 0
 
 
