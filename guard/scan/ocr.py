@@ -235,11 +235,70 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
         if bh < 6 or bh > 8 * glyph_h + 40 or bw_ < 4:
             continue
         boxes.append((x, y, bw_, bh))
-    boxes.sort(key=lambda b: (b[1], b[0]))
-    candidates = frozenset(i for i, b in enumerate(boxes)
-                           if _could_hold_identifier(gray, b, touching=touching))
+    held = [_could_hold_identifier(gray, b, touching=touching) for b in boxes]
+    boxes, held = _join_groups(gray, boxes, held, glyph_h, touching=touching)
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
+    boxes = [boxes[i] for i in order]
+    candidates = frozenset(k for k, i in enumerate(order) if held[i])
     runs = {i: n for i in candidates if (n := _run_length(gray, boxes[i])) is not None}
     return Regions(tuple(boxes), candidates, glyph_h, runs)
+
+
+GROUP_GAP: Final = 1.6
+"""Digit groups this many glyph heights apart or closer may be one number (`_join_groups`): a
+monospace font's space is a whole digit wide, wider than the line finder's closing joins."""
+
+
+def _join_groups(gray: np.ndarray, boxes: list[Box], held: list[bool], glyph_h: int, *,
+                 touching: bool) -> tuple[list[Box], list[bool]]:
+    """Boxes on one line that cannot hold an identifier alone but can together (`6222 0212
+    3456 7890 128` in a monospace font, its groups found apart) joined into one box.
+
+    Only boxes that hold no identifier by themselves are joined, so a value and its label, or
+    two values in neighbouring cells, stay apart.
+    """
+    import bisect
+
+    gap_max = GROUP_GAP * glyph_h
+    by_x = sorted(range(len(boxes)), key=lambda i: boxes[i][0])
+    xs = [boxes[i][0] for i in by_x]
+    used: set[int] = set()
+    out: list[Box] = []
+    out_held: list[bool] = []
+    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][0]):
+        if i in used:
+            continue
+        used.add(i)
+        if held[i]:
+            out.append(boxes[i])
+            out_held.append(True)
+            continue
+        chain, cur = [i], boxes[i]
+        while True:
+            x, y, w, h = cur
+            nxt = None
+            lo = bisect.bisect_left(xs, x + w)
+            hi = bisect.bisect_right(xs, x + w + gap_max)
+            for j in by_x[lo:hi]:
+                bx, by, bw, bh = boxes[j]
+                if j in used or held[j] or abs(bh - boxes[chain[-1]][3]) > 0.3 * max(bh, h):
+                    continue
+                if min(y + h, by + bh) - max(y, by) >= 0.7 * min(h, bh):
+                    nxt = j
+                    break
+            if nxt is None:
+                break
+            chain.append(nxt)
+            used.add(nxt)
+            bx, by, bw, bh = boxes[nxt]
+            cur = (x, min(y, by), bx + bw - x, max(y + h, by + bh) - min(y, by))
+        if len(chain) > 1 and _could_hold_identifier(gray, cur, touching=touching):
+            out.append(cur)
+            out_held.append(True)
+        else:
+            out.extend(boxes[k] for k in chain)
+            out_held.extend(False for _ in chain)
+    return out, out_held
 
 
 HAIRLINE_INK: Final = 0.7

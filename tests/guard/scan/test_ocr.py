@@ -240,6 +240,25 @@ def test_small_text_dates_and_labels_are_not_taken_for_touching_digits(fs: int) 
     assert held == [False] * 4 + [True] * 3
 
 
+def test_digit_groups_a_monospace_space_apart_are_one_candidate() -> None:
+    import cv2
+
+    mono = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf")
+    if not mono.exists():
+        pytest.skip("DejaVu fonts are not installed")
+    font = ImageFont.truetype(str(mono), 13)
+    img = Image.new("RGB", (600, 120), (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    d.text((20, 20), "6222 0212 3456 7890 128", font=font, fill=(15, 15, 15))
+    d.text((20, 60), "2024 05", font=font, fill=(15, 15, 15))  # groups, but too short
+    x0, _, x1, _ = d.textbbox((20, 20), "6222 0212 3456 7890 128", font=font)
+    gray = cv2.cvtColor(np.ascontiguousarray(np.asarray(img)[:, :, ::-1]), cv2.COLOR_BGR2GRAY)
+    regions = ocr.find_regions(gray)
+    held = [regions.boxes[i] for i in regions.candidates]
+    assert len(held) == 1
+    assert held[0][0] <= x0 + 2 and held[0][0] + held[0][2] >= x1 - 2  # every group in it
+
+
 def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
     image = label_value_image([("账号", "12345678901234")], fillers=42)
     font = ImageFont.truetype(str(FONT), 14)
