@@ -224,6 +224,11 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     sizes = stats[1:, cv2.CC_STAT_HEIGHT]
     glyph = sizes[(sizes >= 6) & (sizes <= 200)]
     glyph_h = int(np.median(glyph)) if glyph.size else 12
+    # a table's column rules and an input box's sides, shorter than the long ones above but
+    # taller than any glyph's stroke, would join two cells' text or stand in a value's crop
+    rules = cv2.morphologyEx(bw, cv2.MORPH_OPEN, cv2.getStructuringElement(
+        cv2.MORPH_RECT, (1, max(8, round(RULE_GLYPHS * glyph_h)))))
+    bw = cv2.bitwise_and(bw, cv2.bitwise_not(rules))
     # join the glyphs of a line (and digit groups split by one space), not two table cells
     join = max(3, round(glyph_h * 0.75))
     lines = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(
@@ -234,7 +239,7 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
         x, y, bw_, bh, _area = (int(v) for v in line_stats[i])
         if bh < 6 or bh > 8 * glyph_h + 40 or bw_ < 4:
             continue
-        boxes.append((x, y, bw_, bh))
+        boxes.extend(_split_rows(bw, (x, y, bw_, bh), glyph_h))
     held = [_could_hold_identifier(gray, b, touching=touching) for b in boxes]
     boxes, held = _join_groups(gray, boxes, held, glyph_h, touching=touching)
     order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
@@ -244,6 +249,50 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     return Regions(tuple(boxes), candidates, glyph_h, runs)
 
 
+def _split_rows(bw: np.ndarray, box: Box, glyph_h: int) -> list[Box]:
+    """A box two or more text lines tall cut into its lines, at the rows between them that
+    hold (almost) no ink: lines a JPEG's ringing or a tight line spacing joined into one blob,
+    or a line and a stub of a cell's border, which the recogniser, reading one line per crop,
+    would read as one garbled line. A box with one line in it is cut down to that line.
+
+    `bw`: the image's edge mask the lines were found in. A box under two glyphs tall, or one
+    whose rows all hold ink (a value between an input box's side borders), is kept whole.
+    """
+    import numpy as np
+
+    x, y, w, h = box
+    if h < 2 * glyph_h or w < 3 * glyph_h:
+        return [box]
+    ink = np.count_nonzero(bw[y:y + h, x:x + w], axis=1)
+    empty = ink <= max(1, int(0.03 * ink.max()))
+    cuts: list[tuple[int, int]] = []
+    top = None
+    for r in range(h + 1):
+        if r < h and not empty[r]:
+            top = r if top is None else top
+        elif top is not None:
+            cuts.append((top, r))
+            top = None
+    lines = [(a, b) for a, b in cuts if b - a >= 0.6 * glyph_h]
+    if not lines or (len(lines) == 1 and lines[0][1] - lines[0][0] >= 0.7 * h):
+        return [box]
+    out = []
+    for a, b in lines:
+        cols = np.flatnonzero(np.count_nonzero(bw[y + a:y + b, x:x + w], axis=0))
+        out.append((x + int(cols[0]), y + a, int(cols[-1] - cols[0]) + 1, b - a))
+    return out
+
+
+DIGIT_ASPECT: Final = 0.95
+"""The widest a digit is for its height: a bold sans digit's 0.9 (DejaVu Sans Bold), under a
+Chinese character's 1.0 when it is one component."""
+SERIF_ASPECT: Final = 0.85
+"""The same for a box binarised for hairlines: there the strokes of Chinese characters join
+into more square components, which 0.95 would count (a line of Chinese text, 18 px, became a
+candidate); 0.85 still takes a monospace bold digit."""
+RULE_GLYPHS: Final = 1.6
+"""A vertical stroke this many median glyph heights tall is a rule, not part of a glyph (a
+Chinese character's strokes are at most ~1.2 of a digit's height)."""
 GROUP_GAP: Final = 1.6
 """Digit groups this many glyph heights apart or closer may be one number (`_join_groups`): a
 monospace font's space is a whole digit wide, wider than the line finder's closing joins."""
@@ -415,12 +464,13 @@ def _digit_glyphs(gray: np.ndarray, box: Box, *, touching: bool, hairline: bool)
     tall = glyphs & (hs >= 0.75 * float(np.percentile(hs[glyphs], 90)))
     mode = int(np.bincount(hs[tall]).argmax())
     level = glyphs & (np.abs(hs - mode) <= max(1, mode // 10))
-    digit = level & (ws >= 0.25 * hs) & (ws <= 0.8 * hs)
+    widest = SERIF_ASPECT if hairline else DIGIT_ASPECT
+    digit = level & (ws >= 0.25 * hs) & (ws <= widest * hs)
     count = int(digit.sum())
     if touching:
         # digits of upscaled small text touch: a component 2-5 digits wide is that many digits
         pitch = float(np.median(ws[digit])) if count >= 3 else 0.55 * mode
-        wide = level & (ws > 0.8 * hs) & (ws <= 5.5 * pitch)
+        wide = level & (ws > widest * hs) & (ws <= 5.5 * pitch)
         for k in np.flatnonzero(wide):
             inked = ws[k] - _dash_columns(labels, stats[k + 1], int(k) + 1, mode)
             count += int(np.rint(inked / pitch))

@@ -259,6 +259,55 @@ def test_digit_groups_a_monospace_space_apart_are_one_candidate() -> None:
     assert held[0][0] <= x0 + 2 and held[0][0] + held[0][2] >= x1 - 2  # every group in it
 
 
+def _gray(img: object) -> object:
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(np.asarray(img)[:, :, ::-1]), cv2.COLOR_BGR2GRAY)
+
+
+def test_a_column_rule_between_two_values_keeps_them_apart() -> None:
+    # a table's column rule, a few pixels from the text on both sides and a little taller than
+    # it: the line finder's closing would join both cells into one box through it
+    font = ImageFont.truetype(str(FONT), 14)
+    img = Image.new("RGB", (560, 80), (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    d.text((20, 30), "110105194912310021", font=font, fill=(15, 15, 15))
+    right = d.textbbox((20, 30), "110105194912310021", font=font)[2]
+    d.line((right + 5, 26, right + 5, 50), fill=(120, 120, 120), width=1)
+    d.text((right + 11, 30), "6222021234567890128", font=font, fill=(15, 15, 15))
+    regions = ocr.find_regions(_gray(img))
+    held = sorted(regions.boxes[i] for i in regions.candidates)
+    assert len(held) == 2
+    assert held[0][0] + held[0][2] <= right + 5 <= held[1][0]
+
+
+def test_two_lines_joined_into_one_blob_are_cut_apart() -> None:
+    font = ImageFont.truetype(str(FONT), 14)
+    img = Image.new("RGB", (400, 90), (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    d.text((20, 20), "13812345678", font=font, fill=(15, 15, 15))
+    bottom = d.textbbox((20, 20), "13812345678", font=font)[3]
+    # the next line's digits start three pixels below, joined to it by a stroke (ringing)
+    d.line((24, bottom, 24, bottom + 3), fill=(150, 150, 150), width=1)
+    top = d.textbbox((20, 0), "6222021234567890128", font=font)[1]
+    d.text((20, bottom + 3 - top), "6222021234567890128", font=font, fill=(15, 15, 15))
+    regions = ocr.find_regions(_gray(img))
+    held = sorted((regions.boxes[i] for i in regions.candidates), key=lambda b: b[1])
+    assert len(held) == 2
+    assert held[0][1] + held[0][3] <= held[1][1] + 1
+
+
+def test_bold_digits_as_wide_as_nine_tenths_of_their_height_are_digits() -> None:
+    bold = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+    if not bold.exists():
+        pytest.skip("DejaVu fonts are not installed")
+    img = Image.new("RGB", (300, 60), (250, 250, 250))
+    ImageDraw.Draw(img).text((20, 20), "13061249435",
+                             font=ImageFont.truetype(str(bold), 15), fill=(15, 15, 15))
+    regions = ocr.find_regions(_gray(img))
+    assert len(regions.boxes) == 1 and regions.candidates == frozenset({0})
+
+
 def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
     image = label_value_image([("账号", "12345678901234")], fillers=42)
     font = ImageFont.truetype(str(FONT), 14)
