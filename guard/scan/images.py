@@ -357,7 +357,22 @@ def findings_from_lines(lines: Sequence[TextLine], scanner: Scanner) -> tuple[li
                                  score=f.score * min(1.0, max(0.0, rec)), box=_union(covered)))
         texts.append(row_text)
         base += len(row_text) + 1
-    return found, "\n".join(texts)
+    return _one_per_place(found), "\n".join(texts)
+
+
+def _intersect(a: Box, b: Box) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _one_per_place(found: list[Finding]) -> list[Finding]:
+    """One finding per value on the image: the same value (type and hash) found again in a box
+    that overlaps its first (two line boxes that share pixels) is one finding, the surer one."""
+    kept: list[Finding] = []
+    for f in sorted(found, key=lambda f: -f.score):
+        if f.box is None or not any(k.type == f.type and k.hash == f.hash and k.box is not None
+                                    and _intersect(k.box, f.box) for k in kept):
+            kept.append(f)
+    return sorted(kept, key=lambda f: f.start)
 
 
 def document_kind(text: str) -> str | None:

@@ -233,13 +233,13 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     join = max(3, round(glyph_h * 0.75))
     lines = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(
         cv2.MORPH_RECT, (join, max(1, glyph_h // 5))))
-    m, _, line_stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    m, line_labels, line_stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     boxes: list[Box] = []
     for i in range(1, m):
         x, y, bw_, bh, _area = (int(v) for v in line_stats[i])
         if bh < 6 or bh > 8 * glyph_h + 40 or bw_ < 4:
             continue
-        boxes.extend(_split_rows(bw, (x, y, bw_, bh), glyph_h))
+        boxes.extend(_split_rows(bw, line_labels, i, (x, y, bw_, bh), glyph_h))
     held = [_could_hold_identifier(gray, b, touching=touching) for b in boxes]
     boxes, held = _join_groups(gray, boxes, held, glyph_h, touching=touching)
     order = sorted(range(len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
@@ -249,21 +249,25 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     return Regions(tuple(boxes), candidates, glyph_h, runs)
 
 
-def _split_rows(bw: np.ndarray, box: Box, glyph_h: int) -> list[Box]:
+def _split_rows(bw: np.ndarray, blobs: np.ndarray, blob: int, box: Box,
+                glyph_h: int) -> list[Box]:
     """A box two or more text lines tall cut into its lines, at the rows between them that
     hold (almost) no ink: lines a JPEG's ringing or a tight line spacing joined into one blob,
     or a line and a stub of a cell's border, which the recogniser, reading one line per crop,
     would read as one garbled line. A box with one line in it is cut down to that line.
 
-    `bw`: the image's edge mask the lines were found in. A box under two glyphs tall, or one
-    whose rows all hold ink (a value between an input box's side borders), is kept whole.
+    `bw`: the image's edge mask the lines were found in; `blobs`, `blob`: the label image of
+    the joined lines and this box's label in it (another blob's ink inside this box's bounding
+    rectangle is not this box's). A box under two glyphs tall, or one whose rows all hold ink,
+    is kept whole.
     """
     import numpy as np
 
     x, y, w, h = box
     if h < 2 * glyph_h or w < 3 * glyph_h:
         return [box]
-    ink = np.count_nonzero(bw[y:y + h, x:x + w], axis=1)
+    mine = (blobs[y:y + h, x:x + w] == blob) & (bw[y:y + h, x:x + w] > 0)
+    ink = np.count_nonzero(mine, axis=1)
     empty = ink <= max(1, int(0.03 * ink.max()))
     cuts: list[tuple[int, int]] = []
     top = None
@@ -278,7 +282,7 @@ def _split_rows(bw: np.ndarray, box: Box, glyph_h: int) -> list[Box]:
         return [box]
     out = []
     for a, b in lines:
-        cols = np.flatnonzero(np.count_nonzero(bw[y + a:y + b, x:x + w], axis=0))
+        cols = np.flatnonzero(np.count_nonzero(mine[a:b], axis=0))
         out.append((x + int(cols[0]), y + a, int(cols[-1] - cols[0]) + 1, b - a))
     return out
 

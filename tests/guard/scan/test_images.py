@@ -348,3 +348,15 @@ def test_bad_files_give_per_file_errors_and_the_worker_keeps_working(
     missing = images.scan_image_file(tmp_path / "gone.png", scanner, ocr=ocr)
     assert missing.error == "no such file"
     assert images.scan_image_file(tmp_path, scanner, ocr=ocr).error == "is a directory, not a file"
+
+
+def test_a_value_read_in_two_overlapping_boxes_is_one_finding(scanner: Scanner) -> None:
+    from guard.scan.ocr import TextLine
+
+    overlapping = [TextLine(MOBILE, (576, 426, 93, 20), 0.95),
+                   TextLine(MOBILE, (578, 428, 118, 16), 0.99)]
+    found, _ = images.findings_from_lines(overlapping, scanner)
+    assert [(f.type, f.box) for f in found] == [("CN_MOBILE", (578, 428, 118, 16))]
+    apart = [TextLine(MOBILE, (100, 40, 93, 20), 0.95), TextLine(MOBILE, (100, 400, 93, 20), 0.95)]
+    found, _ = images.findings_from_lines(apart, scanner)
+    assert len(found) == 2  # the same number shown twice on a screen: two places
