@@ -451,8 +451,11 @@ def _digit_glyphs(gray: np.ndarray, box: Box, *, touching: bool, hairline: bool)
     _x, _y, w, h = box
     if w < 3 * h // 2 or h < 7:
         return False
+    # hairline strokes meet at corners only (a serif 4's or 7's diagonal): 8-connected there,
+    # but not in enlarged small text, where that joins a date's dash to its digits
+    corners = hairline and not touching
     n, labels, stats, _ = cv2.connectedComponentsWithStats(_ink(gray, box, hairline=hairline),
-                                                           connectivity=4)
+                                                           connectivity=8 if corners else 4)
     # touching digits: fewer components than digits, so only the count below can tell
     fewest = 2 if touching else MIN_DIGIT_GLYPHS
     if n <= fewest:

@@ -308,6 +308,27 @@ def test_bold_digits_as_wide_as_nine_tenths_of_their_height_are_digits() -> None
     assert len(regions.boxes) == 1 and regions.candidates == frozenset({0})
 
 
+@pytest.mark.parametrize(("fill", "back"), [((30, 30, 30), (250, 250, 250)),
+                                            ((20, 20, 120), (255, 242, 204)),
+                                            ((90, 90, 90), (238, 238, 238))])
+def test_serif_digits_with_hairline_diagonals_are_digits(fill: tuple[int, int, int],
+                                                         back: tuple[int, int, int]) -> None:
+    # SimSun-like digits at 17 px: a 4's and a 7's diagonals are hairlines that touch the rest
+    # of the glyph only at pixel corners
+    serif = FONT.with_name("NotoSerifCJK-Regular.ttc")
+    if not serif.exists():
+        pytest.skip("Noto Serif CJK is not installed")
+    numbers = ["14773127780", "13008509129", "17651719351", "18976970037", "15816376843"]
+    font = ImageFont.truetype(str(serif), 17)
+    img = Image.new("RGB", (300, 40 + 30 * len(numbers)), back)
+    d = ImageDraw.Draw(img)
+    for i, number in enumerate(numbers):
+        d.text((20, 20 + 30 * i), number, font=font, fill=fill)
+    regions = ocr.find_regions(_gray(img))
+    assert len(regions.boxes) == len(numbers)
+    assert len(regions.candidates) == len(numbers)
+
+
 def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
     image = label_value_image([("账号", "12345678901234")], fillers=42)
     font = ImageFont.truetype(str(FONT), 14)
