@@ -233,6 +233,9 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     join = max(3, round(glyph_h * 0.75))
     lines = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(
         cv2.MORPH_RECT, (join, max(1, glyph_h // 5))))
+    # and never across a vertical rule: a right-aligned amount that runs up to the rule would
+    # join the number in the cell before it ("17891868197CNY 9,404,711.27")
+    lines = cv2.bitwise_and(lines, cv2.bitwise_not(cv2.bitwise_or(long_v, rules)))
     m, line_labels, line_stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     boxes: list[Box] = []
     for i in range(1, m):

@@ -281,6 +281,21 @@ def test_a_column_rule_between_two_values_keeps_them_apart() -> None:
     assert held[0][0] + held[0][2] <= right + 5 <= held[1][0]
 
 
+def test_no_box_reaches_across_a_column_rule() -> None:
+    # an amount right-aligned up to the rule, two pixels from the mobile in the cell before it
+    font = ImageFont.truetype(str(FONT), 15)
+    img = Image.new("RGB", (520, 80), (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    d.text((20, 30), "17891868197", font=font, fill=(15, 15, 15))
+    right = d.textbbox((20, 30), "17891868197", font=font)[2]
+    d.line((right + 2, 22, right + 2, 56), fill=(120, 120, 120), width=1)
+    d.text((right + 5, 30), "CNY 9,404,711.27", font=font, fill=(15, 15, 15))
+    regions = ocr.find_regions(_gray(img))
+    assert all(x + w <= right + 3 or x >= right + 2 for x, _y, w, _h in regions.boxes)
+    assert any(x + w <= right + 3 for i in regions.candidates for x, _y, w, _h
+               in [regions.boxes[i]])  # the mobile is a candidate of its own
+
+
 def test_two_lines_joined_into_one_blob_are_cut_apart() -> None:
     font = ImageFont.truetype(str(FONT), 14)
     img = Image.new("RGB", (400, 90), (250, 250, 250))
