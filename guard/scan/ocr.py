@@ -234,8 +234,13 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     lines = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(
         cv2.MORPH_RECT, (join, max(1, glyph_h // 5))))
     # and never across a vertical rule: a right-aligned amount that runs up to the rule would
-    # join the number in the cell before it ("17891868197CNY 9,404,711.27")
-    lines = cv2.bitwise_and(lines, cv2.bitwise_not(cv2.bitwise_or(long_v, rules)))
+    # join the number in the cell before it ("17891868197CNY 9,404,711.27"); a grid's faint
+    # rules (a light grey, under the edge threshold above) count too, found on a lower one
+    _, faint = cv2.threshold(grad, FAINT_EDGE, 255, cv2.THRESH_BINARY)
+    faint = cv2.morphologyEx(faint, cv2.MORPH_OPEN, cv2.getStructuringElement(
+        cv2.MORPH_RECT, (1, max(12, round(FAINT_RULE_GLYPHS * glyph_h)))))
+    walls = cv2.bitwise_or(cv2.bitwise_or(long_v, rules), faint)
+    lines = cv2.bitwise_and(lines, cv2.bitwise_not(walls))
     m, line_labels, line_stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     boxes: list[Box] = []
     for i in range(1, m):
@@ -297,6 +302,12 @@ SERIF_ASPECT: Final = 0.85
 """The same for a box binarised for hairlines: there the strokes of Chinese characters join
 into more square components, which 0.95 would count (a line of Chinese text, 18 px, became a
 candidate); 0.85 still takes a monospace bold digit."""
+FAINT_EDGE: Final = 12
+"""The edge strength (morphological gradient) of a grid's faintest rules: a light grey line on
+white, as a spreadsheet or a JPEG of one shows it; the text's edges are taken at 40."""
+FAINT_RULE_GLYPHS: Final = 3.0
+"""A faint vertical rule is taken only this many glyph heights long (a grid's rule runs through
+several rows): at the lower threshold a JPEG's ringing lengthens a serif 1's stem."""
 RULE_GLYPHS: Final = 1.6
 """A vertical stroke this many median glyph heights tall is a rule, not part of a glyph (a
 Chinese character's strokes are at most ~1.2 of a digit's height)."""

@@ -296,6 +296,22 @@ def test_no_box_reaches_across_a_column_rule() -> None:
                in [regions.boxes[i]])  # the mobile is a candidate of its own
 
 
+def test_a_faint_grid_rule_keeps_neighbouring_cells_apart() -> None:
+    # a spreadsheet's light grey grid, under the text's edge threshold, through three rows
+    font = ImageFont.truetype(str(FONT), 15)
+    img = Image.new("RGB", (520, 130), (252, 252, 252))
+    d = ImageDraw.Draw(img)
+    right = d.textbbox((20, 20), "6.23386E+18", font=font)[2]
+    d.line((right + 3, 10, right + 3, 120), fill=(228, 228, 228), width=1)
+    for row in range(3):
+        y = 20 + 32 * row
+        d.text((20, y), "6.23386E+18", font=font, fill=(15, 15, 15))
+        d.text((right + 6, y), "15343531383", font=font, fill=(15, 15, 15))
+    regions = ocr.find_regions(_gray(img))
+    assert len(regions.boxes) == 6
+    assert all(x + w <= right + 4 or x >= right + 3 for x, _y, w, _h in regions.boxes)
+
+
 def test_two_lines_joined_into_one_blob_are_cut_apart() -> None:
     font = ImageFont.truetype(str(FONT), 14)
     img = Image.new("RGB", (400, 90), (250, 250, 250))
