@@ -233,13 +233,13 @@ def find_regions(gray: np.ndarray, *, touching: bool = False) -> Regions:
     join = max(3, round(glyph_h * 0.75))
     lines = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(
         cv2.MORPH_RECT, (join, max(1, glyph_h // 5))))
-    # and never across a vertical rule: a right-aligned amount that runs up to the rule would
-    # join the number in the cell before it ("17891868197CNY 9,404,711.27"); a grid's faint
-    # rules (a light grey, under the edge threshold above) count too, found on a lower one
-    _, faint = cv2.threshold(grad, FAINT_EDGE, 255, cv2.THRESH_BINARY)
-    faint = cv2.morphologyEx(faint, cv2.MORPH_OPEN, cv2.getStructuringElement(
+    # and never across a grid's vertical rule, strong or faint (a light grey, under the edge
+    # threshold above, found on a lower one), running through several rows: a right-aligned
+    # amount up to the rule would join the number in the cell before it ("17891868197CNY
+    # 9,404,711.27"); a shorter rule may be a large character's stroke, so it only is not ink
+    _, walls = cv2.threshold(grad, FAINT_EDGE, 255, cv2.THRESH_BINARY)
+    walls = cv2.morphologyEx(walls, cv2.MORPH_OPEN, cv2.getStructuringElement(
         cv2.MORPH_RECT, (1, max(12, round(FAINT_RULE_GLYPHS * glyph_h)))))
-    walls = cv2.bitwise_or(cv2.bitwise_or(long_v, rules), faint)
     lines = cv2.bitwise_and(lines, cv2.bitwise_not(walls))
     m, line_labels, line_stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     boxes: list[Box] = []
