@@ -495,6 +495,17 @@ def _digit_glyphs(gray: np.ndarray, box: Box, *, touching: bool, hairline: bool)
         for k in np.flatnonzero(wide):
             inked = ws[k] - _dash_columns(labels, stats[k + 1], int(k) + 1, mode)
             count += int(np.rint(inked / pitch))
+    elif count < MIN_DIGIT_GLYPHS:
+        # a screen font's digits that touch in places (Arial-like at 15 px: "75", "222"): a
+        # component exactly 2-4 digits wide at the line's level is that many; a Chinese
+        # character, as wide as tall, is not a whole number of digits that close
+        broad = digit & (ws >= 0.45 * hs)
+        if int(broad.sum()) >= 3:
+            unit = float(np.median(ws[broad]))
+            for k in np.flatnonzero(level & (ws > widest * hs)):
+                n_digits = int(np.rint(ws[k] / unit))
+                if 2 <= n_digits <= 4 and abs(ws[k] - n_digits * unit) <= 0.12 * n_digits * unit:
+                    count += n_digits
     if count < MIN_DIGIT_GLYPHS:
         return False
     # the digits must span the box's width at their pitch, not be a few strokes of a word

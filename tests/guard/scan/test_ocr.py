@@ -360,6 +360,23 @@ def test_serif_digits_with_hairline_diagonals_are_digits(fill: tuple[int, int, i
     assert len(regions.candidates) == len(numbers)
 
 
+def test_touching_digits_of_a_screen_sans_font_count_as_digits() -> None:
+    # an Arial-like font at 14 px: "75", "222" and "88" come out as one component each
+    sans = Path("/usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf")
+    if not sans.exists():
+        pytest.skip("the URW base fonts are not installed")
+    numbers = ["17543203203", "13222578888", "17712958572", "13407177186", "15922278851",
+               "18877542236"]
+    font = ImageFont.truetype(str(sans), 14)
+    img = Image.new("RGB", (300, 40 + 20 * len(numbers)), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    for i, number in enumerate(numbers):
+        d.text((20, 20 + 20 * i), number, font=font, fill=(0, 0, 0))
+    regions = ocr.find_regions(_gray(img))
+    assert len(regions.boxes) == len(numbers)
+    assert len(regions.candidates) == len(numbers)
+
+
 def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
     image = label_value_image([("账号", "12345678901234")], fillers=42)
     font = ImageFont.truetype(str(FONT), 14)
@@ -523,9 +540,14 @@ def test_touching_digits_of_enlarged_small_text_count_as_digits() -> None:
                    and abs(regions.boxes[i][1] - vy / 2 * factor) < 10
                    for i in regions.candidates)
 
-    assert holds_the_mobile(ocr.find_regions(gray, touching=True))
-    # counted one component at a time, the blurred digits are too few to be a mobile number
-    assert not holds_the_mobile(ocr.find_regions(gray))
+    regions = ocr.find_regions(gray, touching=True)
+    assert holds_the_mobile(regions)
+    # the blurred digits touch: fewer components of the digits' height than the 11 digits
+    box = next(regions.boxes[i] for i in regions.candidates
+               if abs(regions.boxes[i][0] - vx / 2 * factor) < 10
+               and abs(regions.boxes[i][1] - vy / 2 * factor) < 10)
+    _n, _, stats, _ = cv2.connectedComponentsWithStats(ocr._ink(gray, box), connectivity=4)
+    assert int((stats[1:, cv2.CC_STAT_HEIGHT] >= box[3] // 2).sum()) < 11
 
 
 def test_the_enlargement_is_bounded() -> None:
