@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -335,6 +336,7 @@ def findings_from_lines(lines: Sequence[TextLine], scanner: Scanner) -> tuple[li
     found: list[Finding] = []
     texts: list[str] = []
     base = 0
+    placed: list[tuple[int, TextLine]] = []  # each line and where its text is in the whole
     for row in rows(lines):
         parts: list[tuple[int, TextLine]] = []
         pieces: list[str] = []
@@ -344,6 +346,7 @@ def findings_from_lines(lines: Sequence[TextLine], scanner: Scanner) -> tuple[li
             pieces.append(line.text)
             at += len(line.text) + 1
         row_text = "\t".join(pieces)
+        placed.extend((base + at_, line) for at_, line in parts)
         for f in scanner.scan_text(row_text):
             covered = [
                 _span_box(line, max(f.start, s) - s, min(f.end, s + len(line.text)) - s)
@@ -357,7 +360,38 @@ def findings_from_lines(lines: Sequence[TextLine], scanner: Scanner) -> tuple[li
                                  score=f.score * min(1.0, max(0.0, rec)), box=_union(covered)))
         texts.append(row_text)
         base += len(row_text) + 1
+    found += _wrapped(placed, scanner)
     return _one_per_place(found), "\n".join(texts)
+
+
+_PLAIN_NUMBER: Final = re.compile(r"[\d\s\-+()./,:￥¥]*")
+
+
+def _wrapped(placed: Sequence[tuple[int, TextLine]], scanner: Scanner) -> list[Finding]:
+    """Numbers a line wrap cut in two (a chat bubble: "电话150-1717-296" / "5 密码锁了"): a line
+    ending in a digit, joined to the line just under it that starts with a digit at the same
+    left edge; only what spans the join is new."""
+    out: list[Finding] = []
+    starts = [(b, line) for b, line in placed if line.text[:1].isdigit()]
+    for at, last in placed:
+        # prose that ends in a number, not a table's number cell above the next row's
+        if not last.text[-1:].isdigit() or _PLAIN_NUMBER.fullmatch(last.text):
+            continue
+        x, y, _w, h = last.box
+        below = [(line.box[1] - y, b, line) for b, line in starts
+                 if abs(line.box[0] - x) <= 0.6 * h and 0 < line.box[1] - y <= 2.2 * h]
+        if not below:
+            continue
+        _dy, b1, first = min(below, key=lambda item: item[0])
+        cut = len(last.text)
+        for f in scanner.scan_text(last.text + first.text):
+            if not f.start < cut < f.end:
+                continue
+            boxes = [_span_box(last, f.start, cut), _span_box(first, 0, f.end - cut)]
+            rec = min(last.score, first.score)
+            out.append(replace(f, start=at + f.start, end=b1 + f.end - cut,
+                               score=f.score * min(1.0, max(0.0, rec)), box=_union(boxes)))
+    return out
 
 
 def _intersect(a: Box, b: Box) -> bool:

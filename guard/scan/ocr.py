@@ -549,6 +549,30 @@ def _left_label(boxes: tuple[Box, ...], i: int) -> int | None:
     return best
 
 
+_TRAILING_RUN: Final = re.compile(r"[0-9]{3,}[-\s]?$")
+
+
+def _ends_in_digits(text: str) -> bool:
+    """Whether recognised text ends in a run of digits (maybe cut by a wrap: "150-1717-296")."""
+    return _TRAILING_RUN.search(text.rstrip()) is not None
+
+
+def _line_below(boxes: tuple[Box, ...], i: int) -> int | None:
+    """The box that starts the next text line under box `i` at its left edge: where a long
+    line wraps (a chat bubble, a remark field), its number goes on there."""
+    x, y, _w, h = boxes[i]
+    best: int | None = None
+    best_gap = 0.8 * h + 2
+    for j, (bx, by, _bw, bh) in enumerate(boxes):
+        gap = by - (y + h)
+        if j == i or gap < -2 or gap > best_gap or abs(bx - x) > 0.6 * h:
+            continue
+        if abs(bh - h) > 0.5 * h:
+            continue
+        best, best_gap = j, gap
+    return best
+
+
 def pick(regions: Regions) -> list[int]:
     """Indexes of the boxes that may be recognised: identifier candidates and their labels, or all.
 
@@ -840,7 +864,11 @@ class OcrEngine:
         # a label is read only for a value whose reading it can change (see `needs_context`)
         wanted = sorted({j for i, j in labels.items()
                          if j not in texts and (self._all_labels or needs_context(texts[i][0]))})
-        recognised += self._recognise(bgr, regions.boxes, wanted, texts, src, factor)
+        # and the line a value that ends a line may run on into (a chat bubble's wrap)
+        runs_on = sorted({j for i in first if i in texts and _ends_in_digits(texts[i][0])
+                          and (j := _line_below(regions.boxes, i)) is not None
+                          and j not in texts} - set(wanted))
+        recognised += self._recognise(bgr, regions.boxes, wanted + runs_on, texts, src, factor)
         chosen = sorted(texts)
         lines = tuple(
             TextLine(texts[i][0], _scaled_box(regions.boxes[i], factor), texts[i][1])

@@ -360,3 +360,22 @@ def test_a_value_read_in_two_overlapping_boxes_is_one_finding(scanner: Scanner) 
     apart = [TextLine(MOBILE, (100, 40, 93, 20), 0.95), TextLine(MOBILE, (100, 400, 93, 20), 0.95)]
     found, _ = images.findings_from_lines(apart, scanner)
     assert len(found) == 2  # the same number shown twice on a screen: two places
+
+
+def test_a_number_a_chat_bubble_wrapped_is_found_whole(ocr: OcrWorker, scanner: Scanner) -> None:
+    font = ImageFont.truetype(str(FONT), 14)
+    img = Image.new("RGB", (900, 1400), (245, 245, 245))
+    d = ImageDraw.Draw(img)
+    for i in range(44):  # a long chat: more lines than a small image has, so lines are chosen
+        d.text((30, 20 + 28 * i), f"第{i}条：今天系统有点慢，注意核对凭证", font=font, fill=(20, 20, 20))
+    d.rounded_rectangle((480, 100, 800, 160), radius=6, fill=(149, 236, 105))
+    d.text((492, 110), "客户袁芳 电话150-1717-296", font=font, fill=(20, 20, 20))
+    d.text((492, 132), "5 密码锁了", font=font, fill=(20, 20, 20))
+    # a column of numbers, one under the other: not one number
+    d.text((492, 300), "13812345678", font=font, fill=(20, 20, 20))
+    d.text((492, 322), "20240501", font=font, fill=(20, 20, 20))
+    result = images.scan_image_bytes(encode(img, "PNG"), scanner, ocr=ocr)
+    assert result.error is None
+    assert result.stats["regions"] > 40
+    mobiles = sorted(f.masked for f in result.findings if f.type == "CN_MOBILE")
+    assert mobiles == ["138****5678", "150****2965"]
