@@ -489,9 +489,11 @@ def _digit_glyphs(gray: np.ndarray, box: Box, *, touching: bool, hairline: bool)
     digit = level & (ws >= 0.25 * hs) & (ws <= widest * hs)
     count = int(digit.sum())
     if touching:
-        # digits of upscaled small text touch: a component 2-5 digits wide is that many digits
-        pitch = float(np.median(ws[digit])) if count >= 3 else 0.55 * mode
-        wide = level & (ws > widest * hs) & (ws <= 5.5 * pitch)
+        # digits of upscaled small text touch: a component 2-8 digits wide is that many digits
+        measured = count >= 3
+        pitch = float(np.median(ws[digit])) if measured else 0.55 * mode
+        # up to 8 digits in one component when the single ones give their pitch, 5 on a guess
+        wide = level & (ws > widest * hs) & (ws <= (8.5 if measured else 5.5) * pitch)
         for k in np.flatnonzero(wide):
             inked = ws[k] - _dash_columns(labels, stats[k + 1], int(k) + 1, mode)
             count += int(np.rint(inked / pitch))
@@ -513,8 +515,8 @@ def _digit_glyphs(gray: np.ndarray, box: Box, *, touching: bool, hairline: bool)
 
 
 def _dash_columns(labels: np.ndarray, stat: np.ndarray, label: int, glyph_h: int) -> int:
-    """How many of a component's columns are a dash run into a digit ("2024-" of a date in
-    small text): a run, at least 0.3 glyph wide, of columns inked only in the middle band of
+    """How many of a component's columns are dashes run into digits ("2024-" of a date in
+    small text): runs, each at least 0.3 glyph wide, of columns inked only in the middle band of
     the glyph height. Touching digits have none such (a 4's bar overhangs its stem by a pixel).
     """
     import numpy as np
@@ -525,11 +527,15 @@ def _dash_columns(labels: np.ndarray, stat: np.ndarray, label: int, glyph_h: int
     top = np.where(ink, rows, h).min(axis=0)
     bottom = np.where(ink, rows, -1).max(axis=0)
     middle = (top > 0.25 * h) & (bottom < 0.75 * h) & (bottom >= 0)
-    dash, run = 0, 0
-    for mid in middle:
-        run = run + 1 if mid else 0
-        dash = max(dash, run)
-    return dash if dash >= 0.3 * glyph_h else 0
+    dashes, run = 0, 0
+    for mid in [*middle, False]:
+        if mid:
+            run += 1
+            continue
+        if run >= 0.3 * glyph_h:
+            dashes += run  # both of a date's dashes, when its digits all touch
+        run = 0
+    return dashes
 
 
 def _left_label(boxes: tuple[Box, ...], i: int) -> int | None:

@@ -550,6 +550,21 @@ def test_touching_digits_of_enlarged_small_text_count_as_digits() -> None:
     assert int((stats[1:, cv2.CC_STAT_HEIGHT] >= box[3] // 2).sum()) < 11
 
 
+def test_six_touching_digits_of_enlarged_small_text_count_when_the_pitch_is_known() -> None:
+    # a remote-desktop grab of 10 px text, its digits a little tight: "5644857" is one blob
+    font = ImageFont.truetype(str(FONT), 10)
+    img = Image.new("RGB", (200, 40), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    x = 10.0
+    for ch in "15644857598":
+        d.text((x, 12), ch, font=font, fill=(0, 0, 0))
+        x += font.getlength(ch) - 0.8
+    image = np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
+    factor = ocr.upscale_factor(ocr.find_regions(_gray(img)).glyph_h, (200, 40))
+    _big, gray, regions, _f = ocr._upscaled(image, factor)
+    assert len(regions.boxes) == 1 and regions.candidates == frozenset({0})
+
+
 def test_the_enlargement_is_bounded() -> None:
     assert ocr.upscale_factor(ocr.MIN_GLYPH_H, (960, 540)) == 1.0
     assert ocr.upscale_factor(7, (960, 540)) == pytest.approx(ocr.READ_GLYPH_H / 7)
