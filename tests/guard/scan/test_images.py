@@ -367,7 +367,8 @@ def test_a_number_a_chat_bubble_wrapped_is_found_whole(ocr: OcrWorker, scanner: 
     img = Image.new("RGB", (900, 1400), (245, 245, 245))
     d = ImageDraw.Draw(img)
     for i in range(44):  # a long chat: more lines than a small image has, so lines are chosen
-        d.text((30, 20 + 28 * i), f"第{i}条：今天系统有点慢，注意核对凭证", font=font, fill=(20, 20, 20))
+        d.text((30, 20 + 28 * i), f"第{i}条：今天系统有点慢，注意核对凭证", font=font,
+               fill=(20, 20, 20))
     d.rounded_rectangle((480, 100, 800, 160), radius=6, fill=(149, 236, 105))
     d.text((492, 110), "客户袁芳 电话150-1717-296", font=font, fill=(20, 20, 20))
     d.text((492, 132), "5 密码锁了", font=font, fill=(20, 20, 20))

@@ -561,7 +561,7 @@ def test_six_touching_digits_of_enlarged_small_text_count_when_the_pitch_is_know
         x += font.getlength(ch) - 0.8
     image = np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
     factor = ocr.upscale_factor(ocr.find_regions(_gray(img)).glyph_h, (200, 40))
-    _big, gray, regions, _f = ocr._upscaled(image, factor)
+    _big, _gray_big, regions, _f = ocr._upscaled(image, factor)
     assert len(regions.boxes) == 1 and regions.candidates == frozenset({0})
 
 
