@@ -265,17 +265,26 @@ def _gray(img: object) -> object:
     return cv2.cvtColor(np.ascontiguousarray(np.asarray(img)[:, :, ::-1]), cv2.COLOR_BGR2GRAY)
 
 
+def two_cells(left: str, right: str, fs: int, gap: int, rule: tuple[int, int, int],
+              size: tuple[int, int] = (560, 80)) -> tuple[object, int]:
+    """`left` and `right` drawn `gap` px apart with a grey column rule between them, `rule[0]`
+    px after `left`, from y=`rule[1]` to y=`rule[2]`; returns the gray image and where `left`
+    ends."""
+    font = ImageFont.truetype(str(FONT), fs)
+    img = Image.new("RGB", size, (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    d.text((20, 30), left, font=font, fill=(15, 15, 15))
+    end = d.textbbox((20, 30), left, font=font)[2]
+    d.line((end + rule[0], rule[1], end + rule[0], rule[2]), fill=(120, 120, 120), width=1)
+    d.text((end + gap, 30), right, font=font, fill=(15, 15, 15))
+    return _gray(img), end
+
+
 def test_a_column_rule_between_two_values_keeps_them_apart() -> None:
     # a table's column rule, a few pixels from the text on both sides and a little taller than
     # it: the line finder's closing would join both cells into one box through it
-    font = ImageFont.truetype(str(FONT), 14)
-    img = Image.new("RGB", (560, 80), (250, 250, 250))
-    d = ImageDraw.Draw(img)
-    d.text((20, 30), "110105194912310021", font=font, fill=(15, 15, 15))
-    right = d.textbbox((20, 30), "110105194912310021", font=font)[2]
-    d.line((right + 5, 26, right + 5, 50), fill=(120, 120, 120), width=1)
-    d.text((right + 11, 30), "6222021234567890128", font=font, fill=(15, 15, 15))
-    regions = ocr.find_regions(_gray(img))
+    gray, right = two_cells("110105194912310021", "6222021234567890128", 14, 11, (5, 26, 50))
+    regions = ocr.find_regions(gray)
     held = sorted(regions.boxes[i] for i in regions.candidates)
     assert len(held) == 2
     assert held[0][0] + held[0][2] <= right + 5 <= held[1][0]
@@ -283,14 +292,8 @@ def test_a_column_rule_between_two_values_keeps_them_apart() -> None:
 
 def test_no_box_reaches_across_a_column_rule() -> None:
     # an amount right-aligned up to the rule, two pixels from the mobile in the cell before it
-    font = ImageFont.truetype(str(FONT), 15)
-    img = Image.new("RGB", (520, 80), (250, 250, 250))
-    d = ImageDraw.Draw(img)
-    d.text((20, 30), "17891868197", font=font, fill=(15, 15, 15))
-    right = d.textbbox((20, 30), "17891868197", font=font)[2]
-    d.line((right + 2, 22, right + 2, 56), fill=(120, 120, 120), width=1)
-    d.text((right + 5, 30), "CNY 9,404,711.27", font=font, fill=(15, 15, 15))
-    regions = ocr.find_regions(_gray(img))
+    gray, right = two_cells("17891868197", "CNY 9,404,711.27", 15, 5, (2, 22, 56), (520, 80))
+    regions = ocr.find_regions(gray)
     assert all(x + w <= right + 3 or x >= right + 2 for x, _y, w, _h in regions.boxes)
     assert any(x + w <= right + 3 for i in regions.candidates for x, _y, w, _h
                in [regions.boxes[i]])  # the mobile is a candidate of its own
