@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def fake_agent() -> Iterator[int]:
     """A live process whose command line names the agent program, as the real one's does."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
                              agent_dir.AGENT_PROGRAM])
+    # until its exec, a child's /proc cmdline is still the parent's (pytest's): wait for it
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 30
+    while agent_dir.AGENT_PROGRAM.encode() not in cmdline.read_bytes():
+        assert time.monotonic() < deadline, "the stand-in agent did not start"
+        time.sleep(0.01)
     try:
         yield proc.pid
     finally:
