@@ -332,7 +332,7 @@ def _join_groups(gray: np.ndarray, boxes: list[Box], held: list[bool], glyph_h: 
     used: set[int] = set()
     out: list[Box] = []
     out_held: list[bool] = []
-    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][0]):
+    for i in by_x:
         if i in used:
             continue
         used.add(i)
