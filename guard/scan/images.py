@@ -356,8 +356,7 @@ def findings_from_lines(lines: Sequence[TextLine], scanner: Scanner) -> tuple[li
             if not covered:
                 continue
             rec = min(line.score for s, line in parts if s < f.end and f.start < s + len(line.text))
-            found.append(replace(f, start=f.start + base, end=f.end + base,
-                                 score=f.score * min(1.0, max(0.0, rec)), box=_union(covered)))
+            found.append(_placed(f, f.start + base, f.end + base, rec, covered))
         texts.append(row_text)
         base += len(row_text) + 1
     found += _wrapped(placed, scanner)
@@ -367,30 +366,38 @@ def findings_from_lines(lines: Sequence[TextLine], scanner: Scanner) -> tuple[li
 _PLAIN_NUMBER: Final = re.compile(r"[\d\s\-+()./,:￥¥]*")
 
 
+def _placed(f: Finding, start: int, end: int, rec: float, boxes: Sequence[Box]) -> Finding:
+    """Finding `f` of a line's text, placed in the image's: where its text is in the whole
+    (`start`, `end`), its score weighted by the recognition score `rec` of the lines it came from,
+    and the box of the line parts it covers."""
+    return replace(f, start=start, end=end, score=f.score * min(1.0, max(0.0, rec)),
+                   box=_union(boxes))
+
+
 def _wrapped(placed: Sequence[tuple[int, TextLine]], scanner: Scanner) -> list[Finding]:
     """Numbers a line wrap cut in two (a chat bubble: "电话150-1717-296" / "5 密码锁了"): a line
-    ending in a digit, joined to the line just under it that starts with a digit at the same
-    left edge; only what spans the join is new."""
+    ending in a digit, joined to the line under it that starts with a digit, the line the reader
+    read on into (`guard.scan.ocr.line_below`); only what spans the join is new."""
+    from guard.scan.ocr import line_below
+
     out: list[Finding] = []
     starts = [(b, line) for b, line in placed if line.text[:1].isdigit()]
+    start_boxes = [line.box for _b, line in starts]
     for at, last in placed:
         # prose that ends in a number, not a table's number cell above the next row's
         if not last.text[-1:].isdigit() or _PLAIN_NUMBER.fullmatch(last.text):
             continue
-        x, y, _w, h = last.box
-        below = [(line.box[1] - y, b, line) for b, line in starts
-                 if abs(line.box[0] - x) <= 0.6 * h and 0 < line.box[1] - y <= 2.2 * h]
-        if not below:
+        j = line_below(last.box, start_boxes)
+        if j is None:
             continue
-        _dy, b1, first = min(below, key=lambda item: item[0])
+        b1, first = starts[j]
         cut = len(last.text)
         for f in scanner.scan_text(last.text + first.text):
             if not f.start < cut < f.end:
                 continue
             boxes = [_span_box(last, f.start, cut), _span_box(first, 0, f.end - cut)]
-            rec = min(last.score, first.score)
-            out.append(replace(f, start=at + f.start, end=b1 + f.end - cut,
-                               score=f.score * min(1.0, max(0.0, rec)), box=_union(boxes)))
+            out.append(_placed(f, at + f.start, b1 + f.end - cut,
+                               min(last.score, first.score), boxes))
     return out
 
 

@@ -42,6 +42,7 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import util as importlib_util
 from pathlib import Path
@@ -563,15 +564,19 @@ def _ends_in_digits(text: str) -> bool:
     return _TRAILING_RUN.search(text.rstrip()) is not None
 
 
-def _line_below(boxes: tuple[Box, ...], i: int) -> int | None:
-    """The box that starts the next text line under box `i` at its left edge: where a long
-    line wraps (a chat bubble, a remark field), its number goes on there."""
-    x, y, _w, h = boxes[i]
+def line_below(box: Box, boxes: Sequence[Box]) -> int | None:
+    """The index in `boxes` of the box that starts the next text line under `box` at its left
+    edge (left edges within 0.6 line heights, at most 0.8 heights + 2 px below, a line of about
+    its height), the nearest if several: where a long line wraps (a chat bubble, a remark field),
+    its number goes on there. The line a value runs on into is read by this rule
+    (`OcrEngine.read`) and joined to it by the same one (`guard.scan.images`)."""
+    x, y, _w, h = box
     best: int | None = None
     best_gap = 0.8 * h + 2
-    for j, (bx, by, _bw, bh) in enumerate(boxes):
+    for j, other in enumerate(boxes):
+        bx, by, _bw, bh = other
         gap = by - (y + h)
-        if j == i or gap < -2 or gap > best_gap or abs(bx - x) > 0.6 * h:
+        if other == box or gap < -2 or gap > best_gap or abs(bx - x) > 0.6 * h:
             continue
         if abs(bh - h) > 0.5 * h:
             continue
@@ -872,7 +877,7 @@ class OcrEngine:
                          if j not in texts and (self._all_labels or needs_context(texts[i][0]))})
         # and the line a value that ends a line may run on into (a chat bubble's wrap)
         runs_on = sorted({j for i in first if i in texts and _ends_in_digits(texts[i][0])
-                          and (j := _line_below(regions.boxes, i)) is not None
+                          and (j := line_below(regions.boxes[i], regions.boxes)) is not None
                           and j not in texts} - set(wanted))
         recognised += self._recognise(bgr, regions.boxes, wanted + runs_on, texts, src, factor)
         chosen = sorted(texts)
