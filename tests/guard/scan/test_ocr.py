@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -575,3 +576,46 @@ def test_the_enlargement_is_bounded() -> None:
     big = ocr.upscale_factor(6, (4000, 3000))  # a photo: the enlarged copy stays bounded
     assert 4000 * 3000 * big * big <= ocr.MAX_UPSCALED_PIXELS * 1.001
     assert ocr.upscale_factor(6, (8000, 6000)) == 1.0  # already past the bound: read as it is
+
+
+def test_a_crop_is_cut_into_pieces_at_its_gaps_and_a_space_wide_gap_joins_with_a_space() -> None:
+    h = 20
+    crop = np.full((h, 2000, 3), 250, np.uint8)
+    ink = np.ones(2000, bool)
+    ink[700:708] = False  # a space between two words, 0.4 of the crop's height
+    ink[1500:1502] = False  # the gap between two glyphs
+    crop[5:15, ink] = 20
+    pieces = ocr._pieces(crop)
+    assert pieces[0][0] == 0 and pieces[-1][1] == 2000
+    assert all(a < b for a, b, _j in pieces)
+    assert all(b == a2 for (_a, b, _j), (a2, _b, _j2) in itertools.pairwise(pieces))
+    assert all(b - a <= ocr.MAX_CROP_ASPECT * h for a, b, _j in pieces)
+    assert [(b, j) for _a, b, j in pieces[:-1]] == [(704, " "), (1501, "")]
+    assert ocr._pieces(crop[:, :ocr.MAX_CROP_ASPECT * h]) == [(0, ocr.MAX_CROP_ASPECT * h, "")]
+
+
+def test_a_line_too_wide_for_one_model_input_is_read_in_pieces_and_joined() -> None:
+    font = ImageFont.truetype(str(FONT), 16)
+    mobiles = [f"1{3 + k % 7}{k}{k + 5}{(k * 7919) % 10 ** 6:06d}"[:11] for k in range(10, 34)]
+    text = "".join(f"客户{k}号手机{m}备注已核实" for k, m in enumerate(mobiles))
+    img = Image.new("RGB", (int(font.getlength(text)) + 40, 50), (250, 250, 250))
+    ImageDraw.Draw(img).text((20, 15), text, font=font, fill=(15, 15, 15))
+    engine = ocr.OcrEngine(threads=2)
+    shapes: list[tuple[int, int]] = []
+
+    class Recording:
+        """The engine's own recogniser, with the size of every crop it is given written down."""
+
+        def __init__(self, rec: ocr.Recogniser) -> None:
+            self.rec = rec
+
+        def __call__(self, crops: list[object]) -> list[tuple[str, float]]:
+            shapes.extend(c.shape[:2] for c in crops)  # type: ignore[attr-defined]
+            return self.rec(crops)  # type: ignore[arg-type]
+
+    engine._rec = Recording(engine._recogniser())  # type: ignore[assignment]
+    result = engine.read(np.ascontiguousarray(np.asarray(img)[:, :, ::-1]))
+    assert len(shapes) > 3 and max(w / h for h, w in shapes) <= ocr.MAX_CROP_ASPECT
+    read = "".join(line.text for line in result.lines)
+    assert [m for m in mobiles if m not in read] == []
+    assert result.stats["recognised"] == 1 and result.stats["cached"] == 0
