@@ -22,8 +22,12 @@ How a screen is read (`OcrEngine.read`, mode ``fast``):
 3. recognise only those crops with the recognition model (no detection model, no orientation
    classifier), its element-wise operators fused in memory (`guard.scan.ocr_graph`), each crop
    at its own width, two at a time on two cores (`Recogniser`), reusing the text of any crop
-   whose pixels were already seen (`TileCache`, keyed by a hash of the crop); then, in a second
-   round, the label box just left of a value on the same screen line (its context words), only
+   whose pixels were already seen (`TileCache`, keyed by a hash of the crop); the model reads
+   in rounds, and between rounds the digits it has read in this image read the crops left
+   (`GlyphTemplates`: a screen draws each digit with the same pixels, so a crop whose every glyph
+   is a bitmap the model read as one digit is read from them; about half the crops of a 1080p
+   teller screen); a line wider than `MAX_CROP_ASPECT` times its height is read in pieces cut at
+   its gaps (`_pieces`); then, in a second round, the label box just left of a value on the same screen line (its context words), only
    for a value whose text holds a number only a label can say the type of (`needs_context`:
    accounts, passports, legacy IDs, unlabelled runs; not an ID with its check character, a
    mobile, a card on a known issuer range with its Luhn digit);
@@ -39,6 +43,7 @@ unevenly lit lines of a card photographed on a desk that the model-free line fin
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from collections import OrderedDict
@@ -169,6 +174,126 @@ class TileCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+TEMPLATE_CHARS: Final = frozenset("0123456789X-")
+"""What `GlyphTemplates` learns and reads: the characters identifiers and the numbers beside them
+are written in, each one connected glyph."""
+TEMPLATE_MIN_SCORE: Final = 0.9
+"""A crop teaches its glyphs only when the model read it at least this sure."""
+FIRST_MODEL_ROUND: Final = 8
+"""How many crops the model reads before the glyphs it read are tried on the rest."""
+
+UNSPACED_PITCH: Final = 1.2
+SPACED_PITCH: Final = 1.3
+"""Two glyphs of a crop at most `UNSPACED_PITCH` times its median distance between glyph centres
+apart have no space between them, at least `SPACED_PITCH` times one; between, the model reads it.
+Measured on rendered screens: digits stand within 12 % of their pitch, a space adds 40-60 %."""
+
+GlyphKey = tuple[int, int, int, bytes]  # width, height, top below the crop's ink top, bitmap
+
+
+@dataclass
+class _Glyph:
+    key: GlyphKey
+    x: int
+    w: int
+
+
+def _glyphs(crop: np.ndarray) -> list[_Glyph] | None:
+    """The crop's glyphs left to right, each an 8-connected component of its ink (Otsu, the
+    text the minority); None when two components share columns (a glyph of parts: a colon, a
+    Chinese character), which one glyph per component cannot read."""
+    import cv2
+    import numpy as np
+
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    _, bw = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if cv2.countNonZero(bw) * 2 > bw.size:
+        bw = cv2.bitwise_not(bw)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    if n < 2:
+        return None
+    order = sorted(range(1, n), key=lambda k: int(stats[k, 0]))
+    top = int(stats[1:, 1].min())
+    out: list[_Glyph] = []
+    for k in order:
+        x, y, w, h = (int(v) for v in stats[k, :4])
+        if out and x < out[-1].x + out[-1].w:
+            return None
+        bitmap = np.packbits(labels[y:y + h, x:x + w] == k).tobytes()
+        out.append(_Glyph((w, h, y - top, bitmap), x, w))
+    return out
+
+
+class GlyphTemplates:
+    """The glyphs of one image's digits as the model read them, to read its other values without
+    the model.
+
+    A screen draws every digit of one font and size with the same pixels (or with a few variants,
+    one per sub-pixel position): once the model has read a crop of digits whose glyphs are one
+    component each, each component's exact bitmap is that digit. A crop whose every glyph is
+    such a bitmap, and whose glyphs stand clearly a space apart or clearly not
+    (`SPACED_PITCH`), is read from them;
+    any other crop (an unknown glyph, one of parts, a gap that could be either, noise) goes to
+    the model, whose reading teaches more glyphs. A bitmap read as two characters is never used.
+    """
+
+    def __init__(self) -> None:
+        self._chars: dict[GlyphKey, tuple[str, float]] = {}
+        self._conflicts: set[GlyphKey] = set()
+
+    def __len__(self) -> int:
+        return len(self._chars)
+
+    def learn(self, crop: np.ndarray, text: str, score: float) -> None:
+        """Teach the glyphs of a crop the model read as `text` with `score`: only a crop of
+        `TEMPLATE_CHARS` with one component per character, read at least `TEMPLATE_MIN_SCORE`."""
+        chars = text.replace(" ", "")
+        if score < TEMPLATE_MIN_SCORE or not chars or not set(chars) <= TEMPLATE_CHARS:
+            return
+        glyphs = _glyphs(crop)
+        if glyphs is None or len(glyphs) != len(chars):
+            return
+        for glyph, ch in zip(glyphs, chars, strict=True):
+            known = self._chars.get(glyph.key)
+            if known is not None and known[0] != ch:
+                self._conflicts.add(glyph.key)
+            elif known is None or known[1] < score:
+                self._chars[glyph.key] = (ch, score)
+
+    def read(self, crop: np.ndarray) -> tuple[str, float] | None:
+        """The crop's text and the lowest score of the readings that taught its glyphs, or None
+        when the model must read it."""
+        if not self._chars:
+            return None
+        glyphs = _glyphs(crop)
+        if glyphs is None:
+            return None
+        pitches = [_pitch(a, b) for a, b in itertools.pairwise(glyphs)]
+        pitch = sorted(pitches)[len(pitches) // 2] if pitches else 0
+        out: list[str] = []
+        score = 1.0
+        for k, glyph in enumerate(glyphs):
+            known = self._chars.get(glyph.key)
+            if known is None or glyph.key in self._conflicts:
+                return None
+            out.append(known[0])
+            score = min(score, known[1])
+            if k + 1 == len(glyphs):
+                break
+            if pitches[k] >= SPACED_PITCH * pitch:
+                out.append(" ")
+            elif pitches[k] > UNSPACED_PITCH * pitch:
+                return None  # neither clearly a space nor clearly none
+        return "".join(out), score
+
+
+def _pitch(left: _Glyph, right: _Glyph) -> int:
+    """Twice the distance between two glyphs' centres: digits of one font are as far apart
+    whatever their ink's width (a "1" has wider margins than a "0"); a space sets them a third
+    to a half further apart."""
+    return 2 * right.x + right.w - 2 * left.x - left.w
 
 
 # -- finding text lines without a model ---------------------------------------------------------
@@ -868,12 +993,15 @@ class OcrEngine:
     """Reads text off images with the packaged models; one per worker process, not thread-safe."""
 
     def __init__(self, threads: int | None = None, cache_entries: int = TILE_CACHE_ENTRIES,
-                 *, all_labels: bool = False, skip_runs: bool = True) -> None:
+                 *, all_labels: bool = False, skip_runs: bool = True,
+                 templates: bool = True) -> None:
         """`all_labels` reads the label of every candidate value, needed or not, and
-        `skip_runs=False` every candidate value (`plan`): for the benchmark's comparison."""
+        `skip_runs=False` every candidate value (`plan`); `templates=False` has the model read
+        every crop (`GlyphTemplates`): for the benchmark's comparisons."""
         self._threads = threads or max(1, min(2, os.cpu_count() or 1))
         self._all_labels = all_labels
         self._skip_runs = skip_runs
+        self._templates = templates
         self._rec: Recogniser | None = None
         self._full: Any = None
         self.cache = TileCache(cache_entries)
@@ -925,7 +1053,9 @@ class OcrEngine:
         # itself, and one interpolation reads better than two (683x384: 54 of 64 values read
         # against 49 from the enlarged image's crops; 691x389: 52 of 81 against 33)
         src = orig if factor > 1.0 else None
-        recognised = self._recognise(bgr, regions.boxes, first, texts, src, factor)
+        glyphs = GlyphTemplates() if self._templates else None
+        recognised, templated = self._recognise(bgr, regions.boxes, first, texts, src, factor,
+                                                glyphs)
         # a label is read only for a value whose reading it can change (see `needs_context`)
         wanted = sorted({j for i, j in labels.items()
                          if j not in texts and (self._all_labels or needs_context(texts[i][0]))})
@@ -933,7 +1063,8 @@ class OcrEngine:
         runs_on = sorted({j for i in first if i in texts and _ends_in_digits(texts[i][0])
                           and (j := line_below(regions.boxes[i], regions.boxes)) is not None
                           and j not in texts} - set(wanted))
-        recognised += self._recognise(bgr, regions.boxes, wanted + runs_on, texts, src, factor)
+        more = self._recognise(bgr, regions.boxes, wanted + runs_on, texts, src, factor, glyphs)
+        recognised, templated = recognised + more[0], templated + more[1]
         chosen = sorted(texts)
         lines = tuple(
             TextLine(texts[i][0], _scaled_box(regions.boxes[i], factor), texts[i][1])
@@ -941,7 +1072,8 @@ class OcrEngine:
         )
         stats: dict[str, int | float] = {
             "regions": len(regions.boxes), "candidates": len(regions.candidates),
-            "recognised": recognised, "cached": len(chosen) - recognised,
+            "recognised": recognised, "templated": templated,
+            "cached": len(chosen) - recognised - templated,
             "labels": len(wanted), "labels_skipped": len(set(labels.values())) - len(wanted),
             "upscale": round(factor, 3), "glyph_h": regions.glyph_h,
             "regions_s": round(t_regions, 4), "total_s": round(time.perf_counter() - t0, 4),
@@ -951,17 +1083,18 @@ class OcrEngine:
 
     def _recognise(self, bgr: np.ndarray, boxes: tuple[Box, ...], chosen: list[int],
                    texts: dict[int, tuple[str, float]], source: np.ndarray | None = None,
-                   factor: float = 1.0) -> int:
-        """Put the text of boxes `chosen` into `texts`, from the tile cache or the model.
+                   factor: float = 1.0, glyphs: GlyphTemplates | None = None) -> tuple[int, int]:
+        """Put the text of boxes `chosen` into `texts`, from the tile cache, the glyphs the model
+        has read in this image (`glyphs`) or the model.
 
         `source`: the image `bgr` was enlarged from by `factor`; the crops are cut from it.
-        Returns how many boxes the model read (a wide one in several pieces).
+        The model reads in rounds (`FIRST_MODEL_ROUND` crops, then twice as many each round),
+        and between rounds every crop left is tried on the glyphs read so far. Returns how many
+        boxes the model read (a wide one in several pieces) and how many the glyphs did.
         """
         import math
 
-        crops: list[np.ndarray] = []
-        todo: list[tuple[int, bytes, int]] = []  # box, cache key, how many pieces
-        joins: list[list[str]] = []  # for each box in todo, what joins each piece to the next
+        pending: list[tuple[int, bytes, np.ndarray]] = []
         ih, iw = bgr.shape[:2]
         for i in chosen:
             x, y, w, h = boxes[i]
@@ -982,20 +1115,49 @@ class OcrEngine:
             hit = self.cache.get(key)
             if hit is not None:
                 texts[i] = hit
-                continue
-            pieces = _pieces(crop)
-            todo.append((i, key, len(pieces)))
-            crops.extend(crop[:, a:b] for a, b, _join in pieces)
-            joins.append([join for _a, _b, join in pieces])
-        if crops:
-            results = iter(self._recogniser()(crops))
-            for (i, key, n), join in zip(todo, joins, strict=True):
-                read = [next(results) for _ in range(n)]
-                text = "".join(str(t).strip() + j for (t, _s), j in zip(read, join, strict=True))
-                value = (text.strip(), float(min(s for _t, s in read)))
+            else:
+                pending.append((i, key, crop))
+        modelled = templated = 0
+        batch = FIRST_MODEL_ROUND if glyphs is not None else len(pending)
+        while pending:
+            if glyphs is not None and len(glyphs):
+                left = []
+                for i, key, crop in pending:
+                    value = glyphs.read(crop)
+                    if value is None:
+                        left.append((i, key, crop))
+                        continue
+                    self.cache.put(key, value)
+                    texts[i] = value
+                    templated += 1
+                pending = left
+            now, pending = pending[:batch], pending[batch:]
+            batch *= 2
+            modelled += len(now)
+            for (i, key, crop), value in zip(now, self._model([c for _i, _k, c in now]),
+                                             strict=True):
                 self.cache.put(key, value)
                 texts[i] = value
-        return len(todo)
+                if glyphs is not None:
+                    glyphs.learn(crop, *value)
+        return modelled, templated
+
+    def _model(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """The model's reading of each crop; a wide one is read in pieces (`_pieces`)."""
+        pieces = [_pieces(crop) for crop in crops]
+        flat = [crop[:, a:b] for crop, cuts in zip(crops, pieces, strict=True)
+                for a, b, _join in cuts]
+        if not flat:
+            return []
+        results = iter(self._recogniser()(flat))
+        out = []
+        for cuts in pieces:
+            read = [next(results) for _ in cuts]
+            # a line read in pieces: each cut was a gap, a space where it was one wide
+            text = "".join(str(t).strip() + join
+                           for (t, _s), (_a, _b, join) in zip(read, cuts, strict=True))
+            out.append((text.strip(), float(min(s for _t, s in read))))
+        return out
 
     def _read_full(self, bgr: np.ndarray, t0: float, cpu0: float) -> ReadResult:
         import time

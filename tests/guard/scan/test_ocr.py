@@ -619,3 +619,58 @@ def test_a_line_too_wide_for_one_model_input_is_read_in_pieces_and_joined() -> N
     read = "".join(line.text for line in result.lines)
     assert [m for m in mobiles if m not in read] == []
     assert result.stats["recognised"] == 1 and result.stats["cached"] == 0
+
+
+def _line_crop(text: str, fs: int = 15) -> object:
+    font = ImageFont.truetype(str(FONT), fs)
+    img = Image.new("RGB", (int(font.getlength(text)) + 12, fs + 8), (250, 250, 250))
+    ImageDraw.Draw(img).text((6, 2), text, font=font, fill=(15, 15, 15))
+    return np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
+
+
+def test_glyphs_the_model_read_read_other_values_of_the_same_font_exactly() -> None:
+    glyphs = ocr.GlyphTemplates()
+    for text in ("6222021234567890128", "13812345678", "11010519491231002X", "9876543210"):
+        glyphs.learn(_line_crop(text), text, 0.99)
+    assert len(glyphs) >= 11
+    values = ["15912345678", "31010419731002931X", "6228 4801 2345 6789 012", "0755-86909014"]
+    read = {v: glyphs.read(_line_crop(v)) for v in values}
+    assert read["15912345678"] == ("15912345678", 0.99)
+    assert read["6228 4801 2345 6789 012"] == ("6228 4801 2345 6789 012", 0.99)  # its spaces too
+    assert read["0755-86909014"] is None  # it was never shown a "-"
+    assert [v for v, r in read.items() if r is not None and r[0] != v] == []
+    # a glyph it was never shown, a glyph of parts, a reading that was unsure: the model reads
+    assert glyphs.read(_line_crop("1381234567A")) is None
+    assert glyphs.read(_line_crop("138:12345678")) is None
+    unsure = ocr.GlyphTemplates()
+    unsure.learn(_line_crop("13812345678"), "13812345678", 0.5)
+    assert len(unsure) == 0 and unsure.read(_line_crop("13812345678")) is None
+
+
+def test_a_glyph_read_as_two_characters_is_never_read_from_its_bitmap() -> None:
+    glyphs = ocr.GlyphTemplates()
+    glyphs.learn(_line_crop("13812345678"), "13812345678", 0.99)
+    assert glyphs.read(_line_crop("13812345678")) == ("13812345678", 0.99)
+    glyphs.learn(_line_crop("13812345678"), "13812345618", 0.95)  # the 7 read as a 1 once
+    assert glyphs.read(_line_crop("13812345678")) is None
+    assert glyphs.read(_line_crop("18623456")) == ("18623456", 0.99)
+
+
+def test_a_teller_screen_is_read_mostly_from_its_own_glyphs_with_the_same_text() -> None:
+    values = [("证件号码：", "110101199003071234"), ("卡号：", "6222021234567890128"),
+              ("手机：", "13812345678")]
+    values += [("证件号码：", v) for v in ("31010419731002931X", "44030519851113122X",
+                                          "110108195709141682", "420106199608052902")]
+    values += [("卡号：", v) for v in ("6228480402564890018", "6217003810026896707",
+                                      "6212 2640 0000 1234 567")]
+    values += [("手机：", v) for v in ("15912345678", "18601234567", "17719093786",
+                                      "13665167612", "19918033401")]
+    image, _where = teller_screen(values)
+    fast = ocr.OcrEngine(threads=2).read(image)
+    model = ocr.OcrEngine(threads=2, templates=False).read(image)
+    assert fast.stats["templated"] > 0
+    assert fast.stats["recognised"] + fast.stats["templated"] == model.stats["recognised"]
+    compact = {(ln.text.replace(" ", ""), ln.box) for ln in fast.lines}
+    assert compact == {(ln.text.replace(" ", ""), ln.box) for ln in model.lines}
+    read = " ".join(ln.text for ln in fast.lines)
+    assert [v for _label, v in values if v not in read] == []
