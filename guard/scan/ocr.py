@@ -24,13 +24,14 @@ How a screen is read (`OcrEngine.read`, mode ``fast``):
    at its own width, two at a time on two cores (`Recogniser`), reusing the text of any crop
    whose pixels were already seen (`TileCache`, keyed by a hash of the crop); the model reads
    in rounds, and between rounds the digits it has read in this image read the crops left
-   (`GlyphTemplates`: a screen draws each digit with the same pixels, so a crop whose every glyph
-   is a bitmap the model read as one digit is read from them; about half the crops of a 1080p
-   teller screen); a line wider than `MAX_CROP_ASPECT` times its height is read in pieces cut at
-   its gaps (`_pieces`); then, in a second round, the label box just left of a value on the same screen line (its context words), only
-   for a value whose text holds a number only a label can say the type of (`needs_context`:
-   accounts, passports, legacy IDs, unlabelled runs; not an ID with its check character, a
-   mobile, a card on a known issuer range with its Luhn digit);
+   (`GlyphTemplates`: a screen draws each digit with the same pixels, so a crop whose every
+   glyph is a bitmap the model read as a digit, or as digits that touch, is read from them:
+   over half the crops of a 1080p teller screen); a line wider than `MAX_CROP_ASPECT` times
+   its height is read in pieces cut at its gaps (`_pieces`); then, in a second round, the label
+   box just left of a value on the same screen line (its context words), only for a value whose
+   text holds a number only a label can say the type of (`needs_context`: accounts, passports,
+   legacy IDs, unlabelled runs; not an ID with its check character, a mobile, a card on a known
+   issuer range with its Luhn digit);
 4. return `TextLine`s: text, box in image pixels, recognition score.
 
 Mode ``full`` is the engine's own pipeline over the whole image (detection model, orientation
@@ -43,7 +44,6 @@ unevenly lit lines of a card photographed on a desk that the model-free line fin
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import re
 from collections import OrderedDict
@@ -181,14 +181,18 @@ TEMPLATE_CHARS: Final = frozenset("0123456789X-")
 are written in, each one connected glyph."""
 TEMPLATE_MIN_SCORE: Final = 0.9
 """A crop teaches its glyphs only when the model read it at least this sure."""
-FIRST_MODEL_ROUND: Final = 8
-"""How many crops the model reads before the glyphs it read are tried on the rest."""
+MODEL_ROUND: Final = 8
+"""How many crops the model reads in a round, after which the glyphs it has read are tried on the
+rest: small rounds teach sooner (1366x768 teller screens, where small digits touch in many
+pairs: 47-53 crops left to the model in rounds of 8, 55-63 in rounds growing 8, 16, 32)."""
 
-UNSPACED_PITCH: Final = 1.2
-SPACED_PITCH: Final = 1.3
-"""Two glyphs of a crop at most `UNSPACED_PITCH` times its median distance between glyph centres
-apart have no space between them, at least `SPACED_PITCH` times one; between, the model reads it.
-Measured on rendered screens: digits stand within 12 % of their pitch, a space adds 40-60 %."""
+UNSPACED_SLACK: Final = (3, 0.15)
+SPACED_EXTRA: Final = (5, 0.3)
+"""Two glyphs of a crop whose centres stand at most the crop's median distance plus the larger
+of `UNSPACED_SLACK` (half-pixels, or a share of that median) apart have no space between them;
+at least the median plus the larger of `SPACED_EXTRA`, a space; between, the model reads it.
+Measured on rendered screens: glyph positions rounded to whole pixels move digits a pixel and a
+half either way at 11 px, 12 % of their pitch at 16 px; a space adds 40-60 % of it."""
 
 GlyphKey = tuple[int, int, int, bytes]  # width, height, top below the crop's ink top, bitmap
 
@@ -232,9 +236,10 @@ class GlyphTemplates:
 
     A screen draws every digit of one font and size with the same pixels (or with a few variants,
     one per sub-pixel position): once the model has read a crop of digits whose glyphs are one
-    component each, each component's exact bitmap is that digit. A crop whose every glyph is
+    component each, each component's exact bitmap is that digit (a component of digits that
+    touch, as wide as k digits, is those k: `_spans`). A crop whose every glyph is
     such a bitmap, and whose glyphs stand clearly a space apart or clearly not
-    (`SPACED_PITCH`), is read from them;
+    (`SPACED_EXTRA`), is read from them;
     any other crop (an unknown glyph, one of parts, a gap that could be either, noise) goes to
     the model, whose reading teaches more glyphs. A bitmap read as two characters is never used.
     """
@@ -253,9 +258,10 @@ class GlyphTemplates:
         if score < TEMPLATE_MIN_SCORE or not chars or not set(chars) <= TEMPLATE_CHARS:
             return
         glyphs = _glyphs(crop)
-        if glyphs is None or len(glyphs) != len(chars):
+        spans = None if glyphs is None else _spans(glyphs, chars, spaced=" " in text.strip())
+        if glyphs is None or spans is None:
             return
-        for glyph, ch in zip(glyphs, chars, strict=True):
+        for glyph, ch in zip(glyphs, spans, strict=True):
             known = self._chars.get(glyph.key)
             if known is not None and known[0] != ch:
                 self._conflicts.add(glyph.key)
@@ -270,23 +276,56 @@ class GlyphTemplates:
         glyphs = _glyphs(crop)
         if glyphs is None:
             return None
-        pitches = [_pitch(a, b) for a, b in itertools.pairwise(glyphs)]
+        known = [self._chars.get(glyph.key) for glyph in glyphs]
+        if any(k is None for k in known) or any(g.key in self._conflicts for g in glyphs):
+            return None
+        shown = [k[0] for k in known if k is not None]
+        # the distance between two glyphs' centres, per character (touching digits are one)
+        pitches = [_pitch(a, b) / ((len(sa) + len(sb)) / 2) for a, b, sa, sb
+                   in zip(glyphs, glyphs[1:], shown, shown[1:], strict=False)]
         pitch = sorted(pitches)[len(pitches) // 2] if pitches else 0
         out: list[str] = []
-        score = 1.0
-        for k, glyph in enumerate(glyphs):
-            known = self._chars.get(glyph.key)
-            if known is None or glyph.key in self._conflicts:
-                return None
-            out.append(known[0])
-            score = min(score, known[1])
+        score = min(k[1] for k in known if k is not None)
+        for k, chars in enumerate(shown):
+            out.append(chars)
             if k + 1 == len(glyphs):
                 break
-            if pitches[k] >= SPACED_PITCH * pitch:
+            if pitches[k] >= pitch + max(SPACED_EXTRA[0], SPACED_EXTRA[1] * pitch):
                 out.append(" ")
-            elif pitches[k] > UNSPACED_PITCH * pitch:
+            elif pitches[k] > pitch + max(UNSPACED_SLACK[0], UNSPACED_SLACK[1] * pitch):
                 return None  # neither clearly a space nor clearly none
         return "".join(out), score
+
+
+def _spans(glyphs: list[_Glyph], chars: str, *, spaced: bool) -> list[str] | None:
+    """The characters of `chars` each glyph shows: one each when they are as many; else, for a
+    run of digits without spaces (tabular digits, one advance each), as many as its width holds
+    (digits that touch are one glyph), None where a width is not clearly a whole number of
+    digits or the counts do not add up."""
+    if len(glyphs) == len(chars):
+        return list(chars)
+    if spaced or len(glyphs) > len(chars) or not chars.isdigit():
+        return None
+    extent = glyphs[-1].x + glyphs[-1].w - glyphs[0].x
+    advance = extent / (len(chars) - TOUCHING_LAST_INK)
+    out: list[str] = []
+    at = 0
+    for glyph in glyphs:
+        digits = glyph.w / advance + TOUCHING_LAST_INK
+        k = max(1, round(digits))
+        if k > 1 and abs(digits - k) > TOUCHING_SLACK:
+            return None
+        out.append(chars[at:at + k])
+        at += k
+    return out if at == len(chars) else None
+
+
+TOUCHING_LAST_INK: Final = 0.3
+"""How much of its advance the right side bearing of a digit, and the gap to the next, take:
+digits that touch, k of them, are about k - 0.3 advances wide."""
+TOUCHING_SLACK: Final = 0.3
+"""A glyph of touching digits is taken for k digits only when its width is within this many
+advances of k's."""
 
 
 def _pitch(left: _Glyph, right: _Glyph) -> int:
@@ -1088,8 +1127,8 @@ class OcrEngine:
         has read in this image (`glyphs`) or the model.
 
         `source`: the image `bgr` was enlarged from by `factor`; the crops are cut from it.
-        The model reads in rounds (`FIRST_MODEL_ROUND` crops, then twice as many each round),
-        and between rounds every crop left is tried on the glyphs read so far. Returns how many
+        The model reads in rounds of `MODEL_ROUND` crops, and between rounds every crop left
+        is tried on the glyphs read so far. Returns how many
         boxes the model read (a wide one in several pieces) and how many the glyphs did.
         """
         import math
@@ -1118,7 +1157,7 @@ class OcrEngine:
             else:
                 pending.append((i, key, crop))
         modelled = templated = 0
-        batch = FIRST_MODEL_ROUND if glyphs is not None else len(pending)
+        batch = MODEL_ROUND if glyphs is not None else len(pending)
         while pending:
             if glyphs is not None and len(glyphs):
                 left = []
@@ -1132,7 +1171,6 @@ class OcrEngine:
                     templated += 1
                 pending = left
             now, pending = pending[:batch], pending[batch:]
-            batch *= 2
             modelled += len(now)
             for (i, key, crop), value in zip(now, self._model([c for _i, _k, c in now]),
                                              strict=True):

@@ -17,10 +17,11 @@
    machine), the model-free line finder's share of that CPU, the cost of an unchanged screen and
    of the same screen with one value edited (the tile cache), the worker's RSS, the parent's RSS
    before OCR existed and with the worker stopped, and the load average before and after;
-4. with `--ab`, reads the same screens in this process three more ways, interleaved: every
+4. with `--ab`, reads the same screens in this process four more ways, interleaved: every
    candidate value and every label beside one (the reading before labels were read on demand),
-   labels only for values that need them, and that with plain serial-number runs left out (the
-   default), printing CPU, crops and whether the findings are the same;
+   labels only for values that need them, that with plain serial-number runs left out, and that
+   with digits read from the glyphs the model has read in the screen (the default), printing
+   CPU, the model's crops, the crops read from glyphs and whether the findings are the same;
 5. with `--scales`, scores the same screens again downscaled by each factor (INTER_AREA: 0.5
    turns 1080p into 960x540, 1366x768 into 683x384), and 1366x768 screens rendered at 125 % DPI:
    recall per type, precision, median seconds and worker CPU per screen, per scale.
@@ -461,9 +462,10 @@ def main() -> None:
 
 
 def compare_readings(rendered: list[Screen], scanner: object) -> None:
-    """The reading before this round (every candidate value and every label beside one), labels
-    read only where needed, and that plus serial numbers left out (the default), on the same
-    screens in this process, interleaved screen by screen so all see the same load."""
+    """Every candidate value and every label beside one, labels read only where needed, that
+    plus serial numbers left out, and that plus digits read from the glyphs the model has read
+    (`ocr.GlyphTemplates`; the default), on the same screens in this process, interleaved screen
+    by screen so all see the same load. Crops counts the model's."""
     from guard.scan import images, ocr
 
     class InProcess:
@@ -475,14 +477,17 @@ def compare_readings(rendered: list[Screen], scanner: object) -> None:
 
     engines = {
         "every value+label": ocr.OcrEngine(threads=2, cache_entries=0, all_labels=True,
-                                           skip_runs=False),
-        "labels when needed": ocr.OcrEngine(threads=2, cache_entries=0, skip_runs=False),
-        "+ serials left out": ocr.OcrEngine(threads=2, cache_entries=0),
+                                           skip_runs=False, templates=False),
+        "labels when needed": ocr.OcrEngine(threads=2, cache_entries=0, skip_runs=False,
+                                            templates=False),
+        "+ serials left out": ocr.OcrEngine(threads=2, cache_entries=0, templates=False),
+        "+ digits read from their glyphs": ocr.OcrEngine(threads=2, cache_entries=0),
     }
     for engine in engines.values():
         engine.read(rendered[0].image)  # type: ignore[arg-type]  # models loaded off the clock
     cpu: dict[str, dict[tuple[int, int], list[float]]] = {name: {} for name in engines}
     crops: dict[str, dict[tuple[int, int], list[int]]] = {name: {} for name in engines}
+    templated: dict[str, dict[tuple[int, int], list[int]]] = {name: {} for name in engines}
     found: dict[str, list[set[tuple[str, str, float]]]] = {name: [] for name in engines}
     for screen in rendered:
         for name, engine in engines.items():
@@ -491,13 +496,16 @@ def compare_readings(rendered: list[Screen], scanner: object) -> None:
                                        ocr=InProcess(engine))  # type: ignore[arg-type]
             cpu[name].setdefault(screen.size, []).append(time.process_time() - c0)
             crops[name].setdefault(screen.size, []).append(int(result.stats["recognised"]))
+            templated[name].setdefault(screen.size, []).append(
+                int(result.stats.get("templated", 0)))
             found[name].append({(f.type, f.hash, f.score) for f in result.findings})
-    print("in-process, the same screens read three ways (the last is the default):")
+    print(f"in-process, the same screens read {len(engines)} ways (the last is the default):")
     for name in engines:
         for size in sorted(cpu[name], reverse=True):
             print(f"  {name:18s} {size[0]}x{size[1]}: CPU median "
                   f"{statistics.median(cpu[name][size]):.2f} s/screen, crops median "
-                  f"{statistics.median(crops[name][size]):.0f}")
+                  f"{statistics.median(crops[name][size]):.0f}, read from glyphs "
+                  f"{statistics.median(templated[name][size]):.0f}")
     base, *others = engines
     for name in others:
         a, b = found[base], found[name]

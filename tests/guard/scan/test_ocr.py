@@ -674,3 +674,30 @@ def test_a_teller_screen_is_read_mostly_from_its_own_glyphs_with_the_same_text()
     assert compact == {(ln.text.replace(" ", ""), ln.box) for ln in model.lines}
     read = " ".join(ln.text for ln in fast.lines)
     assert [v for _label, v in values if v not in read] == []
+
+
+def test_digits_that_touch_are_taught_as_one_glyph_of_as_many_digits_as_its_width_holds() -> None:
+    def glyph(x: int, w: int) -> ocr._Glyph:
+        return ocr._Glyph((w, 12, 0, bytes([x])), x, w)
+
+    singles = [glyph(9 * k, 7) for k in range(11)]
+    assert ocr._spans(singles, "13812345678", spaced=False) == list("13812345678")
+    touching = [*singles[:2], glyph(18, 16), *singles[4:]]  # "8" and "1" as one component
+    assert ocr._spans(touching, "13812345678", spaced=False) == [
+        "1", "3", "81", "2", "3", "4", "5", "6", "7", "8"]
+    unclear = [*singles[:2], glyph(18, 12), *singles[4:]]  # 1.6 digits wide: 1 or 2?
+    assert ocr._spans(unclear, "13812345678", spaced=False) is None
+    assert ocr._spans(touching, "1381 2345678", spaced=True) is None
+    assert ocr._spans(touching, "138-2345678", spaced=False) is None
+    assert ocr._spans(touching, "138123456789", spaced=False) is None  # the widths hold 11
+
+
+def test_small_digits_that_touch_are_read_from_the_glyphs_the_model_read() -> None:
+    values = ["110101199003071234", "110105194912310021", "13811223344", "6222021234567890128"]
+    crops = {v: _line_crop(v, fs=11) for v in values}
+    glyphs = ocr.GlyphTemplates()
+    for v in values:
+        glyphs.learn(crops[v], v, 0.99)
+    touching = [v for v in values if len(ocr._glyphs(crops[v]) or ()) < len(v)]
+    assert touching  # at 11 px some digits of these touch
+    assert [glyphs.read(crops[v]) for v in touching] == [(v, 0.99) for v in touching]
