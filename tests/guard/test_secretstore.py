@@ -329,3 +329,20 @@ def test_a_real_secret_service_keeps_the_pin(tmp_path: Path) -> None:
     assert not (data / "pin-teller1.hash").exists()
     assert "keyring.backends.SecretService" in seen["loaded"]
     assert "keyring.backends.kwallet" not in seen["loaded"]  # no discovery of every backend
+
+
+def test_a_key_from_the_embedded_collector_stays_in_its_file(
+        tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
+    from guard.delivery.enrolment import BY_EMBEDDED, STORE_KEYRING
+
+    token = DeviceKeyStore(tmp_path / "token")
+    assert token.save(DeviceCredentials("https://hq.example", "dev-t", os.urandom(32))) == (
+        STORE_KEYRING)
+    embedded = DeviceKeyStore(tmp_path / "embedded")
+    key = os.urandom(32)
+    assert embedded.save(DeviceCredentials("http://127.0.0.1:4711", "dev-e", key),
+                         enrolled_by=BY_EMBEDDED) == STORE_FILE
+    assert [user for _, user in memory_keyring.secrets] == ["device-key:dev-t"]
+    assert stat.S_IMODE(embedded.key_path.stat().st_mode) == 0o600
+    creds = embedded.load()
+    assert creds is not None and creds.key == key
