@@ -6,11 +6,21 @@ would not keep a secret safely is refused with the reason (`NoUsableKeyring`): k
 backend (a headless machine), an empty chain, and the plaintext ``keyrings.alt`` backends, even if
 installed and active. Then, and whenever the keyring refuses or loses a secret, the secret goes to
 a file readable only by its owner (mode 0600) next to the guard's data.
+
+The backend is the platform's own (WinVaultKeyring on Windows, Secret Service on Linux, only when a
+D-Bus session bus exists), imported alone: keyring's discovery imports every installed backend
+through entry points (Secret Service's D-Bus and crypto stack even where no bus exists, ~10 MB of
+the agent's idle memory; and entry points break in PyInstaller builds). Where keyring is told
+which backend to use (``PYTHON_KEYRING_BACKEND``, its ``keyringrc.cfg``, or `keyring.set_keyring`
+in this process) its own choice is taken, and checked as above.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,8 +61,68 @@ class Found:
         return f"Found(place={self.place!r})"
 
 
+KEYRING_ENV = "PYTHON_KEYRING_BACKEND"
+SESSION_BUS_ENV = "DBUS_SESSION_BUS_ADDRESS"
+
+# The platform's own backend per `sys.platform` prefix: (module, class) in the keyring package.
+OS_BACKENDS = {
+    "win32": ("keyring.backends.Windows", "WinVaultKeyring"),
+    "linux": ("keyring.backends.SecretService", "Keyring"),
+    "darwin": ("keyring.backends.macOS", "Keyring"),
+}
+
+
+def keyring_config_file() -> Path | None:
+    """keyring's own configuration file (``keyring.util.platform_.config_root()``), found without
+    importing keyring; None when the home directory is unknown."""
+    try:
+        if sys.platform == "win32":
+            base = Path(os.environ.get("LOCALAPPDATA", os.environ.get("ProgramData", ".")))
+            return base / "Python Keyring" / "keyringrc.cfg"
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    except RuntimeError:  # Path.home() without HOME or a passwd entry
+        return None
+    return base / "python_keyring" / "keyringrc.cfg"
+
+
+def keyring_is_told() -> bool:
+    """Whether keyring has been told which backend to use: one set in this process
+    (`keyring.set_keyring`), ``PYTHON_KEYRING_BACKEND``, or its ``keyringrc.cfg``."""
+    core = sys.modules.get("keyring.core")
+    if core is not None and getattr(core, "_keyring_backend", None) is not None:
+        return True
+    if os.environ.get(KEYRING_ENV, "").strip():
+        return True
+    config = keyring_config_file()
+    return config is not None and config.is_file()
+
+
+def os_keyring() -> Any:
+    """The platform's own keyring backend, imported alone (no discovery); raises
+    `NoUsableKeyring` with the reason when it cannot keep secrets here."""
+    key = next((k for k in OS_BACKENDS if sys.platform.startswith(k)), None)
+    if key is None:
+        raise NoUsableKeyring(f"no OS keyring backend for {sys.platform}")
+    if key == "linux" and not os.environ.get(SESSION_BUS_ENV, "").strip():
+        # Secret Service is reached over the session bus only (jeepney reads just this variable)
+        raise NoUsableKeyring(f"no OS keyring on this machine: no D-Bus session bus "
+                              f"({SESSION_BUS_ENV} is unset), so no Secret Service (headless?)")
+    module, name = OS_BACKENDS[key]
+    try:
+        backend_class = getattr(importlib.import_module(module), name)
+    except ImportError:
+        raise NoUsableKeyring("the keyring package is not installed") from None
+    try:
+        backend_class.priority  # noqa: B018  # keyring's viability check: raises with its reason
+    except Exception as exc:  # RuntimeError by contract; D-Bus and Win32 errors as they come
+        raise NoUsableKeyring(f"the OS keyring ({module}.{name}) cannot run here: {exc}") from exc
+    return backend_class()
+
+
 def usable_keyring() -> Any:
-    """The active keyring backend when it really keeps secrets; else raises `NoUsableKeyring`."""
+    """The keyring backend when it really keeps secrets; else raises `NoUsableKeyring`."""
+    if not keyring_is_told():
+        return os_keyring()
     try:
         import keyring
         from keyring.backends import fail
@@ -179,8 +249,17 @@ class SecretStore:
         return FILE
 
     def get(self, slot: Slot, *, keyring_first: bool = True, what: str = "secret") -> Found | None:
-        """The secret from the keyring (unless `keyring_first` is False) or else its file; None
-        when it is in neither. Raises `SecretStoreError` when the file exists but is unreadable."""
+        """The secret from its file when there is one, else from the keyring (unless
+        `keyring_first` is False); None when it is in neither. Raises `SecretStoreError` when
+        the file exists but is unreadable.
+
+        A file copy is always the newest: `put` removes it whenever the keyring takes the
+        secret, so a file means the keyring refused or lost the last one (the keyring's copy, if
+        any, is older). Reading it first also keeps the keyring's libraries out of a process
+        whose secrets are in files (~10 MB of the agent's memory with Secret Service)."""
+        value = self.files.get(slot)
+        if value is not None:
+            return Found(value, FILE)
         store = self.keyring() if keyring_first else None
         if store is not None:
             try:
@@ -190,5 +269,4 @@ class SecretStore:
             except Exception as exc:  # see put()
                 log.warning("secret store: cannot read the %s from the OS keyring (%s: %s)",
                             what, type(exc).__name__, exc)
-        value = self.files.get(slot)
-        return None if value is None else Found(value, FILE)
+        return None

@@ -3,7 +3,9 @@
 The key signs every event batch (docs/PROTOCOL.md). It is kept by `guard.secretstore` in the OS
 keyring (service ``TellerGuard``, user ``device-key:<device_id>``). Where no usable keyring exists
 (a headless machine; the plaintext ``keyrings.alt`` backends are refused) the key goes to a file
-readable only by its owner (mode 0600) in the data directory, and a log line says so.
+readable only by its owner (mode 0600) in the data directory, and a log line says so. A key from
+the guard's own embedded collector always goes to that file: the collector keeps it too, under a
+key file in the same data directory, so the keyring would add no protection.
 `enroll()` asks a collector for the key with an enrolment token (docs/PROTOCOL.md).
 """
 
@@ -86,12 +88,16 @@ class DeviceKeyStore:
         guard itself, at its embedded local collector).
         """
         encoded = base64.b64encode(creds.key).decode("ascii")
+        # The embedded collector keeps this key too, wrapped with a key file in the same data
+        # directory: the OS keyring would protect nothing more, and asking it loads its
+        # libraries into the agent (~10 MB with Secret Service).
+        secrets = self._secrets if enrolled_by != BY_EMBEDDED else SecretStore(use_keyring=False)
         try:
-            where = self._secrets.put(self._slot(creds.device_id), encoded, what="device key")
+            where = secrets.put(self._slot(creds.device_id), encoded, what="device key")
         except SecretStoreError as exc:
             raise DeviceKeyError(f"the device key cannot be stored ({exc}); check that the data "
                                  "directory is writable") from exc
-        if where == STORE_FILE:
+        if where == STORE_FILE and enrolled_by != BY_EMBEDDED:
             log.warning("devicekey: no usable OS keyring on this machine (headless?); the device "
                         "key is stored in %s, readable only by its owner (mode 0600)",
                         self.key_path)

@@ -229,6 +229,30 @@ class ProcessTable(Protocol):
         table (milliseconds)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Program:
+    """One running process as the remote-control watch sees it."""
+
+    pid: int
+    started: float  # the process's creation time: a reused pid is a new process
+    names: tuple[str, ...]  # its name, executable, first argument (those it has)
+
+
+@runtime_checkable
+class ProgramList(Protocol):
+    """The processes of this machine for the remote-control watch (its poll thread calls all
+    three; a listing takes milliseconds, `end` up to a few seconds)."""
+
+    def unavailable(self) -> str | None:
+        """Why the list cannot be read here (a library missing), or None."""
+
+    def programs(self) -> list[Program]:
+        """Every process this account can see."""
+
+    def end(self, pid: int) -> bool:
+        """Terminate `pid` (killed if it does not end in 3 s); True when it has ended."""
+
+
 @runtime_checkable
 class HeldLock(Protocol):
     path: Path

@@ -1,9 +1,10 @@
 """Remote-control and screen-recording programs: noticed when they start, handed over once each.
 
-The process table is polled (psutil) every `[remote_control] poll_s`; a process whose name,
-executable or first argument is on the policy's `processes` list (ToDesk, 向日葵/Sunlogin,
-TeamViewer, AnyDesk, OBS, QQ remote assistance …; case-insensitive, without ".exe") becomes one
-`screen/remote_control` observation, named by the program. Programs already running when the
+The process table is polled every `[remote_control] poll_s` (`guard.platforms.program_list`:
+/proc on Linux, psutil on Windows); a process whose name, executable or first argument is on the
+policy's `processes` list (ToDesk, 向日葵/Sunlogin, TeamViewer, AnyDesk, OBS, QQ remote assistance
+…; case-insensitive, without ".exe") becomes one `screen/remote_control` observation, named by
+the program. Programs already running when the
 agent starts count too: they may have been started before the teller logged in. The decision
 (notify, justify, audit = report) is the policy's; `block`, or a `justify` the teller cancels,
 ends the program when this account may.
@@ -15,24 +16,16 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+from guard import platforms
 from guard.events import ScreenKind
 from guard.model import Channel, Observation
 from guard.pipeline.pipeline import Enforcement, Pipeline
+from guard.platforms.base import Program
 from guard.watchers.base import PollingWatcher
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Program:
-    """One running process as the watcher sees it."""
-
-    pid: int
-    started: float  # the process's creation time: a reused pid is a new process
-    names: tuple[str, ...]  # its name, executable base name, first argument base name
 
 
 def _normal(name: str) -> str:
@@ -41,40 +34,13 @@ def _normal(name: str) -> str:
 
 
 def running_programs() -> list[Program]:
-    """Every process this account can see (psutil); `ImportError` without psutil."""
-    import psutil
-
-    out = []
-    for proc in psutil.process_iter(["pid", "name", "exe", "cmdline", "create_time"]):
-        info: dict[str, Any] = proc.info
-        names = [info.get("name") or ""]
-        if info.get("exe"):
-            names.append(info["exe"])
-        cmdline = info.get("cmdline") or []
-        if cmdline:
-            names.append(cmdline[0])
-        out.append(Program(int(info["pid"]), float(info.get("create_time") or 0.0),
-                           tuple(n for n in names if n)))
-    return out
+    """Every process this account can see (this system's `ProgramList`)."""
+    return platforms.program_list().programs()
 
 
 def end_program(pid: int) -> bool:
     """Terminate `pid`; True when it has ended."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        proc.terminate()
-        proc.wait(3)
-        return True
-    except psutil.TimeoutExpired:
-        try:
-            proc.kill()
-            return True
-        except psutil.Error:
-            return False
-    except psutil.Error:  # gone already counts as ended; access denied does not
-        return not psutil.pid_exists(pid)
+    return platforms.program_list().end(pid)
 
 
 class RemoteControlWatcher(PollingWatcher):
@@ -83,11 +49,14 @@ class RemoteControlWatcher(PollingWatcher):
     name = "remote_control"
 
     def __init__(self, pipeline: Pipeline, *,
-                 programs: Callable[[], Iterable[Program]] = running_programs,
-                 end: Callable[[int], bool] = end_program) -> None:
+                 programs: Callable[[], Iterable[Program]] | None = None,
+                 end: Callable[[int], bool] | None = None) -> None:
         self._pipeline = pipeline
-        self._programs = programs
-        self._end = end
+        system = platforms.program_list()
+        # this system's list unless a test hands in its own (then none is checked at start)
+        self._list = system if programs is None else None
+        self._programs = programs if programs is not None else system.programs
+        self._end = end if end is not None else system.end
         self._seen: set[tuple[int, float]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -100,10 +69,9 @@ class RemoteControlWatcher(PollingWatcher):
         if not self._pipeline.policy().remote_control.enabled:
             self._unavailable = "turned off by policy"
             return
-        try:
-            import psutil  # noqa: F401
-        except ImportError as exc:
-            self._unavailable = f"psutil is not installed ({exc})"
+        reason = self._list.unavailable() if self._list is not None else None
+        if reason is not None:
+            self._unavailable = reason
             return
         self._start_thread("remote-control")
 

@@ -3,8 +3,12 @@ chooses between them, and the refusal of plaintext keyrings by both users (devic
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,9 +29,13 @@ from guard.secretstore import (
     SecretStore,
     SecretStoreError,
     Slot,
+    keyring_config_file,
+    keyring_is_told,
     usable_keyring,
 )
 from tests.support.keyrings import MemoryKeyring, PlaintextKeyring, active_keyring
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -175,3 +183,166 @@ def test_a_plaintext_keyring_is_refused_by_the_device_key_and_the_pin(
     creds = keys.load()
     assert creds is not None and creds.device_id == "dev-x"
     assert verify_secret("135790", pins.get() or "")
+
+
+def test_a_file_copy_is_newer_than_the_keyrings(tmp_path: Path,
+                                                 memory_keyring: MemoryKeyring) -> None:
+    store = SecretStore()
+    assert store.put(slot(tmp_path), "old") == KEYRING
+    # the keyring refused the next secret: it went to the file, the keyring kept the old one
+    FileSecrets().set(slot(tmp_path), "new")
+    found = store.get(slot(tmp_path))
+    assert found is not None and (found.value, found.place) == ("new", FILE)
+    assert memory_keyring.secrets == {("TellerGuard", "test-a"): "old"}
+
+
+# ----------------------------------------------------------------------------- which backend
+
+
+@pytest.fixture
+def untold_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """keyring told nothing: no backend set in this process, no environment variable, no
+    keyringrc.cfg (the config root is `tmp_path`, returned); no session bus."""
+    import keyring.core
+
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Secret Service's session bus")
+def test_without_a_session_bus_there_is_no_keyring_and_no_discovery(
+        untold_keyring: Path) -> None:
+    with pytest.raises(NoUsableKeyring, match="no D-Bus session bus"):
+        usable_keyring()
+    import keyring.core
+
+    assert keyring.core._keyring_backend is None  # keyring's own discovery never ran
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Secret Service's session bus")
+def test_with_a_session_bus_secret_service_is_asked_and_its_reason_kept(
+        untold_keyring: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("secretstorage")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={untold_keyring / 'no-bus'}")
+    with pytest.raises(NoUsableKeyring, match=r"SecretService\.Keyring\) cannot run here: .+"):
+        usable_keyring()
+    assert SecretStore().put(slot(untold_keyring), "v") == FILE
+
+
+def test_a_backend_named_in_keyrings_config_file_is_taken_and_still_checked(
+        untold_keyring: Path) -> None:
+    config = keyring_config_file()
+    assert config is not None and config.parent.parent == untold_keyring
+    config.parent.mkdir(parents=True)
+    config.write_text("[backend]\ndefault-keyring=tests.support.keyrings.PlaintextKeyring\n")
+    assert keyring_is_told()
+    with pytest.raises(NoUsableKeyring, match=r"plaintext.*PlaintextKeyring"):
+        usable_keyring()
+
+
+def test_a_backend_named_in_the_environment_is_taken(untold_keyring: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not keyring_is_told()
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.support.keyrings.MemoryKeyring")
+    assert keyring_is_told()
+    assert isinstance(usable_keyring(), MemoryKeyring)
+
+
+def run_agent_like(code: str, env: dict[str, str], *args: str) -> dict[str, object]:
+    """`code` in a fresh interpreter that has loaded the agent (`ui.app`); its last line as JSON."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+AGENT_PIN = """\
+import json, sys
+from pathlib import Path
+from ui.app import main  # noqa: F401  (the agent's own imports)
+from guard.credentials import PinStore, hash_secret, verify_secret
+
+pins = PinStore("teller1", Path(sys.argv[1]))
+if sys.argv[2] == "set":
+    pins.set(hash_secret("135790"))
+ok = verify_secret("135790", pins.get() or "")
+print(json.dumps({"ok": ok, "where": pins.backend,
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] in
+                                   ("keyring", "secretstorage", "jeepney", "cryptography"))}))
+"""
+
+
+def agent_env(tmp_path: Path, bus: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS")}
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path[1:]]),
+               QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    if bus is not None:
+        env["DBUS_SESSION_BUS_ADDRESS"] = bus
+    return env
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Secret Service's session bus")
+def test_the_agent_reads_a_pin_in_its_file_without_loading_keyring(tmp_path: Path) -> None:
+    pytest.importorskip("PySide6")
+    pytest.importorskip("secretstorage")
+    data = tmp_path / "data"
+    data.mkdir()
+    headless = run_agent_like(AGENT_PIN, agent_env(tmp_path, None), str(data), "set")
+    assert headless == {"ok": True, "where": FILE, "loaded": []}
+    # a session bus without a usable Secret Service (this machine's desktops): the PIN is in
+    # its file, so reading it at the agent's start asks no keyring
+    bus = f"unix:path={tmp_path / 'no-bus'}"
+    assert run_agent_like(AGENT_PIN, agent_env(tmp_path, bus), str(data), "get") == headless
+    # storing asks the keyring, alone: Secret Service's libraries, never the other backends
+    stored = run_agent_like(AGENT_PIN, agent_env(tmp_path, bus), str(data), "set")
+    loaded = stored["loaded"]
+    assert stored["where"] == FILE and isinstance(loaded, list)
+    assert "keyring.backends.SecretService" in loaded and "secretstorage" in loaded
+    assert not [m for m in loaded if m.startswith(("keyring.backends.kwallet",
+                                                   "keyring.backends.Windows"))]
+
+
+@pytest.mark.skipif(shutil.which("dbus-run-session") is None
+                    or shutil.which("gnome-keyring-daemon") is None,
+                    reason="needs dbus-run-session and gnome-keyring-daemon")
+def test_a_real_secret_service_keeps_the_pin(tmp_path: Path) -> None:
+    pytest.importorskip("PySide6")
+    pytest.importorskip("secretstorage")
+    data = tmp_path / "data"
+    data.mkdir()
+    env = agent_env(tmp_path, None)
+    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "share"))
+    script = tmp_path / "run.sh"
+    script.write_text("printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n"
+                      f'exec "{sys.executable}" -c "$1" "$2" set\n')
+    proc = subprocess.run(["dbus-run-session", "--", "sh", str(script), AGENT_PIN, str(data)],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["ok"] is True and seen["where"] == KEYRING
+    assert not (data / "pin-teller1.hash").exists()
+    assert "keyring.backends.SecretService" in seen["loaded"]
+    assert "keyring.backends.kwallet" not in seen["loaded"]  # no discovery of every backend
+
+
+def test_a_key_from_the_embedded_collector_stays_in_its_file(
+        tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
+    from guard.delivery.enrolment import BY_EMBEDDED, STORE_KEYRING
+
+    token = DeviceKeyStore(tmp_path / "token")
+    assert token.save(DeviceCredentials("https://hq.example", "dev-t", os.urandom(32))) == (
+        STORE_KEYRING)
+    embedded = DeviceKeyStore(tmp_path / "embedded")
+    key = os.urandom(32)
+    assert embedded.save(DeviceCredentials("http://127.0.0.1:4711", "dev-e", key),
+                         enrolled_by=BY_EMBEDDED) == STORE_FILE
+    assert [user for _, user in memory_keyring.secrets] == ["device-key:dev-t"]
+    assert stat.S_IMODE(embedded.key_path.stat().st_mode) == 0o600
+    creds = embedded.load()
+    assert creds is not None and creds.key == key
