@@ -294,7 +294,24 @@ class GlyphTemplates:
                 out.append(" ")
             elif pitches[k] > pitch + max(UNSPACED_SLACK[0], UNSPACED_SLACK[1] * pitch):
                 return None  # neither clearly a space nor clearly none
-        return "".join(out), score
+        text = "".join(out)
+        return (text, score) if _check_digits_hold(text) else None
+
+
+def _check_digits_hold(text: str) -> bool:
+    """Whether a number read from glyphs has the check digit its length calls for: 18 characters
+    a resident ID's (GB 11643) or a card's (Luhn), 15-19 digits a card's. A glyph taught wrong
+    would break it, and the model reads the crop again; numbers of other lengths (mobiles) carry
+    no check digit."""
+    from guard.scan.detectors.bank_card import luhn_valid
+    from guard.scan.detectors.resident_id import check_character
+
+    compact = text.replace(" ", "").replace("-", "")
+    if len(compact) == 18 and compact[:17].isdigit():
+        return check_character(compact[:17]) == compact[17] or luhn_valid(compact)
+    if 15 <= len(compact) <= 19 and compact.isdigit():
+        return luhn_valid(compact)
+    return True
 
 
 def _spans(glyphs: list[_Glyph], chars: str, *, spaced: bool) -> list[str] | None:
