@@ -22,11 +22,11 @@ How a screen is read (`OcrEngine.read`, mode ``fast``):
 3. recognise only those crops with the recognition model (no detection model, no orientation
    classifier), its element-wise operators fused in memory (`guard.scan.ocr_graph`), each crop
    at its own width, two at a time on two cores (`Recogniser`), reusing the text of any crop
-   whose pixels were already seen (`TileCache`, keyed by a hash of the crop); the model reads
-   in rounds, and between rounds the digits it has read in this image read the crops left
-   (`GlyphTemplates`: a screen draws each digit with the same pixels, so a crop whose every
-   glyph is a bitmap the model read as a digit, or as digits that touch, is read from them:
-   over half the crops of a 1080p teller screen); a line wider than `MAX_CROP_ASPECT` times
+   whose pixels were already seen (`TileCache`, keyed by a hash of the crop); each crop the
+   model reads teaches its digits' bitmaps, which read the crops left (`GlyphTemplates`: a
+   screen draws each digit with the same pixels, so a crop whose every glyph is a bitmap the
+   model read as a digit, or as digits that touch, is read from them: three quarters of the
+   crops of a 1080p teller screen; `OcrEngine._stream`); a line wider than `MAX_CROP_ASPECT` times
    its height is read in pieces cut at its gaps (`_pieces`); then, in a second round, the label
    box just left of a value on the same screen line (its context words), only for a value whose
    text holds a number only a label can say the type of (`needs_context`: accounts, passports,
@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import numpy as np
 
 Box = tuple[int, int, int, int]
@@ -181,10 +183,8 @@ TEMPLATE_CHARS: Final = frozenset("0123456789X-")
 are written in, each one connected glyph."""
 TEMPLATE_MIN_SCORE: Final = 0.9
 """A crop teaches its glyphs only when the model read it at least this sure."""
-MODEL_ROUND: Final = 8
-"""How many crops the model reads in a round, after which the glyphs it has read are tried on the
-rest: small rounds teach sooner (1366x768 teller screens, where small digits touch in many
-pairs: 47-53 crops left to the model in rounds of 8, 55-63 in rounds growing 8, 16, 32)."""
+STREAM_WINDOW: Final = 32
+"""How many of the crops waiting (in reading order) are weighed for the model's next one."""
 
 UNSPACED_SLACK: Final = (3, 0.15)
 SPACED_EXTRA: Final = (5, 0.3)
@@ -254,31 +254,44 @@ class GlyphTemplates:
     def learn(self, crop: np.ndarray, text: str, score: float) -> None:
         """Teach the glyphs of a crop the model read as `text` with `score`: only a crop of
         `TEMPLATE_CHARS` with one component per character, read at least `TEMPLATE_MIN_SCORE`."""
+        self.learn_glyphs(_glyphs(crop), text, score)
+
+    def learn_glyphs(self, glyphs: list[_Glyph] | None, text: str,
+                     score: float) -> set[GlyphKey]:
+        """`learn` from a crop's glyphs (`_glyphs`) already found; returns the bitmaps it made
+        readable."""
         chars = text.replace(" ", "")
         if score < TEMPLATE_MIN_SCORE or not chars or not set(chars) <= TEMPLATE_CHARS:
-            return
-        glyphs = _glyphs(crop)
+            return set()
         spans = None if glyphs is None else _spans(glyphs, chars, spaced=" " in text.strip())
         if glyphs is None or spans is None:
-            return
+            return set()
+        new: set[GlyphKey] = set()
         for glyph, ch in zip(glyphs, spans, strict=True):
             known = self._chars.get(glyph.key)
             if known is not None and known[0] != ch:
                 self._conflicts.add(glyph.key)
+                new.discard(glyph.key)
             elif known is None or known[1] < score:
+                if known is None and glyph.key not in self._conflicts:
+                    new.add(glyph.key)
                 self._chars[glyph.key] = (ch, score)
+        return new
 
     def read(self, crop: np.ndarray) -> tuple[str, float] | None:
         """The crop's text and the lowest score of the readings that taught its glyphs, or None
         when the model must read it."""
-        if not self._chars:
-            return None
-        glyphs = _glyphs(crop)
-        if glyphs is None:
+        return self.read_glyphs(_glyphs(crop)) if self._chars else None
+
+    def unknown(self, glyphs: list[_Glyph]) -> set[GlyphKey]:
+        """The glyphs of a crop that cannot be read from their bitmaps (yet)."""
+        return {g.key for g in glyphs if g.key not in self._chars or g.key in self._conflicts}
+
+    def read_glyphs(self, glyphs: list[_Glyph] | None) -> tuple[str, float] | None:
+        """`read` from a crop's glyphs (`_glyphs`) already found."""
+        if glyphs is None or self.unknown(glyphs):
             return None
         known = [self._chars.get(glyph.key) for glyph in glyphs]
-        if any(k is None for k in known) or any(g.key in self._conflicts for g in glyphs):
-            return None
         shown = [k[0] for k in known if k is not None]
         # the distance between two glyphs' centres, per character (touching digits are one)
         pitches = [_pitch(a, b) / ((len(sa) + len(sb)) / 2) for a, b, sa, sb
@@ -343,6 +356,14 @@ digits that touch, k of them, are about k - 0.3 advances wide."""
 TOUCHING_SLACK: Final = 0.3
 """A glyph of touching digits is taken for k digits only when its width is within this many
 advances of k's."""
+
+
+def _joined(read: list[tuple[str, float]], cuts: list[tuple[int, int, str]]) -> tuple[str, float]:
+    """The reading of a crop from the readings of its pieces (`_pieces`): each cut was a gap, a
+    space where it was one wide; the lowest score."""
+    text = "".join(str(t).strip() + join
+                   for (t, _s), (_a, _b, join) in zip(read, cuts, strict=True))
+    return text.strip(), float(min(s for _t, s in read))
 
 
 def _pitch(left: _Glyph, right: _Glyph) -> int:
@@ -1029,13 +1050,27 @@ class Recogniser:
         text, score = self._decode(preds)[0]
         return str(text), float(score)
 
-    def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
-        if self._threads == 1 or len(crops) < 2:
-            return [self._one(c) for c in crops]
+    def _executor(self) -> Any:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="ocr-rec")
+        return self._pool
+
+    def submit(self, crop: np.ndarray) -> Future[tuple[str, float]]:
+        """Read one crop on the pool (at once, on this thread, with one thread)."""
+        if self._threads == 1:
+            from concurrent.futures import Future
+
+            done: Future[tuple[str, float]] = Future()
+            done.set_result(self._one(crop))
+            return done
+        return self._executor().submit(self._one, crop)
+
+    def __call__(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        if self._threads == 1 or len(crops) < 2:
+            return [self._one(c) for c in crops]
+        self._executor()
         # widest first, so the last crops to finish are short ones and both cores end together
         order = sorted(range(len(crops)), key=lambda i: -crops[i].shape[1] / crops[i].shape[0])
         out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
@@ -1144,9 +1179,9 @@ class OcrEngine:
         has read in this image (`glyphs`) or the model.
 
         `source`: the image `bgr` was enlarged from by `factor`; the crops are cut from it.
-        The model reads in rounds of `MODEL_ROUND` crops, and between rounds every crop left
-        is tried on the glyphs read so far. Returns how many
-        boxes the model read (a wide one in several pieces) and how many the glyphs did.
+        The model's readings teach the glyphs (`GlyphTemplates`) that read the crops left
+        (`_stream`). Returns how many boxes the model read (a wide one in several pieces) and
+        how many the glyphs did.
         """
         import math
 
@@ -1173,29 +1208,104 @@ class OcrEngine:
                 texts[i] = hit
             else:
                 pending.append((i, key, crop))
-        modelled = templated = 0
-        batch = MODEL_ROUND if glyphs is not None else len(pending)
-        while pending:
-            if glyphs is not None and len(glyphs):
-                left = []
-                for i, key, crop in pending:
-                    value = glyphs.read(crop)
-                    if value is None:
-                        left.append((i, key, crop))
-                        continue
-                    self.cache.put(key, value)
-                    texts[i] = value
-                    templated += 1
-                pending = left
-            now, pending = pending[:batch], pending[batch:]
-            modelled += len(now)
-            for (i, key, crop), value in zip(now, self._model([c for _i, _k, c in now]),
+        if glyphs is None or len(pending) < 2:
+            for (i, key, crop), value in zip(pending, self._model([c for _i, _k, c in pending]),
                                              strict=True):
                 self.cache.put(key, value)
                 texts[i] = value
                 if glyphs is not None:
                     glyphs.learn(crop, *value)
+            return len(pending), 0
+        return self._stream(pending, texts, glyphs)
+
+    def _stream(self, pending: list[tuple[int, bytes, np.ndarray]],
+                texts: dict[int, tuple[str, float]],
+                glyphs: GlyphTemplates) -> tuple[int, int]:
+        """Read `pending` crops, each by the model or from the glyphs it has read so far.
+
+        The model is kept busy with one crop more than it has threads; each crop it reads
+        teaches its glyphs at once, and every crop whose glyphs are then all known is read from
+        them. The next crop for the model is the one whose unknown glyphs the most crops left are
+        waiting for. Readings are taken in the order the crops were handed to the model, so the
+        same image is read the same way whatever the threads' timing.
+        """
+        from collections import deque
+
+        rec = self._recogniser()
+        # crops handed to the model: box, cache key, pieces, a reading per piece
+        queue: deque[tuple[int, bytes, list[tuple[int, int, str]],
+                           list[Future[tuple[str, float]]]]] = deque()
+
+        def hand_over(i: int, key: bytes, crop: np.ndarray) -> None:
+            cuts = _pieces(crop)
+            queue.append((i, key, cuts, [rec.submit(crop[:, a:b]) for a, b, _join in cuts]))
+
+        waiting = {i: (key, crop) for i, key, crop in pending}  # in reading order
+        for i, key, crop in pending[:self._threads + 1]:
+            hand_over(i, key, crop)  # the model starts while the glyphs are found
+            del waiting[i]
+        found = {i: _glyphs(crop) for i, _key, crop in pending}
+        missing: dict[int, int] = {}  # crop -> how many of its glyph bitmaps are unknown
+        by_key: dict[GlyphKey, set[int]] = {}  # an unknown bitmap -> the crops waiting for it
+        for i in waiting:
+            g = found[i]
+            if g is not None:
+                keys = glyphs.unknown(g)
+                missing[i] = len(keys)
+                for k in keys:
+                    by_key.setdefault(k, set()).add(i)
+        modelled = templated = 0
+        ready = [i for i in waiting if missing.get(i) == 0]
+        while waiting or queue:
+            for i in ready:
+                value = glyphs.read_glyphs(found[i]) if i in waiting else None
+                if value is None:
+                    missing.pop(i, None)  # known bitmaps, but spaces or a check digit unclear
+                    continue
+                key, _crop = waiting.pop(i)
+                missing.pop(i, None)
+                self.cache.put(key, value)
+                texts[i] = value
+                templated += 1
+            ready = []
+            while waiting and len(queue) <= self._threads:
+                i = self._next_for_model(waiting, missing, by_key, glyphs, found)
+                key, crop = waiting.pop(i)
+                missing.pop(i, None)
+                hand_over(i, key, crop)
+            if not queue:
+                continue
+            i, key, cuts, futures = queue.popleft()
+            value = _joined([f.result() for f in futures], cuts)
+            modelled += 1
+            texts[i] = value
+            self.cache.put(key, value)
+            if len(cuts) == 1:
+                for k in glyphs.learn_glyphs(found[i], *value):
+                    for j in by_key.pop(k, ()):
+                        if j in missing:
+                            missing[j] -= 1
+                            if missing[j] == 0:
+                                ready.append(j)
         return modelled, templated
+
+    @staticmethod
+    def _next_for_model(waiting: dict[int, tuple[bytes, np.ndarray]], missing: dict[int, int],
+                        by_key: dict[GlyphKey, set[int]], glyphs: GlyphTemplates,
+                        found: dict[int, list[_Glyph] | None]) -> int:
+        """Of the first `STREAM_WINDOW` crops waiting, the one whose unknown glyphs the most
+        waiting crops share (it teaches the most); the first waiting crop when none teaches."""
+        best, best_gain = next(iter(waiting)), 0
+        for n, i in enumerate(waiting):
+            if n == STREAM_WINDOW:
+                break
+            g = found[i]
+            if g is None or i not in missing:
+                continue
+            gain = sum(len(by_key.get(k, ())) for k in glyphs.unknown(g))
+            if gain > best_gain:
+                best, best_gain = i, gain
+        return best
 
     def _model(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         """The model's reading of each crop; a wide one is read in pieces (`_pieces`)."""
@@ -1205,14 +1315,7 @@ class OcrEngine:
         if not flat:
             return []
         results = iter(self._recogniser()(flat))
-        out = []
-        for cuts in pieces:
-            read = [next(results) for _ in cuts]
-            # a line read in pieces: each cut was a gap, a space where it was one wide
-            text = "".join(str(t).strip() + join
-                           for (t, _s), (_a, _b, join) in zip(read, cuts, strict=True))
-            out.append((text.strip(), float(min(s for _t, s in read))))
-        return out
+        return [_joined([next(results) for _ in cuts], cuts) for cuts in pieces]
 
     def _read_full(self, bgr: np.ndarray, t0: float, cpu0: float) -> ReadResult:
         import time

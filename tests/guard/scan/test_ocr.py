@@ -673,6 +673,15 @@ def test_a_teller_screen_is_read_mostly_from_its_own_glyphs_with_the_same_text()
     fast = ocr.OcrEngine(threads=2).read(image)
     model = ocr.OcrEngine(threads=2, templates=False).read(image)
     assert fast.stats["templated"] > 0
+    # the same image is read the same way whatever the threads' timing
+    again = ocr.OcrEngine(threads=2).read(image)
+    assert [(ln.text, ln.box, ln.score) for ln in again.lines] == [
+        (ln.text, ln.box, ln.score) for ln in fast.lines]
+    assert (again.stats["recognised"], again.stats["templated"]) == (
+        fast.stats["recognised"], fast.stats["templated"])
+    one = ocr.OcrEngine(threads=1).read(image)
+    assert {ln.text.replace(" ", "") for ln in one.lines} == {
+        ln.text.replace(" ", "") for ln in fast.lines}
     assert fast.stats["recognised"] + fast.stats["templated"] == model.stats["recognised"]
     compact = {(ln.text.replace(" ", ""), ln.box) for ln in fast.lines}
     assert compact == {(ln.text.replace(" ", ""), ln.box) for ln in model.lines}
