@@ -3,11 +3,9 @@ chooses between them, and the refusal of plaintext keyrings by both users (devic
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,9 +31,8 @@ from guard.secretstore import (
     keyring_is_told,
     usable_keyring,
 )
+from tests.support.interpreter import fresh_env, last_json, run_code
 from tests.support.keyrings import MemoryKeyring, PlaintextKeyring, active_keyring
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -254,10 +251,7 @@ def test_a_backend_named_in_the_environment_is_taken(untold_keyring: Path,
 
 def run_agent_like(code: str, env: dict[str, str], *args: str) -> dict[str, object]:
     """`code` in a fresh interpreter that has loaded the agent (`ui.app`); its last line as JSON."""
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, object] = run_code(code, *args, env=env)
     return out
 
 
@@ -278,10 +272,8 @@ print(json.dumps({"ok": ok, "where": pins.backend,
 
 
 def agent_env(tmp_path: Path, bus: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
+    env = {k: v for k, v in fresh_env(XDG_CONFIG_HOME=str(tmp_path / "config")).items()
            if k not in ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS")}
-    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path[1:]]),
-               QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
     if bus is not None:
         env["DBUS_SESSION_BUS_ADDRESS"] = bus
     return env
@@ -321,10 +313,8 @@ def test_a_real_secret_service_keeps_the_pin(tmp_path: Path) -> None:
     script = tmp_path / "run.sh"
     script.write_text("printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n"
                       f'exec "{sys.executable}" -c "$1" "$2" set\n')
-    proc = subprocess.run(["dbus-run-session", "--", "sh", str(script), AGENT_PIN, str(data)],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen = last_json(["dbus-run-session", "--", "sh", str(script), AGENT_PIN, str(data)],
+                     env=env)
     assert seen["ok"] is True and seen["where"] == KEYRING
     assert not (data / "pin-teller1.hash").exists()
     assert "keyring.backends.SecretService" in seen["loaded"]

@@ -8,10 +8,6 @@ once the worker has exited it says which image libraries it imported or has mapp
 from __future__ import annotations
 
 import io
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +17,8 @@ pytest.importorskip("PySide6")  # the process below loads the agent (`ui.app`)
 
 from guard.scan.images import ImageError, Pixels
 from tests.guard.scan.test_images import render
+from tests.support.interpreter import run_code
 
-ROOT = Path(__file__).resolve().parents[3]
 ID = "11010519491231002X"
 CARD = "6222021234567890128"
 FORM = [["客户姓名：", "张三"], ["证件号码：", ID], ["银行卡号：", CARD]]
@@ -70,14 +66,8 @@ def test_the_agent_reads_a_grab_and_a_png_without_any_image_library(tmp_path: Pa
     from PIL import Image
 
     (tmp_path / "grab.raw").write_bytes(Image.merge("RGBA", (b, g, r, a)).tobytes())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]]),
-           "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.run(
-        [sys.executable, "-c", AGENT_LIKE, str(tmp_path / "form.png"), str(tmp_path / "grab.raw"),
-         str(img.size[0]), str(img.size[1])],  # type: ignore[attr-defined]
-        env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen = run_code(AGENT_LIKE, str(tmp_path / "form.png"), str(tmp_path / "grab.raw"),
+                    str(img.size[0]), str(img.size[1]), timeout=240)  # type: ignore[attr-defined]
     assert {"CN_RESIDENT_ID", "BANK_CARD"} <= set(seen["screen"]), seen
     assert {"CN_RESIDENT_ID", "BANK_CARD"} <= set(seen["clip"]), seen
     assert seen["blacked"] and seen["worker"] and not seen["running"], seen

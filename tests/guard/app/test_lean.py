@@ -6,26 +6,19 @@ for `sys.modules` and glibc's arenas are per process.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.interpreter import fresh_env, run_code
+
 CLI_ONLY = ("click", "rich", "pygments")  # what `httpx._main` imports
 
 
 def run(code: str, *args: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]]),
-           "QT_QPA_PLATFORM": "offscreen"}
+    env = fresh_env()
     env.pop("MALLOC_ARENA_MAX", None)
-    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, object] = run_code(code, *args, env=env)
     return out
 
 

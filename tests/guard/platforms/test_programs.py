@@ -3,7 +3,6 @@ is asked to, and keeps psutil out of the agent."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,8 +16,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/p
 
 from guard import platforms  # noqa: E402
 from guard.platforms._psutil_programs import PsutilPrograms  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.interpreter import run_code  # noqa: E402
 
 
 @pytest.fixture
@@ -100,12 +98,7 @@ print(json.dumps({"self": int(sys.argv[1]) in pids, "psutil": "psutil" in sys.mo
 def test_the_agent_lists_processes_without_psutil() -> None:
     pytest.importorskip("PySide6")
     pytest.importorskip("psutil")  # installed here: without the /proc list it would be imported
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path[1:]]),
-           "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.run([sys.executable, "-c", AGENT_LIST, str(os.getpid())], env=env,
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"self": True, "psutil": False}
+    assert run_code(AGENT_LIST, str(os.getpid())) == {"self": True, "psutil": False}
 
 
 @pytest.mark.parametrize(("raw", "args"), [
