@@ -197,8 +197,10 @@ half either way at 11 px, 12 % of their pitch at 16 px; a space adds 40-60 % of 
 GlyphKey = tuple[int, int, int, bytes]  # width, height, top below the crop's ink top, bitmap
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Glyph:
+    """One connected component of a crop's ink: its bitmap key and its columns."""
+
     key: GlyphKey
     x: int
     w: int
@@ -237,11 +239,11 @@ class GlyphTemplates:
     A screen draws every digit of one font and size with the same pixels (or with a few variants,
     one per sub-pixel position): once the model has read a crop of digits whose glyphs are one
     component each, each component's exact bitmap is that digit (a component of digits that
-    touch, as wide as k digits, is those k: `_spans`). A crop whose every glyph is
-    such a bitmap, and whose glyphs stand clearly a space apart or clearly not
-    (`SPACED_EXTRA`), is read from them;
-    any other crop (an unknown glyph, one of parts, a gap that could be either, noise) goes to
-    the model, whose reading teaches more glyphs. A bitmap read as two characters is never used.
+    touch, as wide as k digits, is those k: `_spans`). A crop whose every glyph is such a bitmap,
+    whose glyphs stand clearly a space apart or clearly not (`SPACED_EXTRA`) and whose ID or card
+    carries its check digit is read from them; any other crop (an unknown glyph, one of parts, a
+    gap that could be either, noise) goes to the model, whose reading teaches more glyphs. A
+    bitmap read as two different characters is never used.
     """
 
     def __init__(self) -> None:
@@ -253,7 +255,8 @@ class GlyphTemplates:
 
     def learn(self, crop: np.ndarray, text: str, score: float) -> None:
         """Teach the glyphs of a crop the model read as `text` with `score`: only a crop of
-        `TEMPLATE_CHARS` with one component per character, read at least `TEMPLATE_MIN_SCORE`."""
+        `TEMPLATE_CHARS` whose glyphs can be told apart (`_spans`), read at least
+        `TEMPLATE_MIN_SCORE`."""
         self.learn_glyphs(_glyphs(crop), text, score)
 
     def learn_glyphs(self, glyphs: list[_Glyph] | None, text: str,
@@ -327,6 +330,14 @@ def _check_digits_hold(text: str) -> bool:
     return True
 
 
+TOUCHING_LAST_INK: Final = 0.3
+"""How much of its advance the right side bearing of a digit, and the gap to the next, take:
+digits that touch, k of them, are about k - 0.3 advances wide."""
+TOUCHING_SLACK: Final = 0.3
+"""A glyph of touching digits is taken for k digits only when its width is within this many
+advances of k's."""
+
+
 def _spans(glyphs: list[_Glyph], chars: str, *, spaced: bool) -> list[str] | None:
     """The characters of `chars` each glyph shows: one each when they are as many; else, for a
     run of digits without spaces (tabular digits, one advance each), as many as its width holds
@@ -348,14 +359,6 @@ def _spans(glyphs: list[_Glyph], chars: str, *, spaced: bool) -> list[str] | Non
         out.append(chars[at:at + k])
         at += k
     return out if at == len(chars) else None
-
-
-TOUCHING_LAST_INK: Final = 0.3
-"""How much of its advance the right side bearing of a digit, and the gap to the next, take:
-digits that touch, k of them, are about k - 0.3 advances wide."""
-TOUCHING_SLACK: Final = 0.3
-"""A glyph of touching digits is taken for k digits only when its width is within this many
-advances of k's."""
 
 
 def _joined(read: list[tuple[str, float]], cuts: list[tuple[int, int, str]]) -> tuple[str, float]:
