@@ -710,14 +710,34 @@ def _digit_glyphs(gray: np.ndarray, box: Box, *, touching: bool, hairline: bool)
         broad = digit & (ws >= 0.45 * hs)
         if int(broad.sum()) >= 3:
             unit = float(np.median(ws[broad]))
+            gap = _digit_gap(stats[1:][broad], unit)
             for k in np.flatnonzero(level & (ws > widest * hs)):
-                n_digits = int(np.rint(ws[k] / unit))
-                if 2 <= n_digits <= 4 and abs(ws[k] - n_digits * unit) <= 0.12 * n_digits * unit:
-                    count += n_digits
+                # n digits that touch: n glyphs, with no gap between them (their ink met) or
+                # with the gaps that stand between the line's other digits (anti-aliasing
+                # bridged them)
+                for between in (0.0, gap):
+                    n_digits = int(np.rint((ws[k] + between) / (unit + between)))
+                    expected = n_digits * unit + (n_digits - 1) * between
+                    if 2 <= n_digits <= 4 and abs(ws[k] - expected) <= 0.12 * n_digits * unit:
+                        count += n_digits
+                        break
     if count < MIN_DIGIT_GLYPHS:
         return False
     # the digits must span the box's width at their pitch, not be a few strokes of a word
     return count * mode * 0.45 <= w
+
+
+def _digit_gap(stats: np.ndarray, unit: float) -> float:
+    """The median gap between neighbouring digits of about `unit` px, from their components'
+    stats (left, top, width, height): what two digits that touch closed (0 when none stand
+    side by side)."""
+    import numpy as np
+
+    lefts = np.sort(stats[:, 0])
+    rights = np.sort(stats[:, 0] + stats[:, 2])
+    gaps = lefts[1:] - rights[:-1]
+    near = gaps[(gaps >= 0) & (gaps < unit)]
+    return float(np.median(near)) if near.size else 0.0
 
 
 def _dash_columns(labels: np.ndarray, stat: np.ndarray, label: int, glyph_h: int) -> int:

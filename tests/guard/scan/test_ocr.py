@@ -381,6 +381,18 @@ def test_touching_digits_of_a_screen_sans_font_count_as_digits() -> None:
     assert len(regions.candidates) == len(numbers)
 
 
+def test_touching_digits_are_counted_with_the_gap_they_closed() -> None:
+    # Arial-like at 15 px: "77" is one component as wide as two digits and the gap between them
+    sans = Path("/usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf")
+    if not sans.exists():
+        pytest.skip("the URW base fonts are not installed")
+    img = Image.new("RGB", (220, 50), (255, 255, 255))
+    ImageDraw.Draw(img).text((20, 20), "17796487718", font=ImageFont.truetype(str(sans), 15),
+                             fill=(0, 0, 0))
+    regions = ocr.find_regions(_gray(img))
+    assert len(regions.boxes) == 1 and regions.candidates == {0}
+
+
 def test_a_serial_number_with_nothing_beside_it_is_not_read() -> None:
     image = label_value_image([("账号", "12345678901234")], fillers=42)
     font = ImageFont.truetype(str(FONT), 14)
