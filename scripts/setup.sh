@@ -70,7 +70,7 @@ fi
 .venv/bin/python -m pip install -q --no-deps "rapidocr_onnxruntime==1.4.4"
 if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
   .venv/bin/python -m pip uninstall -q -y opencv-python
-  .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-python-headless
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "opencv-python-headless>=4.8,<5.1"  # as pyproject.toml bounds it
 fi
 # The compiled scanning core (core/, Rust through PyO3): guard.scan uses it when it imports and
 # falls back to the Python engine when it does not, so a machine without cargo still works.
