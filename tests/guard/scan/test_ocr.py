@@ -354,42 +354,42 @@ def test_serif_digits_with_hairline_diagonals_are_digits(fill: tuple[int, int, i
     if not serif.exists():
         pytest.skip("Noto Serif CJK is not installed")
     numbers = ["14773127780", "13008509129", "17651719351", "18976970037", "15816376843"]
-    font = ImageFont.truetype(str(serif), 17)
-    img = Image.new("RGB", (300, 40 + 30 * len(numbers)), back)
-    d = ImageDraw.Draw(img)
-    for i, number in enumerate(numbers):
-        d.text((20, 20 + 30 * i), number, font=font, fill=fill)
+    img = _number_rows(numbers, ImageFont.truetype(str(serif), 17), 30, back, fill)
     regions = ocr.find_regions(_gray(img))
     assert len(regions.boxes) == len(numbers)
     assert len(regions.candidates) == len(numbers)
 
 
-def test_touching_digits_of_a_screen_sans_font_count_as_digits() -> None:
-    # an Arial-like font at 14 px: "75", "222" and "88" come out as one component each
+def _number_rows(numbers: list[str], font: object, pitch: int,
+                 back: tuple[int, int, int] = (255, 255, 255),
+                 fill: tuple[int, int, int] = (0, 0, 0)) -> object:
+    """A 300 px wide image with one number per row, `pitch` px apart, from (20, 20)."""
+    img = Image.new("RGB", (300, 40 + pitch * len(numbers)), back)
+    d = ImageDraw.Draw(img)
+    for i, number in enumerate(numbers):
+        d.text((20, 20 + pitch * i), number, font=font, fill=fill)
+    return img
+
+
+def _arial_like(size: int) -> object:
     sans = Path("/usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf")
     if not sans.exists():
         pytest.skip("the URW base fonts are not installed")
+    return ImageFont.truetype(str(sans), size)
+
+
+def test_touching_digits_of_a_screen_sans_font_count_as_digits() -> None:
+    # an Arial-like font at 14 px: "75", "222" and "88" come out as one component each
     numbers = ["17543203203", "13222578888", "17712958572", "13407177186", "15922278851",
                "18877542236"]
-    font = ImageFont.truetype(str(sans), 14)
-    img = Image.new("RGB", (300, 40 + 20 * len(numbers)), (255, 255, 255))
-    d = ImageDraw.Draw(img)
-    for i, number in enumerate(numbers):
-        d.text((20, 20 + 20 * i), number, font=font, fill=(0, 0, 0))
-    regions = ocr.find_regions(_gray(img))
+    regions = ocr.find_regions(_gray(_number_rows(numbers, _arial_like(14), 20)))
     assert len(regions.boxes) == len(numbers)
     assert len(regions.candidates) == len(numbers)
 
 
 def test_touching_digits_are_counted_with_the_gap_they_closed() -> None:
     # Arial-like at 15 px: "77" is one component as wide as two digits and the gap between them
-    sans = Path("/usr/share/fonts/opentype/urw-base35/NimbusSans-Regular.otf")
-    if not sans.exists():
-        pytest.skip("the URW base fonts are not installed")
-    img = Image.new("RGB", (220, 50), (255, 255, 255))
-    ImageDraw.Draw(img).text((20, 20), "17796487718", font=ImageFont.truetype(str(sans), 15),
-                             fill=(0, 0, 0))
-    regions = ocr.find_regions(_gray(img))
+    regions = ocr.find_regions(_gray(_number_rows(["17796487718"], _arial_like(15), 20)))
     assert len(regions.boxes) == 1 and regions.candidates == {0}
 
 
