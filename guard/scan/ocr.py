@@ -206,6 +206,16 @@ class _Glyph:
     w: int
 
 
+def _otsu_text(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A gray crop binarised on its own (Otsu), its text 255 whichever its tone (the text is the
+    minority of its pixels), and whether the text was the dark side."""
+    import cv2
+
+    _, bw = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    dark_text = cv2.countNonZero(bw) * 2 > bw.size
+    return (cv2.bitwise_not(bw) if dark_text else bw), dark_text
+
+
 def _glyphs(crop: np.ndarray) -> list[_Glyph] | None:
     """The crop's glyphs left to right, each an 8-connected component of its ink (Otsu, the
     text the minority); None when two components share columns (a glyph of parts: a colon, a
@@ -214,9 +224,7 @@ def _glyphs(crop: np.ndarray) -> list[_Glyph] | None:
     import numpy as np
 
     gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-    _, bw = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if cv2.countNonZero(bw) * 2 > bw.size:
-        bw = cv2.bitwise_not(bw)
+    bw, _dark = _otsu_text(gray)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
     if n < 2:
         return None
@@ -588,15 +596,11 @@ def _ink(gray: np.ndarray, box: Box, *, hairline: bool = False) -> np.ndarray:
     on screen) stay joined to their glyph instead of breaking it into pieces; a sans font's
     neighbouring digits touch more often that way, so the digit filter tries both.
     """
-    import cv2
     import numpy as np
 
     x, y, w, h = box
     crop = gray[y:y + h, x:x + w]
-    _, bw = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    dark_text = cv2.countNonZero(bw) * 2 > bw.size
-    if dark_text:
-        bw = cv2.bitwise_not(bw)
+    bw, dark_text = _otsu_text(crop)
     if not hairline:
         return bw
     text = bw > 0
@@ -966,10 +970,8 @@ def _pieces(crop: np.ndarray) -> list[tuple[int, int, str]]:
     if w <= longest:
         return [(0, w, "")]
     gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-    _, bw = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if int(bw.sum()) * 2 > bw.size:
-        bw = 1 - bw  # dark text on a light ground: the text is the minority
-    ink = bw.sum(axis=0)
+    bw, _dark = _otsu_text(gray)
+    ink = np.count_nonzero(bw, axis=0)
     out: list[tuple[int, int, str]] = []
     start = 0
     while w - start > longest:
