@@ -38,11 +38,6 @@ def running_programs() -> list[Program]:
     return platforms.program_list().programs()
 
 
-def end_program(pid: int) -> bool:
-    """Terminate `pid`; True when it has ended."""
-    return platforms.program_list().end(pid)
-
-
 class RemoteControlWatcher(PollingWatcher):
     """Polls the process table for listed programs (the `Watcher` protocol)."""
 

@@ -42,6 +42,12 @@ def _cmdline(data: bytes) -> list[str]:
     return args
 
 
+def _after_name(stat: bytes) -> bytes:
+    """The fields of a /proc/<pid>/stat line after the name in parentheses (which may hold
+    spaces and parentheses itself), from the state on."""
+    return stat[stat.rfind(b")") + 2:]
+
+
 def _exe(link: Path) -> str:
     try:
         target = os.readlink(link).split("\0")[0]
@@ -79,16 +85,14 @@ class ProcPrograms:
         try:
             stat = (base / "stat").read_bytes()
             cmd = _cmdline((base / "cmdline").read_bytes())
-        except (FileNotFoundError, ProcessLookupError):
-            return None
-        except OSError:  # unreadable while it exists (hidepid): psutil skips it too
+        except OSError:  # gone, or unreadable while it exists (hidepid): psutil skips it too
             return None
         name = _text(stat[stat.find(b"(") + 1:stat.rfind(b")")])
         if len(name) >= COMM_LEN and cmd:
             longer = os.path.basename(cmd[0])
             if longer.startswith(name):
                 name = longer
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = _after_name(stat).split()
         started = int(fields[19]) / self._ticks + self._boot_time()  # field 22: starttime
         names = [name, _exe(base / "exe")]
         if cmd:
@@ -109,7 +113,7 @@ class ProcPrograms:
             stat = (self._proc / str(pid) / "stat").read_bytes()
         except OSError:
             return True
-        return stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X")  # a zombie has ended
+        return _after_name(stat)[:1] in (b"Z", b"X")  # a zombie has ended
 
     def end(self, pid: int) -> bool:
         try:
