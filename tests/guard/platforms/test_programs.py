@@ -21,18 +21,19 @@ from tests.support.interpreter import run_code  # noqa: E402
 
 @pytest.fixture
 def started(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Real processes named like remote-control tools: a short name, one longer than the
-    kernel's 15-character comm, one whose program file was deleted, a script by its
-    interpreter, one started under another first argument (bash's `exec -a`)."""
-    todesk = tmp_path / "ToDesk"
-    longer = tmp_path / "SunloginClientRemoteAssist"
-    deleted = tmp_path / "TeamViewer_Service"
+    """Real processes named as remote-control tools are named, but on no policy's list (the
+    watcher's own tests, running beside these, would notice and end those): a short name, one
+    longer than the kernel's 15-character comm, one whose program file was deleted, a script by
+    its interpreter, one started under another first argument (bash's `exec -a`)."""
+    todesk = tmp_path / "TgProbe"
+    longer = tmp_path / "TgProbeClientRemoteAssist"
+    deleted = tmp_path / "TgProbe_Service"
     for path in (todesk, longer, deleted):
         shutil.copy("/bin/sleep", path)
     procs = [subprocess.Popen([str(todesk), "60"]), subprocess.Popen([str(longer), "60"]),
              subprocess.Popen([str(deleted), "60"]),
              subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "obs"]),
-             subprocess.Popen(["bash", "-c", 'exec -a "AnyDesk --service" sleep 60'])]
+             subprocess.Popen(["bash", "-c", 'exec -a "TgProbeDesk --service" sleep 60'])]
     deleted.unlink()
     yield procs
     for proc in procs:
@@ -53,9 +54,9 @@ def test_proc_gives_the_names_psutil_gives(started: list[subprocess.Popen[bytes]
     pids = [p.pid for p in started]
     assert [proc_list[pid].names for pid in pids] == [psutil_list[pid].names for pid in pids]
     names = [proc_list[pid].names for pid in pids]
-    assert names[1][0] == "SunloginClientRemoteAssist"  # lengthened past the kernel's 15
-    assert names[2][1].endswith("/TeamViewer_Service")  # without " (deleted)"
-    assert names[4][0] == "sleep" and names[4][-1] == "AnyDesk --service"
+    assert names[1][0] == "TgProbeClientRemoteAssist"  # lengthened past the kernel's 15
+    assert names[2][1].endswith("/TgProbe_Service")  # without " (deleted)"
+    assert names[4][0] == "sleep" and names[4][-1] == "TgProbeDesk --service"
     for pid in pids:  # the same start time: a reused pid would be told apart the same way
         assert proc_list[pid].started == pytest.approx(psutil_list[pid].started, abs=0.05)
     # the whole table: the same processes, bar those that started, ended or exec'd another
